@@ -1,0 +1,152 @@
+"""The ``vsim`` command: run scenarios, list them, print the scenario schema."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vsim.errors import VsimError
+
+__all__ = ["main"]
+
+
+def _shipped_dir() -> Path:
+    repo = Path(__file__).resolve().parents[1] / "scenarios"
+    return repo if repo.is_dir() else Path("scenarios")
+
+
+def _resolve(scenario: str) -> Path:
+    """A path, or the name of a shipped scenario ('quickstart', 'planetlab/thr-mmt')."""
+    path = Path(scenario)
+    if path.exists() or path.suffix in (".yaml", ".yml"):
+        return path
+    shipped = _shipped_dir() / f"{scenario}.yaml"
+    return shipped if shipped.exists() else path
+
+
+class _Progress:
+    """A progress bar over simulated time, on stderr, off when not a terminal or --quiet."""
+
+    def __init__(self, label: str, quiet: bool) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=1000, desc=label, unit="‰", disable=quiet or None, leave=False,
+                        file=sys.stderr, bar_format="{desc} {bar} {percentage:3.0f}% {elapsed}")
+        self.done = 0
+
+    def __call__(self, fraction: float) -> None:
+        step = int(fraction * 1000) - self.done
+        if step > 0:
+            self.bar.update(step)
+            self.done += step
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _fail(message: str) -> None:
+    click.echo(f"vsim: error: {message}", err=True)
+    sys.exit(2)
+
+
+def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Errors about the user's input end as one message and exit status 2, not a traceback."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except VsimError as exc:
+            _fail(str(exc))
+        except FileExistsError as exc:
+            _fail(str(exc))
+        except KeyboardInterrupt:
+            click.echo("vsim: interrupted; no result folder was written", err=True)
+            sys.exit(130)
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="vsim")
+def main() -> None:
+    """vsim: a discrete-event simulator of virtualized datacenters."""
+
+
+@main.command("run")
+@click.argument("scenario")
+@click.option("--seed", type=int, default=None, help="Random seed (default: the scenario's).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Result folder to create (default: results/<scenario>/<run-id>).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a scenario field, e.g. --set placement.policy=best-fit "
+                   "or --set hosts.0.count=30 (repeatable).")
+@click.option("--no-report", is_flag=True, help="Skip report.html.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@_guarded
+def run_cmd(scenario: str, seed: int | None, out: Path | None, overrides: tuple[str, ...],
+            no_report: bool, quiet: bool) -> None:
+    """Run SCENARIO (a YAML file or a shipped scenario's name) and print its result folder."""
+    from vsim.runner import run
+    from vsim.scenario import load_scenario
+
+    loaded = load_scenario(_resolve(scenario), list(overrides))
+    bar = _Progress(loaded.name, quiet)
+    try:
+        result = run(loaded, seed, progress=bar)
+    finally:
+        bar.close()
+    extra = {}
+    if loaded.spec.output.report and not no_report:
+        from vsim.report import write_report
+
+        extra["report.html"] = lambda path: write_report(path, result.tables, result.summary,
+                                                         result.meta)
+    folder = result.save(out, extra=extra)
+    s = result.summary
+    if not quiet:
+        click.echo(
+            f"{s['scenario']}: {s['hosts']} hosts, {s['vms']} VMs, "
+            f"{s['sim_time_s'] / 3600:.1f} h simulated in {s['wall_time_s']:.2f} s; "
+            f"energy {s['energy_kwh']:.1f} kWh, CPU ready {100 * s['cpu_ready_frac_mean']:.2f} % "
+            f"(mean over VMs), unplaced VMs {s['vms_unplaced']}", err=True)
+    click.echo(str(folder))
+
+
+@main.command("scenarios")
+@click.argument("folder", required=False, type=click.Path(path_type=Path))
+def scenarios_cmd(folder: Path | None) -> None:
+    """List the shipped scenarios (or those in FOLDER) with their descriptions."""
+    import yaml
+
+    root = folder or _shipped_dir()
+    files = sorted(root.rglob("*.yaml"))
+    if not files:
+        _fail(f"no scenario files under {root}")
+    width = max(len(str(f.relative_to(root).with_suffix(""))) for f in files)
+    for f in files:
+        try:
+            data = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
+            text = str(data.get("description", "")).strip().splitlines()
+            line = text[0] if text else ""
+        except (yaml.YAMLError, AttributeError):
+            line = "(not a valid scenario file)"
+        click.echo(f"{str(f.relative_to(root).with_suffix('')):<{width}}  {line}")
+
+
+@main.command("schema")
+def schema_cmd() -> None:
+    """Print the JSON Schema of the scenario format (for editor completion)."""
+    from vsim.scenario import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""Recorders: what a run reports, as pandas DataFrames with unit-suffixed columns.
+
+Two kinds of record: tallied events (one flat row per event) and time-weighted levels (one row per
+host or VM per reporting period, holding the period's mean). Rows are collected as numpy chunks
+during the run and become DataFrames once, at the end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vsim.model.datacenter import HOST_STATE_NAMES, VM_STATE_NAMES, Datacenter, VmState
+from vsim.model.jobs import Jobs
+from vsim.model.simulation import PeriodSnapshot, RunTotals
+
+__all__ = ["Recorder", "summarize", "write_tables"]
+
+
+class Recorder:
+    """The observer of a :class:`~vsim.model.simulation.Simulation` that keeps its tables."""
+
+    def __init__(self, dc: Datacenter, *, vms_table: bool = True, hosts_table: bool = True) -> None:
+        self.dc = dc
+        self.vms_table = vms_table
+        self.hosts_table = hosts_table
+        self._events: list[tuple[float, str, str, str]] = []
+        self._dc_rows: list[tuple[float, ...]] = []
+        self._host_chunks: list[dict[str, np.ndarray]] = []
+        self._vm_chunks: list[dict[str, np.ndarray]] = []
+        n_v = len(dc.vms)
+        self.vm_demand_hz_s = np.zeros(n_v)  # whole-run sums, for per-VM ready fractions
+        self.vm_alloc_hz_s = np.zeros(n_v)
+
+    def event(self, time_s: float, kind: str, subject: str, detail: str) -> None:
+        self._events.append((time_s, kind, subject, detail))
+
+    def period(self, s: PeriodSnapshot) -> None:
+        h = self.dc.hosts
+        dt = s.dt_s
+        self.vm_demand_hz_s[s.vm_ids] += s.vm_demand_hz_s
+        self.vm_alloc_hz_s[s.vm_ids] += s.vm_alloc_hz_s
+        running = int(np.count_nonzero(s.vm_state == VmState.RUNNING))
+        self._dc_rows.append((
+            s.time_s, float(s.host_on_s.sum()) / dt, running, s.vms_queued,
+            float(s.host_energy_j.sum()) / dt, float(s.host_demand_hz_s.sum()) / dt,
+            float(s.host_alloc_hz_s.sum()) / dt, float((s.host_on_s * h.capacity_hz).sum()) / dt,
+            float(s.host_energy_j.sum()),
+        ))
+        if self.hosts_table:
+            n = len(h)
+            self._host_chunks.append({
+                "time_s": np.full(n, s.time_s),
+                "host": np.arange(n, dtype=np.int32),
+                "state": s.host_state,
+                "on_frac": (s.host_on_s / dt).astype(np.float32),
+                "cpu_util_frac": (s.host_alloc_hz_s / dt / h.capacity_hz).astype(np.float32),
+                "cpu_demand_hz": s.host_demand_hz_s / dt,
+                "cpu_alloc_hz": s.host_alloc_hz_s / dt,
+                "power_w": (s.host_energy_j / dt).astype(np.float32),
+                "energy_j": s.host_energy_j,
+                "vms": s.host_vm_count.astype(np.int32),
+                "mem_used_bytes": s.host_ram_used,
+            })
+        if self.vms_table:
+            n = len(s.vm_ids)
+            demand = s.vm_demand_hz_s / dt
+            alloc = s.vm_alloc_hz_s / dt
+            ready = np.divide(demand - alloc, demand, out=np.zeros(n), where=demand > 0)
+            placed = s.vm_host >= 0
+            self._vm_chunks.append({
+                "time_s": np.full(n, s.time_s),
+                "vm": s.vm_ids.astype(np.int32),
+                "host": s.vm_host.astype(np.int32),
+                "state": s.vm_state,
+                "cpu_demand_hz": demand,
+                "cpu_alloc_hz": alloc,
+                "cpu_ready_frac": np.clip(ready, 0.0, 1.0).astype(np.float32),
+                "mem_bytes": np.where(placed, self.dc.vms.ram_bytes[s.vm_ids], 0.0),
+            })
+
+    # --- tables ---------------------------------------------------------------------------------
+
+    def tables(self, jobs: Jobs | None = None) -> dict[str, pd.DataFrame]:
+        out = {
+            "datacenter": pd.DataFrame(self._dc_rows, columns=[
+                "time_s", "hosts_on", "vms_running", "vms_queued", "power_w", "cpu_demand_hz",
+                "cpu_alloc_hz", "cpu_capacity_hz", "energy_j",
+            ]).astype({"vms_running": np.int32, "vms_queued": np.int32}),
+            "hosts": _concat(self._host_chunks, "state", HOST_STATE_NAMES),
+            "vms": _concat(self._vm_chunks, "state", VM_STATE_NAMES),
+            "events": pd.DataFrame(self._events, columns=["time_s", "kind", "subject", "detail"])
+            .astype({"kind": "category"}),
+            "host_info": self._host_info(),
+            "vm_info": self._vm_info(),
+        }
+        if not self.hosts_table:
+            del out["hosts"]
+        if not self.vms_table:
+            del out["vms"]
+        if jobs is not None:
+            out["jobs"] = pd.DataFrame({
+                "job": np.arange(len(jobs), dtype=np.int32),
+                "vm": jobs.vm.astype(np.int32),
+                "threads": jobs.threads.astype(np.int32),
+                "length_cycles": jobs.length_cycles,
+                "submit_s": jobs.submit_s,
+                "start_s": jobs.start_s,
+                "finish_s": jobs.finish_s,
+            })
+        return out
+
+    def _host_info(self) -> pd.DataFrame:
+        h, dc = self.dc.hosts, self.dc
+        return pd.DataFrame({
+            "host": np.arange(len(h), dtype=np.int32),
+            "name": h.name,
+            "site": [dc.site_names[s] for s in h.site],
+            "group": h.group,
+            "cores": h.cores.astype(np.int32),
+            "core_hz": h.core_hz,
+            "cpu_capacity_hz": h.capacity_hz,
+            "ram_bytes": h.ram_bytes,
+            "power_idle_w": h.power.idle_w,
+            "power_max_w": h.power.max_w,
+        })
+
+    def _vm_info(self) -> pd.DataFrame:
+        v, dc = self.dc.vms, self.dc
+        return pd.DataFrame({
+            "vm": np.arange(len(v), dtype=np.int32),
+            "name": v.name,
+            "group": v.group,
+            "vcpus": v.vcpus.astype(np.int32),
+            "vcpu_hz": v.vcpu_hz,
+            "ram_bytes": v.ram_bytes,
+            "shares": v.shares,
+            "reservation_hz": v.reservation_hz,
+            "limit_hz": v.limit_hz,
+            "template": [dc.template_names[t] if t >= 0 else "" for t in v.template],
+            "priority": v.priority,
+            "arrival_s": v.arrival_s,
+            "start_s": v.start_s,
+            "end_s": v.end_s,
+            "cpu_ready_frac": self.vm_ready_frac(),
+        })
+
+    def vm_ready_frac(self) -> np.ndarray:
+        """Each VM's share of its whole-run CPU demand that waited (NaN if it never demanded)."""
+        d, a = self.vm_demand_hz_s, self.vm_alloc_hz_s
+        out = np.full(len(d), np.nan)
+        np.divide(d - a, d, out=out, where=d > 0)
+        return np.clip(out, 0.0, 1.0)
+
+
+def _concat(chunks: list[dict[str, np.ndarray]], state_col: str, names: tuple[str, ...]
+            ) -> pd.DataFrame:
+    if not chunks:
+        return pd.DataFrame()
+    cols = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+    cols[state_col] = pd.Categorical.from_codes(cols[state_col].astype(np.int8), list(names))
+    return pd.DataFrame(cols)
+
+
+def summarize(rec: Recorder, totals: RunTotals, jobs: Jobs | None, *, scenario: str,
+              description: str, seed: int, period_s: float) -> dict[str, Any]:
+    """The headline figures of a run (``summary.json``)."""
+    dc = rec.dc
+    ready = rec.vm_ready_frac()
+    demanded = ready[~np.isnan(ready)]
+    never_placed = np.isnan(dc.vms.start_s) & (dc.vms.state != VmState.FUTURE)
+    d, a = totals.demand_hz_s, totals.alloc_hz_s
+    summary: dict[str, Any] = {
+        "scenario": scenario,
+        "description": description,
+        "seed": seed,
+        "hosts": len(dc.hosts),
+        "vms": len(dc.vms),
+        "sim_time_s": totals.sim_time_s,
+        "period_s": period_s,
+        "energy_j": totals.energy_j,
+        "energy_kwh": totals.energy_j / 3.6e6,
+        "migrations": 0,
+        "cpu_ready_frac_mean": float(demanded.mean()) if demanded.size else 0.0,
+        "cpu_ready_frac_p95": float(np.percentile(demanded, 95)) if demanded.size else 0.0,
+        "sla": {"overall_violation_frac": (d - a) / d if d > 0 else 0.0},
+        "hosts_on_mean": totals.host_on_s / totals.sim_time_s if totals.sim_time_s else 0.0,
+        "vms_unplaced": int(np.count_nonzero(never_placed)),
+        "engine": {"intervals": totals.intervals, "events": totals.events},
+    }
+    if jobs is not None:
+        done = ~np.isnan(jobs.finish_s)
+        took = (jobs.finish_s - jobs.start_s)[done]
+        summary["jobs"] = {
+            "total": len(jobs),
+            "completed": int(done.sum()),
+            "killed": int(jobs.killed.sum()),
+            "makespan_s": float(np.nanmax(jobs.finish_s)) if done.any() else None,
+            "mean_completion_s": float(took.mean()) if took.size else None,
+        }
+    return summary
+
+
+def write_tables(tables: dict[str, pd.DataFrame], folder: Path) -> None:
+    """One Parquet file per table."""
+    for name, df in tables.items():
+        df.to_parquet(folder / f"{name}.parquet", index=False)

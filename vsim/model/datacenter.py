@@ -1,0 +1,208 @@
+"""The datacenter's state: hosts and VMs as numpy arrays indexed by integer ids.
+
+Per-host and per-VM state lives in arrays so that every step touches all hosts or VMs with a few
+vectorised operations. Specs (cores, RAM, vCPUs, ...) are fixed at build time; the dynamic columns
+(host state, VM placement, commitments) change only through the methods here, which keep the
+per-host commitments equal to the sums over the VMs placed there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+from vsim.model.power import PowerCurves
+
+__all__ = ["Datacenter", "HostState", "Hosts", "PlacementView", "VmState", "Vms"]
+
+
+class HostState(IntEnum):
+    OFF = 0
+    BOOTING = 1
+    ON = 2
+
+
+class VmState(IntEnum):
+    FUTURE = 0  # not arrived yet
+    QUEUED = 1  # arrived, waiting for a host
+    STARTING = 2  # placed on a host that is still booting
+    RUNNING = 3
+    DONE = 4  # departed
+
+
+HOST_STATE_NAMES = tuple(s.name.lower() for s in HostState)
+VM_STATE_NAMES = tuple(s.name.lower() for s in VmState)
+
+
+@dataclass
+class Hosts:
+    """Physical hosts. ``site`` indexes ``Datacenter.site_names``."""
+
+    name: list[str]
+    group: list[str]
+    site: np.ndarray
+    cores: np.ndarray
+    core_hz: np.ndarray
+    ram_bytes: np.ndarray
+    boot_time_s: np.ndarray
+    power: PowerCurves
+    state: np.ndarray  # HostState, uint8
+    # Commitments of the VMs placed on each host (STARTING or RUNNING).
+    vcpus_used: np.ndarray = field(init=False)
+    ram_used: np.ndarray = field(init=False)
+    reservation_used_hz: np.ndarray = field(init=False)
+    vm_count: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.name)
+        self.cores = np.asarray(self.cores, dtype=np.int64)
+        self.core_hz = np.asarray(self.core_hz, dtype=float)
+        self.ram_bytes = np.asarray(self.ram_bytes, dtype=float)
+        self.boot_time_s = np.asarray(self.boot_time_s, dtype=float)
+        self.state = np.asarray(self.state, dtype=np.uint8)
+        self.site = np.asarray(self.site, dtype=np.int32)
+        self.capacity_hz = self.cores * self.core_hz
+        self.vcpus_used = np.zeros(n)
+        self.ram_used = np.zeros(n)
+        self.reservation_used_hz = np.zeros(n)
+        self.vm_count = np.zeros(n, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.name)
+
+
+@dataclass
+class Vms:
+    """Virtual machines. ``vcpu_hz`` is the speed of one vCPU at 100 % utilisation."""
+
+    name: list[str]
+    group: list[str]
+    vcpus: np.ndarray
+    vcpu_hz: np.ndarray
+    ram_bytes: np.ndarray
+    shares: np.ndarray
+    reservation_hz: np.ndarray
+    limit_hz: np.ndarray
+    template: np.ndarray  # index into Datacenter.template_names, -1 for none
+    priority: np.ndarray
+    arrival_s: np.ndarray
+    lifetime_s: np.ndarray
+    state: np.ndarray = field(init=False)
+    host: np.ndarray = field(init=False)
+    start_s: np.ndarray = field(init=False)
+    end_s: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.name)
+        self.vcpus = np.asarray(self.vcpus, dtype=np.int64)
+        for attr in ("vcpu_hz", "ram_bytes", "shares", "reservation_hz", "limit_hz",
+                     "arrival_s", "lifetime_s"):
+            setattr(self, attr, np.asarray(getattr(self, attr), dtype=float))
+        self.template = np.asarray(self.template, dtype=np.int32)
+        self.priority = np.asarray(self.priority, dtype=np.int32)
+        self.capacity_hz = self.vcpus * self.vcpu_hz
+        self.state = np.full(n, VmState.FUTURE, dtype=np.uint8)
+        self.host = np.full(n, -1, dtype=np.int32)
+        self.start_s = np.full(n, np.nan)
+        self.end_s = np.full(n, np.nan)
+
+    def __len__(self) -> int:
+        return len(self.name)
+
+
+@dataclass(frozen=True)
+class PlacementView:
+    """What placement policies may read: read-only views of specs, states and commitments."""
+
+    host_cores: np.ndarray
+    host_capacity_hz: np.ndarray
+    host_ram_bytes: np.ndarray
+    host_state: np.ndarray
+    host_vcpus_used: np.ndarray
+    host_ram_used: np.ndarray
+    host_reservation_used_hz: np.ndarray
+    host_vm_count: np.ndarray
+    vm_vcpus: np.ndarray
+    vm_ram_bytes: np.ndarray
+    vm_reservation_hz: np.ndarray
+    vm_capacity_hz: np.ndarray
+    vm_priority: np.ndarray
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
+class Datacenter:
+    """Sites, hosts and VMs, and the only operations that move VMs between places."""
+
+    def __init__(self, hosts: Hosts, vms: Vms, site_names: list[str], template_names: list[str]):
+        self.hosts = hosts
+        self.vms = vms
+        self.site_names = site_names
+        self.template_names = template_names
+
+    def view(self) -> PlacementView:
+        h, v = self.hosts, self.vms
+        return PlacementView(
+            *(_readonly(a) for a in (
+                h.cores, h.capacity_hz, h.ram_bytes, h.state, h.vcpus_used, h.ram_used,
+                h.reservation_used_hz, h.vm_count, v.vcpus, v.ram_bytes, v.reservation_hz,
+                v.capacity_hz, v.priority,
+            ))
+        )
+
+    def _commit(self, vm_ids: np.ndarray, host_ids: np.ndarray, sign: float) -> None:
+        h, v = self.hosts, self.vms
+        n = len(h)
+        h.vcpus_used += sign * np.bincount(host_ids, weights=v.vcpus[vm_ids], minlength=n)
+        h.ram_used += sign * np.bincount(host_ids, weights=v.ram_bytes[vm_ids], minlength=n)
+        h.reservation_used_hz += sign * np.bincount(
+            host_ids, weights=v.reservation_hz[vm_ids], minlength=n
+        )
+        h.vm_count += int(sign) * np.bincount(host_ids, minlength=n)
+
+    def place(self, vm_ids: np.ndarray, host_ids: np.ndarray, now: float) -> np.ndarray:
+        """Put queued VMs on hosts; returns the VMs that start running now (host already on)."""
+        v = self.vms
+        v.host[vm_ids] = host_ids
+        self._commit(vm_ids, host_ids, +1.0)
+        on = self.hosts.state[host_ids] == HostState.ON
+        v.state[vm_ids] = np.where(on, VmState.RUNNING, VmState.STARTING)
+        started = vm_ids[on]
+        v.start_s[started] = now
+        return started
+
+    def start_waiting(self, host: int, now: float) -> np.ndarray:
+        """A host finished booting: its STARTING VMs run from now. Returns them."""
+        v = self.vms
+        waiting = np.flatnonzero((v.host == host) & (v.state == VmState.STARTING))
+        v.state[waiting] = VmState.RUNNING
+        v.start_s[waiting] = now
+        return waiting
+
+    def remove(self, vm_ids: np.ndarray, now: float) -> None:
+        """VMs leave their hosts for good (departure)."""
+        v = self.vms
+        self._commit(vm_ids, v.host[vm_ids].astype(np.int64), -1.0)
+        v.host[vm_ids] = -1
+        v.state[vm_ids] = VmState.DONE
+        v.end_s[vm_ids] = now
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError when the state is inconsistent (used by tests)."""
+        h, v = self.hosts, self.vms
+        placed = (v.state == VmState.STARTING) | (v.state == VmState.RUNNING)
+        assert np.all((v.host >= 0) == placed), "a VM is on a host iff it is starting or running"
+        assert np.all(h.state[v.host[v.state == VmState.RUNNING]] == HostState.ON), (
+            "running VMs are on hosts that are on"
+        )
+        counts = np.bincount(v.host[placed], minlength=len(h))
+        assert np.array_equal(counts, h.vm_count), "host VM counts match placements"
+        ram = np.bincount(v.host[placed], weights=v.ram_bytes[placed], minlength=len(h))
+        assert np.allclose(ram, h.ram_used), "host RAM commitments match placements"
+        assert np.all(h.vm_count[h.state == HostState.OFF] == 0), "hosts that are off hold no VM"

@@ -1,0 +1,54 @@
+"""Policies chosen by name in a scenario. They read views of the datacenter and return decisions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from vsim.model.datacenter import PlacementView
+from vsim.policies.placement import (
+    FilterWeigherPlacement,
+    MostRoomWeigher,
+    RandomWeigher,
+    TightestWeigher,
+)
+
+__all__ = ["PLACEMENT_POLICIES", "make_placement"]
+
+
+def _largest_first(view: PlacementView, vms: np.ndarray) -> np.ndarray:
+    # Decreasing by vCPUs, then RAM; stable, so equal VMs keep their arrival order.
+    return np.lexsort((-view.vm_ram_bytes[vms], -view.vm_vcpus[vms]))
+
+
+# name -> (one-line description, factory(rng, cpu_overcommit, ram_overcommit))
+PLACEMENT_POLICIES: dict[str, tuple[str, Callable[..., FilterWeigherPlacement]]] = {
+    "first-fit": (
+        "the lowest-numbered host that passes the filters",
+        lambda rng, **oc: FilterWeigherPlacement(**oc),
+    ),
+    "best-fit": (
+        "the host left fullest by the VM (packs hosts tightly)",
+        lambda rng, **oc: FilterWeigherPlacement(weigher=TightestWeigher(), **oc),
+    ),
+    "worst-fit": (
+        "the host left emptiest by the VM (spreads load)",
+        lambda rng, **oc: FilterWeigherPlacement(weigher=MostRoomWeigher(), **oc),
+    ),
+    "first-fit-decreasing": (
+        "first fit over each batch of arrivals sorted largest first (vCPUs, then RAM)",
+        lambda rng, **oc: FilterWeigherPlacement(order=_largest_first, **oc),
+    ),
+    "random": (
+        "a uniformly random host among those that pass the filters (seeded)",
+        lambda rng, **oc: FilterWeigherPlacement(weigher=RandomWeigher(rng), **oc),
+    ),
+}
+
+
+def make_placement(name: str, rng: np.random.Generator, *, cpu_overcommit: float = 1.0,
+                   ram_overcommit: float = 1.0) -> FilterWeigherPlacement:
+    """The placement policy registered as ``name`` (KeyError if there is none)."""
+    _, factory = PLACEMENT_POLICIES[name]
+    return factory(rng, cpu_overcommit=cpu_overcommit, ram_overcommit=ram_overcommit)

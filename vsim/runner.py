@@ -1,0 +1,152 @@
+"""Running a scenario and keeping its results: ``run(scenario, seed) -> Result``, ``Result.save``."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from vsim.metrics import Recorder, summarize, write_tables
+from vsim.model.simulation import Simulation
+from vsim.scenario import LoadedScenario, build, load_scenario
+
+__all__ = ["Result", "run"]
+
+
+def _version() -> str:
+    try:
+        return metadata.version("vsim")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass
+class Result:
+    """What a run produced: its tables (DataFrames), headline summary and metadata."""
+
+    scenario: LoadedScenario
+    seed: int
+    tables: dict[str, pd.DataFrame]
+    summary: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, out: str | Path | None = None, *,
+             extra: Mapping[str, Callable[[Path], None]] | None = None) -> Path:
+        """Write the result folder and return it. ``out`` is the folder to create (default
+        ``results/<scenario>/<run-id>``). The folder appears complete or not at all: everything
+        is written under a temporary name and renamed at the end. ``extra`` maps file names to
+        writers (``report.html`` -> a function that writes it to the given path)."""
+        if out is None:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            target = _unique(Path("results") / self.scenario.name / f"{stamp}-s{self.seed}")
+        else:
+            target = Path(out)
+            if target.exists():
+                raise FileExistsError(f"{target} already exists; choose another --out")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.parent / f".{target.name}.partial-{os.getpid()}"
+        try:
+            partial.mkdir()
+            raw = {**self.scenario.raw, "seed": self.seed}
+            (partial / "scenario.yaml").write_text(
+                yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")
+            write_tables(self.tables, partial)
+            (partial / "summary.json").write_text(_json(self.summary), encoding="utf-8")
+            for name, writer in (extra or {}).items():
+                writer(partial / name)
+            self.meta["peak_memory_bytes"] = _peak_memory()
+            (partial / "meta.json").write_text(_json(self.meta), encoding="utf-8")
+            partial.rename(target)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        return target
+
+
+def _unique(path: Path) -> Path:
+    candidate, n = path, 2
+    while candidate.exists():
+        candidate, n = path.with_name(f"{path.name}-{n}"), n + 1
+    return candidate
+
+
+def _json(data: Mapping[str, Any]) -> str:
+    def default(o: Any) -> Any:
+        if isinstance(o, np.generic):
+            return o.item()
+        raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+    return json.dumps(data, indent=2, default=default, allow_nan=True) + "\n"
+
+
+def _peak_memory() -> int:
+    # ru_maxrss is in KiB on Linux.
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def _git_revision() -> str | None:
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def run(scenario: LoadedScenario | str | Path, seed: int | None = None, *,
+        overrides: list[str] | dict[str, Any] | None = None,
+        progress: Callable[[float], None] | None = None) -> Result:
+    """Run a scenario (a loaded one, or a path) and return its :class:`Result`.
+
+    ``seed`` defaults to the scenario's own; the same scenario and seed give identical tables.
+    """
+    started = time.perf_counter()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    loaded = scenario if isinstance(scenario, LoadedScenario) else load_scenario(scenario, overrides)
+    seed = loaded.spec.seed if seed is None else int(seed)
+    setup = build(loaded, seed)
+    out = loaded.spec.output
+    recorder = Recorder(setup.dc, vms_table=out.vms_table, hosts_table=out.hosts_table)
+    sim = Simulation(
+        setup.dc, recorder, setup.placement, setup.sources, setup.jobs,
+        duration_s=setup.duration_s, period_s=setup.period_s, power=setup.power,
+        stop_when_jobs_done=setup.stop_when_jobs_done, progress=progress,
+    )
+    totals = sim.run()
+    tables = recorder.tables(setup.jobs)
+    if setup.vm_series:
+        tables["vm_info"]["series"] = setup.vm_series
+    summary = summarize(recorder, totals, setup.jobs, scenario=loaded.name,
+                        description=loaded.spec.description, seed=seed, period_s=setup.period_s)
+    wall = time.perf_counter() - started
+    summary["wall_time_s"] = wall
+    meta = {
+        "vsim_version": _version(),
+        "git_revision": _git_revision(),
+        "scenario_file": loaded.file,
+        "seed": seed,
+        "started_at": started_at,
+        "wall_time_s": wall,
+        "peak_memory_bytes": _peak_memory(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+    }
+    return Result(loaded, seed, tables, summary, meta)

@@ -1,0 +1,302 @@
+"""The one place where a validated scenario becomes runtime objects (arrays, sources, policies)."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vsim.errors import Problem, ScenarioError
+from vsim.model.datacenter import Datacenter, HostState, Hosts, Vms
+from vsim.model.jobs import Jobs
+from vsim.model.power import PowerCurves
+from vsim.model.simulation import DemandSource, Placement, PowerManagement
+from vsim.policies import make_placement
+from vsim.rng import RandomStreams
+from vsim.scenario.loader import LoadedScenario
+from vsim.scenario.schema import (
+    ConstantWorkload,
+    PlanetLabWorkload,
+    SyntheticWorkload,
+    VmGroup,
+)
+from vsim.traces import DemandTable, SyntheticSpec, generate_synthetic, read_planetlab
+from vsim.units import format_quantity
+
+__all__ = ["RunSetup", "build"]
+
+_SHARES_PER_VCPU = {"low": 500.0, "normal": 1000.0, "high": 2000.0}  # ESXi's per-vCPU presets
+
+
+@dataclass
+class RunSetup:
+    dc: Datacenter
+    sources: list[DemandSource]
+    jobs: Jobs | None
+    placement: Placement
+    power: PowerManagement
+    duration_s: float
+    period_s: float
+    stop_when_jobs_done: bool
+    vm_series: list[str]  # the workload series each VM follows ("" for none)
+
+
+def _names(group: str, count: int) -> list[str]:
+    return [group] if count == 1 else [f"{group}-{i}" for i in range(count)]
+
+
+def _did_you_mean(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return f"known: {', '.join(known)}" if known else "define it first"
+
+
+class _Builder:
+    def __init__(self, loaded: LoadedScenario, seed: int) -> None:
+        self.loaded = loaded
+        self.spec = loaded.spec
+        self.streams = RandomStreams(seed)
+        self.problems: list[Problem] = []
+        self._traces: dict[tuple[str, str | None], DemandTable] = {}
+        self._trace_next_row: dict[str, int] = {}
+
+    def fail(self, loc: tuple[str | int, ...], message: str, hint: str = "") -> None:
+        self.problems.append(Problem(message, ".".join(map(str, loc)), self.loaded.line_of(loc), hint))
+
+    def raise_if_failed(self) -> None:
+        if self.problems:
+            raise ScenarioError(self.problems, file=self.loaded.file)
+
+    # --- hosts ---------------------------------------------------------------------------------
+
+    def hosts(self) -> tuple[Hosts, list[str]]:
+        spec = self.spec
+        sites = [s.name for s in spec.sites] or ["site-1"]
+        cols: dict[str, list] = {k: [] for k in (
+            "name", "group", "site", "cores", "core_hz", "ram", "boot", "curve", "off", "state")}
+        for g, group in enumerate(spec.hosts):
+            site = group.site or sites[0]
+            if site not in sites:
+                self.fail(("hosts", g, "site"), f"unknown site {site!r}", _did_you_mean(site, sites))
+                continue
+            state = HostState.ON if group.initially == "on" else HostState.OFF
+            for name in _names(group.name, group.count):
+                cols["name"].append(name)
+                cols["group"].append(group.name)
+                cols["site"].append(sites.index(site))
+                cols["cores"].append(group.cores)
+                cols["core_hz"].append(group.core_speed)
+                cols["ram"].append(group.ram)
+                cols["boot"].append(group.boot_time)
+                cols["curve"].append(group.power.curve())
+                cols["off"].append(group.power.off)
+                cols["state"].append(state)
+        hosts = Hosts(
+            name=cols["name"], group=cols["group"], site=np.array(cols["site"], dtype=np.int32),
+            cores=np.array(cols["cores"]), core_hz=np.array(cols["core_hz"]),
+            ram_bytes=np.array(cols["ram"]), boot_time_s=np.array(cols["boot"]),
+            power=PowerCurves(cols["curve"], cols["off"]), state=np.array(cols["state"]),
+        )
+        return hosts, sites
+
+    # --- workloads -----------------------------------------------------------------------------
+
+    def series_for(self, g: int, group: VmGroup, count: int | None) -> DemandTable | None:
+        """The demand table rows of a VM group (``count`` rows, or all of a trace's if None)."""
+        if group.workload is None:
+            return None
+        spec = self.spec.workloads.get(group.workload)
+        if spec is None:
+            self.fail(("vms", g, "workload"), f"unknown workload {group.workload!r}",
+                      _did_you_mean(group.workload, list(self.spec.workloads)))
+            return None
+        name = group.workload
+        if isinstance(spec, SyntheticWorkload):
+            n = count or 1
+            duration = self.spec.duration if math.isfinite(self.spec.duration) else 86400.0
+            return generate_synthetic(
+                _synthetic_spec(spec), n, duration, spec.step,
+                self.streams.generator(f"workload/{name}/{group.name}"), name=group.name,
+            )
+        if isinstance(spec, ConstantWorkload):
+            n = count or 1
+            return DemandTable(step_s=86400.0, cpu=np.full((n, 1), spec.level), source="constant",
+                               names=tuple(_names(group.name, n)))
+        assert isinstance(spec, PlanetLabWorkload)
+        table = self._planetlab(name, spec)
+        if table is None:
+            return None
+        # Groups that share a trace take consecutive series, wrapping around at the end.
+        start = self._trace_next_row.get(name, 0)
+        n = count if count is not None else table.n_series
+        rows = (start + np.arange(n)) % table.n_series
+        self._trace_next_row[name] = start + n
+        return table.select(rows)
+
+    def _planetlab(self, name: str, spec: PlanetLabWorkload) -> DemandTable | None:
+        key = (spec.day, spec.path)
+        if key not in self._traces:
+            path = None
+            if spec.path is not None:
+                path = Path(spec.path)
+                path = path if path.is_absolute() else self.loaded.base_dir / path
+            try:
+                self._traces[key] = read_planetlab(spec.day, path)
+            except ScenarioError as exc:
+                where = ("workloads", name, "path" if spec.path is not None else "day")
+                for p in exc.problems:
+                    trace_file = exc.file or ""
+                    detail = f"{trace_file}{':' + str(p.line) if p.line else ''}: " if trace_file else ""
+                    self.fail(where, f"{detail}{p.message}", p.hint)
+                return None
+        return self._traces[key]
+
+    # --- VMs -----------------------------------------------------------------------------------
+
+    def vms(self, hosts: Hosts) -> tuple[Vms, list[DemandSource], list[str], list[str]]:
+        spec = self.spec
+        default_speed = float(hosts.core_hz.max())
+        templates: list[str] = []
+        cols: dict[str, list] = {k: [] for k in (
+            "name", "group", "vcpus", "speed", "ram", "shares", "res", "limit", "template",
+            "priority", "arrival", "lifetime")}
+        sources: list[DemandSource] = []
+        series: list[str] = []
+        for g, group in enumerate(spec.vms):
+            self._check_fits(g, group, hosts)
+            table = self.series_for(g, group, group.count)
+            count = group.count if group.count is not None else (table.n_series if table else 1)
+            if group.workload is None and group.count is None:
+                self.fail(("vms", g, "count"), "a VM group without a trace workload needs a count",
+                          "add count: N")
+            first = len(cols["name"])
+            names = _names(group.name, count)
+            speed = group.vcpu_speed or default_speed
+            shares = (_SHARES_PER_VCPU[group.shares] * group.vcpus
+                      if isinstance(group.shares, str) else float(group.shares))
+            if group.template is not None and group.template not in templates:
+                templates.append(group.template)
+            arrival = table.start_s if table is not None else np.zeros(count)
+            lifetime = table.lifetime_s if table is not None else np.full(count, np.inf)
+            if group.lifetime is not None:
+                lifetime = np.full(count, group.lifetime)
+            cols["name"] += names
+            cols["group"] += [group.name] * count
+            cols["vcpus"] += [group.vcpus] * count
+            cols["speed"] += [speed] * count
+            cols["ram"] += [group.ram] * count
+            cols["shares"] += [shares] * count
+            cols["res"] += [group.reservation] * count
+            cols["limit"] += [group.limit] * count
+            cols["template"] += [templates.index(group.template) if group.template else -1] * count
+            cols["priority"] += [group.priority] * count
+            cols["arrival"] += list(arrival)
+            cols["lifetime"] += list(lifetime)
+            if table is not None:
+                ids = np.arange(first, first + count)
+                sources.append(DemandSource(ids, table.step_s, np.ascontiguousarray(
+                    table.cpu.T, dtype=np.float64)))
+                series += list(table.names)
+            else:
+                series += [""] * count
+        vms = Vms(
+            name=cols["name"], group=cols["group"], vcpus=np.array(cols["vcpus"], dtype=np.int64),
+            vcpu_hz=np.array(cols["speed"]), ram_bytes=np.array(cols["ram"]),
+            shares=np.array(cols["shares"]), reservation_hz=np.array(cols["res"]),
+            limit_hz=np.array(cols["limit"]), template=np.array(cols["template"], dtype=np.int32),
+            priority=np.array(cols["priority"], dtype=np.int32),
+            arrival_s=np.array(cols["arrival"], dtype=float),
+            lifetime_s=np.array(cols["lifetime"], dtype=float),
+        )
+        return vms, sources, templates, series
+
+    def _check_fits(self, g: int, group: VmGroup, hosts: Hosts) -> None:
+        """A VM larger than every host would wait forever: refuse the scenario instead."""
+        p = self.spec.placement
+        fits = (
+            (hosts.cores >= group.vcpus)
+            & (hosts.cores * p.cpu_overcommit >= group.vcpus)
+            & (hosts.ram_bytes * p.ram_overcommit >= group.ram)
+            & (hosts.capacity_hz >= group.reservation)
+        )
+        if len(hosts) and not fits.any():
+            big = int(np.argmax(hosts.cores * 1e15 + hosts.ram_bytes))
+            self.fail(("vms", g), f"VM group {group.name!r} ({group.vcpus} vCPUs, "
+                      f"{format_quantity(group.ram, 'bytes')}) is larger than any host",
+                      f"the largest host has {hosts.cores[big]} cores and "
+                      f"{format_quantity(hosts.ram_bytes[big], 'bytes')} "
+                      f"(ram_overcommit {p.ram_overcommit}); shrink the VM or add a bigger host")
+
+    # --- jobs ----------------------------------------------------------------------------------
+
+    def jobs(self, vms: Vms) -> Jobs | None:
+        if not self.spec.jobs:
+            return None
+        cols: dict[str, list] = {"vm": [], "threads": [], "length": [], "submit": []}
+        groups = np.array(vms.group)
+        for j, job in enumerate(self.spec.jobs):
+            targets = np.arange(len(vms)) if job.vms == "all" else np.flatnonzero(groups == job.vms)
+            if targets.size == 0:
+                known = sorted(set(vms.group))
+                self.fail(("jobs", j, "vms"), f"no VMs in group {job.vms!r}",
+                          _did_you_mean(job.vms, [*known, "all"]))
+                continue
+            # Handed round-robin to the group's VMs, as CloudSim's brokers do.
+            cols["vm"] += list(targets[np.arange(job.count) % targets.size])
+            cols["threads"] += [job.threads] * job.count
+            cols["length"] += [job.length] * job.count
+            cols["submit"] += [job.submit] * job.count
+        return Jobs(np.array(cols["vm"], dtype=np.int64), np.array(cols["threads"]),
+                    np.array(cols["length"]), np.array(cols["submit"]))
+
+
+def _synthetic_spec(w: SyntheticWorkload) -> SyntheticSpec:
+    return SyntheticSpec(
+        mean=w.mean,
+        mean_spread=w.mean_spread,
+        diurnal_amplitude=w.diurnal.amplitude,
+        peak_time_s=w.diurnal.peak,
+        noise_sd=w.noise.sd,
+        noise_corr=w.noise.correlation,
+        burst_rate_per_s=1.0 / w.bursts.every if w.bursts else 0.0,
+        burst_height=w.bursts.height if w.bursts else 0.0,
+        burst_duration_s=w.bursts.duration if w.bursts else 0.0,
+        arrival_rate_per_s=1.0 / w.arrivals.mean_interarrival if w.arrivals else 0.0,
+        lifetime_mean_s=w.lifetime.mean if w.lifetime else math.inf,
+        lifetime_distribution=w.lifetime.distribution if w.lifetime else "exponential",
+        lifetime_sigma=w.lifetime.sigma if w.lifetime else 1.0,
+    )
+
+
+def build(loaded: LoadedScenario, seed: int | None = None) -> RunSetup:
+    """Runtime objects for one run of ``loaded`` (seed: the scenario's unless given)."""
+    spec = loaded.spec
+    b = _Builder(loaded, spec.seed if seed is None else seed)
+    hosts, sites = b.hosts()
+    b.raise_if_failed()
+    vms, sources, templates, series = b.vms(hosts)
+    jobs = b.jobs(vms)
+    until_done = math.isinf(spec.duration)
+    if until_done and jobs is None:
+        b.fail(("duration",), "runs until jobs are done, but the scenario has no jobs",
+               "give a duration such as '1 d', or add jobs:")
+    b.raise_if_failed()
+    p = spec.placement
+    placement = make_placement(p.policy, b.streams.generator("placement"),
+                               cpu_overcommit=p.cpu_overcommit, ram_overcommit=p.ram_overcommit)
+    pm = spec.power_management
+    return RunSetup(
+        dc=Datacenter(hosts, vms, sites, templates),
+        sources=sources,
+        jobs=jobs,
+        placement=placement,
+        power=PowerManagement(pm.power_on_when_needed, pm.idle_off_after),
+        duration_s=spec.duration,
+        period_s=spec.period,
+        stop_when_jobs_done=until_done,
+        vm_series=series,
+    )

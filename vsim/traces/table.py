@@ -1,0 +1,83 @@
+"""The canonical demand table every workload source produces (trace readers and the generator)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["DemandTable"]
+
+
+@dataclass(frozen=True)
+class DemandTable:
+    """CPU demand of ``n`` series (one per VM) sampled every ``step_s`` seconds from time 0.
+
+    ``cpu[i, k]`` is the demand of series ``i`` over ``[k*step_s, (k+1)*step_s)`` as a fraction of
+    the VM's CPU capacity (vCPUs x per-vCPU speed), in [0, 1]. ``start_s`` and ``lifetime_s`` say
+    when each series' VM arrives and how long it stays (``inf``: until the end of the run).
+    """
+
+    step_s: float
+    cpu: np.ndarray  # float32, shape (n, T)
+    names: tuple[str, ...]
+    source: str
+    start_s: np.ndarray = field(default=None)  # type: ignore[assignment]  # float64 (n,)
+    lifetime_s: np.ndarray = field(default=None)  # type: ignore[assignment]  # float64 (n,)
+
+    def __post_init__(self) -> None:
+        cpu = np.ascontiguousarray(self.cpu, dtype=np.float32)
+        if cpu.ndim != 2:
+            raise ValueError(f"cpu must be 2-D (series x samples), got shape {cpu.shape}")
+        n = cpu.shape[0]
+        if len(self.names) != n:
+            raise ValueError(f"{len(self.names)} names for {n} series")
+        if not self.step_s > 0:
+            raise ValueError("step_s must be positive")
+        object.__setattr__(self, "cpu", cpu)
+        object.__setattr__(self, "names", tuple(self.names))
+        start = np.zeros(n) if self.start_s is None else np.asarray(self.start_s, dtype=float)
+        life = np.full(n, np.inf) if self.lifetime_s is None else np.asarray(self.lifetime_s, float)
+        if start.shape != (n,) or life.shape != (n,):
+            raise ValueError("start_s and lifetime_s need one value per series")
+        object.__setattr__(self, "start_s", start)
+        object.__setattr__(self, "lifetime_s", life)
+
+    @property
+    def n_series(self) -> int:
+        return int(self.cpu.shape[0])
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.cpu.shape[1])
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples * self.step_s
+
+    def select(self, rows: np.ndarray) -> DemandTable:
+        """The table restricted (or repeated) to the given series indices, in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return DemandTable(
+            step_s=self.step_s,
+            cpu=self.cpu[rows],
+            names=tuple(self.names[i] for i in rows),
+            source=self.source,
+            start_s=self.start_s[rows],
+            lifetime_s=self.lifetime_s[rows],
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long form: one row per series and sample (``series``, ``name``, ``time_s``, ``cpu_util_frac``)."""
+        n, t = self.cpu.shape
+        return pd.DataFrame(
+            {
+                "series": np.repeat(np.arange(n, dtype=np.int32), t),
+                "name": pd.Categorical.from_codes(np.repeat(np.arange(n), t), list(self.names))
+                if n
+                else pd.Categorical([]),
+                "time_s": np.tile(np.arange(t) * self.step_s, n),
+                "cpu_util_frac": self.cpu.reshape(-1),
+            }
+        )
