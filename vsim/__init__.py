@@ -8,16 +8,11 @@
 
 from __future__ import annotations
 
-from importlib import metadata
-
 from vsim.errors import ScenarioError, VsimError
 from vsim.runner import Result, run
 from vsim.scenario import LoadedScenario, load_scenario, parse_scenario
 
-try:
-    __version__ = metadata.version("vsim")
-except metadata.PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0"
+from vsim._version import __version__
 
 __all__ = [
     "LoadedScenario",

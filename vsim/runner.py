@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +19,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from vsim._version import __version__
 from vsim.metrics import Recorder, summarize, write_tables
 from vsim.model.simulation import Simulation
 from vsim.scenario import LoadedScenario, build, load_scenario
 
 __all__ = ["Result", "run"]
 
-
-def _version() -> str:
-    try:
-        return metadata.version("vsim")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 @dataclass
@@ -138,7 +132,7 @@ def run(scenario: LoadedScenario | str | Path, seed: int | None = None, *,
     wall = time.perf_counter() - started
     summary["wall_time_s"] = wall
     meta = {
-        "vsim_version": _version(),
+        "vsim_version": __version__,
         "git_revision": _git_revision(),
         "scenario_file": loaded.file,
         "seed": seed,

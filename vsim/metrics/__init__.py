@@ -38,6 +38,10 @@ class Recorder:
     def event(self, time_s: float, kind: str, subject: str, detail: str) -> None:
         self._events.append((time_s, kind, subject, detail))
 
+    def events(self, time_s: float, kind: str, subjects: list[str], details: list[str]) -> None:
+        self._events.extend(zip([time_s] * len(subjects), [kind] * len(subjects), subjects, details,
+                                strict=True))
+
     def period(self, s: PeriodSnapshot) -> None:
         h = self.dc.hosts
         dt = s.dt_s

@@ -28,20 +28,23 @@ class PowerCurves:
     switched off draw ``off_w``; hosts that are booting draw their idle power.
     """
 
-    def __init__(self, curves: Sequence[Sequence[float]], off_w: Sequence[float]) -> None:
-        n = len(curves)
+    def __init__(self, curves: Sequence[Sequence[float]], off_w: Sequence[float],
+                 of_host: np.ndarray | None = None) -> None:
+        """``curves[c]`` and ``off_w[c]`` describe curve ``c``; host ``h`` uses curve
+        ``of_host[h]`` (default: one curve per host, in order)."""
         width = max((len(c) for c in curves), default=2)
-        self.points = np.zeros((n, width))
-        self.n_points = np.zeros(n, dtype=np.int64)
-        for h, curve in enumerate(curves):
+        table = np.zeros((len(curves), width))
+        n_points = np.zeros(len(curves), dtype=np.int64)
+        for c, curve in enumerate(curves):
             if len(curve) < 2:
                 raise ValueError("a power curve needs at least two points (idle and max)")
-            self.points[h, : len(curve)] = curve
-            self.n_points[h] = len(curve)
-        self.off_w = np.asarray(off_w, dtype=float)
-        if self.off_w.shape != (n,):
-            raise ValueError("off_w needs one value per host")
-        self._rows = np.arange(n)
+            table[c, : len(curve)] = curve
+            n_points[c] = len(curve)
+        index = np.arange(len(curves)) if of_host is None else np.asarray(of_host, dtype=np.int64)
+        self.points = table[index]
+        self.n_points = n_points[index]
+        self.off_w = np.asarray(off_w, dtype=float)[index]
+        self._rows = np.arange(len(index))
 
     @property
     def idle_w(self) -> np.ndarray:

@@ -81,6 +81,7 @@ class PeriodSnapshot:
 
 class Observer(Protocol):
     def event(self, time_s: float, kind: str, subject: str, detail: str) -> None: ...
+    def events(self, time_s: float, kind: str, subjects: list[str], details: list[str]) -> None: ...
     def period(self, snapshot: PeriodSnapshot) -> None: ...
 
 
@@ -246,8 +247,7 @@ class Simulation:
             return
         hosts = np.unique(v.host[ids])
         self.dc.remove(ids, self.engine.now)
-        for i in ids:
-            self.obs.event(self.engine.now, "vm_depart", v.name[i], "")
+        self.obs.events(self.engine.now, "vm_depart", [v.name[i] for i in ids], [""] * len(ids))
         if self.jobs is not None:
             mask = np.zeros(len(v), dtype=bool)
             mask[ids] = True
@@ -303,8 +303,8 @@ class Simulation:
     def _started(self, vm_ids: np.ndarray, where: str | list[str]) -> None:
         v = self.dc.vms
         now = self.engine.now
-        for n, i in enumerate(vm_ids):
-            self.obs.event(now, "vm_start", v.name[i], where if isinstance(where, str) else where[n])
+        names = [v.name[i] for i in vm_ids]
+        self.obs.events(now, "vm_start", names, [where] * len(names) if isinstance(where, str) else where)
         ends = now + v.lifetime_s[vm_ids]
         finite = np.isfinite(ends)
         for end in np.unique(ends[finite]):

@@ -203,14 +203,12 @@ class FilterWeigherPlacement:
         lo = 0
         mins = [v.vm_vcpus[vms].min(), v.vm_ram_bytes[vms].min(), v.vm_reservation_hz[vms].min()]
         can_take_any[:] = self._fits_mins(ctx, mins, slice(None))
-        run_start = 0
-        while run_start < len(order):
-            run_end = run_start + 1
-            while run_end < len(order) and np.array_equal(key[run_end], key[run_start]):
-                run_end += 1
+        # Runs of consecutive identical requests (same vCPUs, RAM and reservation).
+        cuts = np.flatnonzero(np.any(key[1:] != key[:-1], axis=1)) + 1
+        for run_start, run_end in zip(np.r_[0, cuts], np.r_[cuts, len(order)], strict=True):
             lo = int(np.argmax(can_take_any[lo:])) + lo if can_take_any[lo:].any() else n_hosts
             if lo >= n_hosts:
-                break
+                break  # no host can take even the smallest VM left
             vm = int(vms[order[run_start]])
             m = run_end - run_start
             if m >= 8:
@@ -230,7 +228,6 @@ class FilterWeigherPlacement:
                         ctx.take(host, int(vms[pos]))
                         result[pos] = host
                         can_take_any[host] = self._fits_mins(ctx, mins, np.array([host]))[0]
-            run_start = run_end
 
     def _fits_mins(self, ctx: PlacementContext, mins: list[float], idx: Index) -> np.ndarray:
         """The standard filters for a VM as small as the batch's smallest in every dimension."""

@@ -76,30 +76,30 @@ class _Builder:
     def hosts(self) -> tuple[Hosts, list[str]]:
         spec = self.spec
         sites = [s.name for s in spec.sites] or ["site-1"]
-        cols: dict[str, list] = {k: [] for k in (
-            "name", "group", "site", "cores", "core_hz", "ram", "boot", "curve", "off", "state")}
-        for g, group in enumerate(spec.hosts):
-            site = group.site or sites[0]
-            if site not in sites:
-                self.fail(("hosts", g, "site"), f"unknown site {site!r}", _did_you_mean(site, sites))
-                continue
-            state = HostState.ON if group.initially == "on" else HostState.OFF
-            for name in _names(group.name, group.count):
-                cols["name"].append(name)
-                cols["group"].append(group.name)
-                cols["site"].append(sites.index(site))
-                cols["cores"].append(group.cores)
-                cols["core_hz"].append(group.core_speed)
-                cols["ram"].append(group.ram)
-                cols["boot"].append(group.boot_time)
-                cols["curve"].append(group.power.curve())
-                cols["off"].append(group.power.off)
-                cols["state"].append(state)
+        groups = spec.hosts
+        for g, group in enumerate(groups):
+            if group.site is not None and group.site not in sites:
+                self.fail(("hosts", g, "site"), f"unknown site {group.site!r}",
+                          _did_you_mean(group.site, sites))
+        self.raise_if_failed()
+        counts = [group.count for group in groups]
+        of_group = np.repeat(np.arange(len(groups)), counts)
+
+        def per_host(values: list, dtype: type = float) -> np.ndarray:
+            return np.asarray(values, dtype=dtype)[of_group]
+
         hosts = Hosts(
-            name=cols["name"], group=cols["group"], site=np.array(cols["site"], dtype=np.int32),
-            cores=np.array(cols["cores"]), core_hz=np.array(cols["core_hz"]),
-            ram_bytes=np.array(cols["ram"]), boot_time_s=np.array(cols["boot"]),
-            power=PowerCurves(cols["curve"], cols["off"]), state=np.array(cols["state"]),
+            name=[n for group in groups for n in _names(group.name, group.count)],
+            group=[group.name for group in groups for _ in range(group.count)],
+            site=per_host([sites.index(g.site or sites[0]) for g in groups], np.int32),
+            cores=per_host([g.cores for g in groups], np.int64),
+            core_hz=per_host([g.core_speed for g in groups]),
+            ram_bytes=per_host([g.ram for g in groups]),
+            boot_time_s=per_host([g.boot_time for g in groups]),
+            power=PowerCurves([g.power.curve() for g in groups], [g.power.off for g in groups],
+                              of_host=of_group),
+            state=per_host([HostState.ON if g.initially == "on" else HostState.OFF
+                            for g in groups], np.uint8),
         )
         return hosts, sites
 

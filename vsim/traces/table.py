@@ -20,14 +20,14 @@ class DemandTable:
     """
 
     step_s: float
-    cpu: np.ndarray  # float32, shape (n, T)
+    cpu: np.ndarray  # float64, shape (n, T)
     names: tuple[str, ...]
     source: str
     start_s: np.ndarray = field(default=None)  # type: ignore[assignment]  # float64 (n,)
     lifetime_s: np.ndarray = field(default=None)  # type: ignore[assignment]  # float64 (n,)
 
     def __post_init__(self) -> None:
-        cpu = np.ascontiguousarray(self.cpu, dtype=np.float32)
+        cpu = np.ascontiguousarray(self.cpu, dtype=np.float64)
         if cpu.ndim != 2:
             raise ValueError(f"cpu must be 2-D (series x samples), got shape {cpu.shape}")
         n = cpu.shape[0]
