@@ -162,11 +162,17 @@ class Recorder:
 
 def _concat(chunks: list[dict[str, np.ndarray]], state_col: str, names: tuple[str, ...]
             ) -> pd.DataFrame:
+    """One DataFrame from per-period chunks, a column at a time, freeing chunks as it goes so
+    that a big run never holds its table twice."""
     if not chunks:
         return pd.DataFrame()
-    cols = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+    cols: dict[str, Any] = {}
+    for key in list(chunks[0]):
+        cols[key] = np.concatenate([c.pop(key) for c in chunks])
     cols[state_col] = pd.Categorical.from_codes(cols[state_col].astype(np.int8), list(names))
-    return pd.DataFrame(cols)
+    chunks.clear()
+    # copy=False keeps one block per column: no consolidation copy of a multi-GB table.
+    return pd.DataFrame(cols, copy=False)
 
 
 def summarize(rec: Recorder, totals: RunTotals, jobs: Jobs | None, *, scenario: str,

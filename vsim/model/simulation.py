@@ -163,8 +163,9 @@ class Simulation:
             threads = self.jobs.threads_per_vm(len(v))
             self.job_demand_hz = np.minimum(threads, v.vcpus) * v.vcpu_hz
         demand = np.minimum(self.trace_frac * v.capacity_hz + self.job_demand_hz, v.capacity_hz)
-        self.demand_hz = np.where(v.state == VmState.FUTURE, 0.0, demand)
-        self.demand_hz[v.state == VmState.DONE] = 0.0
+        # Only a running VM demands CPU: one that waits for a host is not powered on (its wait
+        # shows as queueing, not as CPU ready).
+        self.demand_hz = np.where(running, demand, 0.0)
         self.alloc_hz[:] = 0.0
         ids = np.flatnonzero(running)
         if ids.size:

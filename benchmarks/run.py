@@ -1,0 +1,108 @@
+"""vsim's speed and memory benchmarks: whole runs, from process start to results written.
+
+    python benchmarks/run.py [--repeat N] [--only NAME]     (or: make bench)
+
+Each benchmark runs ``vsim run`` in a fresh process; wall time is measured around the process and
+peak memory is the child's own maximum resident set (``wait4``). Figures are printed as a table;
+goals are compared as ratios within the same run, since absolute times on a shared machine vary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    scenario: Path
+    args: tuple[str, ...]
+    what: str
+    goal: str
+    max_wall_s: float | None = None
+    max_rss_mb: float | None = None
+    reference_wall_s: float | None = None  # a peer's figure on this kind of machine
+
+
+# CloudSim Plus 8.5.7 on the same scale scenario took 6.2-6.4 s and about 600 MB on this kind of
+# 2-core machine; the goal is at least 5x faster (6.2 / 5 = 1.24 s) and less memory.
+CLOUDSIM_PLUS_WALL_S = 6.2
+CLOUDSIM_PLUS_RSS_MB = 600.0
+
+BENCHMARKS = [
+    Benchmark("quickstart", REPO / "scenarios" / "quickstart.yaml", (),
+              "scenarios/quickstart.yaml, all tables and report.html", "seconds"),
+    Benchmark("cloudsimplus-scale", HERE / "scenarios" / "cloudsimplus-scale.yaml", ("--no-report",),
+              "20k hosts, 40k VMs, 50k jobs of 2 x 10,000 MI, first fit, until done; tables",
+              "<= 1.24 s (5x CloudSim Plus), < 600 MB",
+              CLOUDSIM_PLUS_WALL_S / 5, CLOUDSIM_PLUS_RSS_MB, CLOUDSIM_PLUS_WALL_S),
+    Benchmark("cloudsimplus-scale+report", HERE / "scenarios" / "cloudsimplus-scale.yaml", (),
+              "the same, with report.html", "for information", None, None, CLOUDSIM_PLUS_WALL_S),
+    Benchmark("fluid-20k", HERE / "scenarios" / "fluid-20k.yaml",
+              ("--no-report", "--set", "output.vms_table=false"),
+              "20k hosts, 40k VMs, 24 h of 5-min samples, fluid sharing, energy; host tables",
+              "< 10 s, < 2 GB", 10.0, 2048.0),
+    Benchmark("fluid-20k+vms-table", HERE / "scenarios" / "fluid-20k.yaml", ("--no-report",),
+              "the same, with the per-VM table (11.5 M rows)", "for information"),
+]
+
+
+def measure(b: Benchmark, out_root: Path) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one ``vsim run`` in a fresh process."""
+    out = out_root / f"{b.name}-{time.monotonic_ns()}"
+    cmd = [sys.executable, "-m", "vsim.cli", "run", str(b.scenario), "--quiet", "--out", str(out),
+           *b.args]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark {b.name} failed ({proc.returncode}):\n{err}")
+    shutil.rmtree(out, ignore_errors=True)
+    return wall, usage.ru_maxrss / 1024.0  # ru_maxrss is KiB on Linux
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per benchmark (median)")
+    parser.add_argument("--only", action="append", help="run only these benchmarks")
+    args = parser.parse_args()
+    chosen = [b for b in BENCHMARKS if not args.only or b.name in args.only]
+    rows = []
+    failed = False
+    with tempfile.TemporaryDirectory(prefix="vsim-bench-") as tmp:
+        for b in chosen:
+            runs = [measure(b, Path(tmp)) for _ in range(args.repeat)]
+            wall = statistics.median(r[0] for r in runs)
+            rss = max(r[1] for r in runs)
+            ok = (b.max_wall_s is None or wall <= b.max_wall_s) and (
+                b.max_rss_mb is None or rss <= b.max_rss_mb)
+            failed |= not ok
+            speedup = f"{b.reference_wall_s / wall:.1f}x" if b.reference_wall_s else ""
+            rows.append((b.name, f"{wall:.2f}", f"{rss:.0f}", speedup, b.goal,
+                         "ok" if ok else "MISSED", b.what))
+    header = ("benchmark", "wall s", "peak MB", "vs CloudSim Plus", "goal", "", "what")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    print(f"\nmedian of {args.repeat} runs each; peak MB is the largest of them; "
+          f"CloudSim Plus reference: {CLOUDSIM_PLUS_WALL_S} s, {CLOUDSIM_PLUS_RSS_MB:.0f} MB")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

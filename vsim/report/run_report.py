@@ -1,0 +1,386 @@
+"""One run's report.html: a single self-contained page built from the run's result tables.
+
+The page must open offline years later, mailed around or archived with the results, so plotly.js
+is inlined once in the head, every figure is a div plus a small script calling it, the CSS is
+inline, and nothing is fetched from the network. Each section appears only when the table and
+columns it needs are there, so runs that record less (no jobs, no per-VM rows) still get a report.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import numbers
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vsim.report import aggregate as agg
+from vsim.report import figures as figs
+from vsim.report.formatting import (
+    format_clock,
+    format_duration,
+    format_value,
+    html_table,
+    summary_rows,
+    time_axis,
+)
+
+__all__ = ["build_report", "write_report"]
+
+Tables = Mapping[str, pd.DataFrame | None]
+
+# No mode bar logo, no link to an online editor: the page is a document, not a plotly client.
+_PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+EVENT_ROWS = 50
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #222;
+       background: #fafafa; line-height: 1.45; }
+main { max-width: 1100px; margin: 0 auto; padding: 16px 24px 48px; }
+h1 { margin: 8px 0 4px; font-size: 1.7em; }
+h2 { margin: 32px 0 8px; font-size: 1.3em; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+h3 { margin: 20px 0 4px; font-size: 1.05em; }
+.meta, .caption { color: #555; font-size: 0.92em; }
+.caption { margin: 2px 0 12px; }
+nav { font-size: 0.92em; margin: 8px 0; }
+nav a { margin-right: 14px; color: #1f5fa8; text-decoration: none; }
+.figure { background: white; border: 1px solid #e3e3e3; border-radius: 4px; padding: 4px; }
+table { border-collapse: collapse; font-size: 0.9em; background: white; margin: 6px 0 12px; }
+th, td { border: 1px solid #e0e0e0; padding: 3px 10px; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; }
+table.figures td:nth-child(2) { text-align: right; font-variant-numeric: tabular-nums; }
+.scroll { max-height: 480px; overflow: auto; }
+footer { color: #888; font-size: 0.85em; margin-top: 40px; }
+"""
+
+
+@dataclass(frozen=True)
+class _Section:
+    anchor: str
+    title: str
+    body: str
+
+
+@dataclass(frozen=True)
+class _Context:
+    tables: Tables
+    summary: Mapping[str, Any]
+    tdiv: float  # seconds per unit of the time axes
+    tunit: str
+
+    def table(self, name: str, columns: list[str]) -> pd.DataFrame | None:
+        """Table ``name`` if it has rows and all of ``columns``, else None (skip the section)."""
+        table = self.tables.get(name)
+        return table if table is not None and agg.has_columns(table, columns) else None
+
+    def names(self, info: str, key: str) -> pd.Series | None:
+        """Names by id from an info table, when it has them."""
+        table = self.table(info, [key, "name"])
+        return None if table is None else table.set_index(key)["name"]
+
+
+def _figure_html(fig: Any, div_id: str) -> str:
+    import plotly.io as pio
+
+    # A fixed div id keeps the page identical from one build to the next (plotly would draw a
+    # random one), so reports of reruns can be diffed.
+    div = pio.to_html(
+        fig, include_plotlyjs=False, full_html=False, div_id=div_id, config=_PLOT_CONFIG
+    )
+    return f'<div class="figure">{div}</div>'
+
+
+def _caption(text: str) -> str:
+    return f'<p class="caption">{html.escape(text)}</p>'
+
+
+def _datacenter_section(ctx: _Context) -> _Section | None:
+    dc = ctx.table("datacenter", ["time_s"])
+    if dc is None:
+        return None
+    thin = agg.thin_rows(dc)
+    note = (
+        ""
+        if len(thin) == len(dc)
+        else (
+            f" Consecutive periods are averaged {-(-len(dc) // len(thin))} at a time to keep "
+            "the page light."
+        )
+    )
+    parts = []
+    if agg.has_columns(dc, ["power_w"]):
+        parts += [
+            "<h3>Power and hosts on</h3>",
+            _figure_html(figs.datacenter_power_figure(thin, ctx.tdiv, ctx.tunit), "fig-dc-power"),
+            _caption(
+                "Total power drawn by the hosts (mean over each period) and the number "
+                "of hosts powered on." + note
+            ),
+        ]
+    if agg.has_columns(dc, ["cpu_demand_hz", "cpu_alloc_hz"]):
+        parts += [
+            "<h3>CPU demanded and delivered</h3>",
+            _figure_html(figs.datacenter_cpu_figure(thin, ctx.tdiv, ctx.tunit), "fig-dc-cpu"),
+            _caption(
+                "CPU the VMs asked for against what the hypervisors gave them; the gap "
+                "is demand left unserved. The dotted line is the capacity of the hosts on." + note
+            ),
+        ]
+    if set(dc.columns) & {"vms_running", "vms_queued"}:
+        parts += [
+            "<h3>VMs running and queued</h3>",
+            _figure_html(figs.datacenter_vms_figure(thin, ctx.tdiv, ctx.tunit), "fig-dc-vms"),
+            _caption("VMs running on a host, and VMs waiting for a host to be placed on." + note),
+        ]
+    if not parts:
+        return None
+    return _Section("sec-datacenter", "Datacenter over time", "".join(parts))
+
+
+def _heatmap_section(ctx: _Context) -> _Section | None:
+    hosts = ctx.table("hosts", ["time_s", "host", "cpu_util_frac"])
+    if hosts is None:
+        return None
+    data = agg.host_util_heatmap(hosts)
+    shown = len(data.host_ids)
+    if shown == data.hosts_total:
+        which = f"All {shown:,} hosts, one row each."
+    else:
+        which = (
+            f"{shown:,} of {data.hosts_total:,} hosts, picked evenly over the host ids "
+            f"(about one in {data.host_step:.3g}); unpicked hosts are not drawn, not averaged in."
+        )
+    period = ctx.summary.get("period_s")
+    if data.periods_per_column > 1:
+        span = (
+            format_duration(data.periods_per_column * float(period))
+            if isinstance(period, numbers.Real)
+            else f"{data.periods_per_column} periods"
+        )
+        which += f" Each column is the mean of {data.periods_per_column} periods ({span})."
+    if "on_frac" in hosts.columns:
+        which += " Blank cells: the host was off."
+    body = _figure_html(
+        figs.host_heatmap_figure(data, ctx.tdiv, ctx.tunit), "fig-host-heatmap"
+    ) + _caption(
+        "CPU utilisation of each host over time, from 0 % (idle) to 100 % (every core "
+        "busy). " + which
+    )
+    return _Section("sec-heatmap", "Host utilisation", body)
+
+
+def _ready_section(ctx: _Context) -> _Section | None:
+    parts = []
+    vms = ctx.table("vms", ["vm", "cpu_demand_hz", "cpu_alloc_hz"])
+    if vms is not None:
+        ready = agg.vm_ready_fraction(vms).dropna()
+        if len(ready):
+            worst = ready.idxmax()
+            names = ctx.names("vm_info", "vm")
+            worst_vm = names.get(worst, f"VM {worst}") if names is not None else f"VM {worst}"
+            text = (
+                f"{len(ready):,} VMs with CPU demand. Per VM, ready = Σ(demanded − delivered) / "
+                f"Σ demanded over the periods it spent on a host. Median "
+                f"{format_value('x_frac', float(ready.median()))}, 95th percentile "
+                f"{format_value('x_frac', float(ready.quantile(0.95)))}, worst "
+                f"{format_value('x_frac', float(ready.max()))} ({worst_vm})."
+            )
+            parts += [
+                "<h3>Time-averaged CPU ready per VM</h3>",
+                _figure_html(figs.ready_histogram_figure(ready), "fig-ready-hist"),
+                _caption(text),
+            ]
+    vms = ctx.table("vms", ["time_s", "cpu_demand_hz"])
+    if vms is not None and set(vms.columns) & {"cpu_ready_frac", "cpu_alloc_hz"}:
+        quantiles = agg.ready_quantiles_over_time(vms)
+        if len(quantiles):
+            parts += [
+                "<h3>CPU ready over time</h3>",
+                _figure_html(
+                    figs.ready_over_time_figure(quantiles, ctx.tdiv, ctx.tunit), "fig-ready-time"
+                ),
+                _caption(
+                    "Median, 95th percentile and maximum of the CPU ready fraction "
+                    "over the VMs that demanded CPU on a host in each period."
+                ),
+            ]
+    if not parts:
+        return None
+    return _Section("sec-ready", "CPU ready", "".join(parts))
+
+
+def _energy_section(ctx: _Context) -> _Section | None:
+    hosts = ctx.table("hosts", ["host", "energy_j"])
+    if hosts is None:
+        return None
+    energy = agg.host_energy_kwh(hosts)
+    names = ctx.names("host_info", "host")
+    top = energy.idxmax()
+    top_name = names.get(top, f"host {top}") if names is not None else f"host {top}"
+    text = (
+        f"Energy drawn by each of {len(energy):,} hosts over the run, the sum of its periods' "
+        f"energy. Total {format_value('x_kwh', float(energy.sum()))}, mean per host "
+        f"{format_value('x_kwh', float(energy.mean()))}, highest "
+        f"{format_value('x_kwh', float(energy.max()))} ({top_name})."
+    )
+    body = _figure_html(figs.host_energy_figure(energy, names), "fig-host-energy") + _caption(text)
+    return _Section("sec-energy", "Energy per host", body)
+
+
+def _jobs_section(ctx: _Context) -> _Section | None:
+    jobs = ctx.table("jobs", ["start_s", "finish_s"])
+    if jobs is None:
+        return None
+    done = agg.job_completion_s(jobs)
+    if len(done) == 0:
+        return _Section("sec-jobs", "Jobs", _caption(f"None of the {len(jobs):,} jobs finished."))
+    text = (
+        f"{len(done):,} of {len(jobs):,} jobs finished. Completion time (finish − start): "
+        f"median {format_duration(float(np.median(done)))}, mean "
+        f"{format_duration(float(done.mean()))}, longest {format_duration(float(done.max()))}."
+    )
+    body = _figure_html(figs.job_completion_figure(done), "fig-job-times") + _caption(text)
+    return _Section("sec-jobs", "Jobs", body)
+
+
+def _events_section(ctx: _Context) -> _Section | None:
+    events = ctx.table("events", ["kind"])
+    if events is None:
+        return None
+    kinds = events["kind"].astype(str)
+    counts = kinds.value_counts(sort=True).rename_axis("kind").reset_index(name="count")
+    fmt_time: dict[str, Callable[[Any], str]] = {}
+    if "time_s" in events.columns:
+        spans = events.groupby(kinds, observed=True)["time_s"].agg(["min", "max"])
+        counts["first"] = counts["kind"].map(spans["min"])
+        counts["last"] = counts["kind"].map(spans["max"])
+        fmt_time = {"first": format_clock, "last": format_clock, "time": format_clock}
+    head_cols = [c for c in ("time_s", "kind", "subject", "detail") if c in events.columns]
+    head = events.sort_values("time_s", kind="stable") if "time_s" in events.columns else events
+    head = head[head_cols].head(EVENT_ROWS).rename(columns={"time_s": "time"})
+    body = (
+        "<h3>Events by kind</h3>"
+        + html_table(counts, {"count": lambda n: f"{n:,}", **fmt_time})
+        + f"<h3>First {len(head)} of {len(events):,} events</h3>"
+        + f'<div class="scroll">{html_table(head, fmt_time)}</div>'
+    )
+    return _Section("sec-events", "Events", body)
+
+
+_SECTIONS = (
+    _datacenter_section,
+    _heatmap_section,
+    _ready_section,
+    _energy_section,
+    _jobs_section,
+    _events_section,
+)
+
+
+def _time_span(tables: Tables, summary: Mapping[str, Any]) -> float:
+    span = summary.get("sim_time_s")
+    if isinstance(span, numbers.Real) and math.isfinite(float(span)) and float(span) > 0:
+        return float(span)
+    # The datacenter table is one row per period, so its max is cheap; the big tables are last.
+    for name in ("datacenter", "hosts", "vms"):
+        table = tables.get(name)
+        if table is not None and agg.has_columns(table, ["time_s"]):
+            return float(table["time_s"].max())
+    return 0.0
+
+
+def _header(summary: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+    scenario = str(summary.get("scenario") or "vsim run")
+    parts = [f"<h1>{html.escape(scenario)}</h1>"]
+    if summary.get("description"):
+        parts.append(f"<p>{html.escape(str(summary['description']))}</p>")
+    facts = []
+    seed = meta.get("seed", summary.get("seed"))
+    if seed is not None:
+        facts.append(f"seed {seed}")
+    if meta.get("vsim_version"):
+        version = f"vsim {meta['vsim_version']}"
+        if meta.get("git_revision"):
+            version += f" ({str(meta['git_revision'])[:12]})"
+        facts.append(version)
+    if meta.get("started_at"):
+        facts.append(f"started {meta['started_at']}")
+    wall = meta.get("wall_time_s", summary.get("wall_time_s"))
+    if isinstance(wall, numbers.Real):
+        facts.append(f"run wall time {format_duration(float(wall))}")
+    if isinstance(meta.get("peak_memory_bytes"), numbers.Real):
+        facts.append(
+            f"peak memory {format_value('peak_memory_bytes', float(meta['peak_memory_bytes']))}"
+        )
+    if facts:
+        parts.append(f'<p class="meta">{html.escape(" · ".join(facts))}</p>')
+    return "".join(parts)
+
+
+def _summary_section(summary: Mapping[str, Any]) -> _Section | None:
+    rows = summary_rows(summary)
+    if not rows:
+        return None
+    cells = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    return _Section(
+        "sec-summary", "Key figures", f'<table class="figures"><tbody>{cells}</tbody></table>'
+    )
+
+
+def build_report(
+    tables: Mapping[str, pd.DataFrame],
+    summary: Mapping[str, Any],
+    meta: Mapping[str, Any] | None = None,
+) -> str:
+    """The HTML text of the run's report, from its result tables, summary and run metadata."""
+    from plotly.offline import get_plotlyjs
+
+    meta = meta or {}
+    tdiv, tunit = time_axis(_time_span(tables, summary))
+    ctx = _Context(tables=tables, summary=summary, tdiv=tdiv, tunit=tunit)
+    sections = [_summary_section(summary)] + [build(ctx) for build in _SECTIONS]
+    present = [s for s in sections if s is not None]
+    nav = "".join(f'<a href="#{s.anchor}">{html.escape(s.title)}</a>' for s in present)
+    body = "".join(
+        f'<section id="{s.anchor}"><h2>{html.escape(s.title)}</h2>{s.body}</section>'
+        for s in present
+    )
+    title = html.escape(f"{summary.get('scenario') or 'vsim run'} — vsim report")
+    version = html.escape(str(meta.get("vsim_version", "")))
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{title}</title><style>{_CSS}</style>"
+        f'<script type="text/javascript">{get_plotlyjs()}</script>'
+        "</head><body><main>"
+        f"<header>{_header(summary, meta)}<nav>{nav}</nav></header>"
+        f"{body}"
+        f"<footer>Built by vsim {version} from the run's result tables.</footer>"
+        "</main></body></html>\n"
+    )
+
+
+def write_report(
+    path: Path,
+    tables: Mapping[str, pd.DataFrame],
+    summary: Mapping[str, Any],
+    meta: Mapping[str, Any] | None = None,
+) -> None:
+    """Build the report and write it to ``path``.
+
+    Written to a temporary file first and renamed into place, so an interrupted build never leaves
+    a truncated report.html that looks complete.
+    """
+    path = Path(path)
+    text = build_report(tables, summary, meta)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
