@@ -8,11 +8,10 @@
 
 from __future__ import annotations
 
+from vsim._version import __version__
 from vsim.errors import ScenarioError, VsimError
 from vsim.runner import Result, run
 from vsim.scenario import LoadedScenario, load_scenario, parse_scenario
-
-from vsim._version import __version__
 
 __all__ = [
     "LoadedScenario",

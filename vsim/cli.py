@@ -137,7 +137,7 @@ def scenarios_cmd(folder: Path | None) -> None:
             line = text[0] if text else ""
         except (yaml.YAMLError, AttributeError):
             line = "(not a valid scenario file)"
-        click.echo(f"{str(f.relative_to(root).with_suffix('')):<{width}}  {line}")
+        click.echo(f"{f.relative_to(root).with_suffix('')!s:<{width}}  {line}")
 
 
 @main.command("schema")

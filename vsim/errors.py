@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["ScenarioError", "Problem", "VsimError"]
+__all__ = ["Problem", "ScenarioError", "VsimError"]
 
 
 class VsimError(Exception):

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import yaml
 
 from vsim._version import __version__
-from vsim.metrics import Recorder, summarize, write_tables
+from vsim.metrics import Recorder, Tables, summarize
 from vsim.model.simulation import Simulation
 from vsim.scenario import LoadedScenario, build, load_scenario
 
@@ -34,7 +33,7 @@ class Result:
 
     scenario: LoadedScenario
     seed: int
-    tables: dict[str, pd.DataFrame]
+    tables: Tables  # name -> DataFrame (built on first use); .columns holds the raw columns
     summary: dict[str, Any]
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -58,7 +57,7 @@ class Result:
             raw = {**self.scenario.raw, "seed": self.seed}
             (partial / "scenario.yaml").write_text(
                 yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")
-            write_tables(self.tables, partial)
+            self.tables.write(partial)
             (partial / "summary.json").write_text(_json(self.summary), encoding="utf-8")
             for name, writer in (extra or {}).items():
                 writer(partial / name)
@@ -126,7 +125,7 @@ def run(scenario: LoadedScenario | str | Path, seed: int | None = None, *,
     totals = sim.run()
     tables = recorder.tables(setup.jobs)
     if setup.vm_series:
-        tables["vm_info"]["series"] = setup.vm_series
+        tables.columns["vm_info"]["series"] = setup.vm_series
     summary = summarize(recorder, totals, setup.jobs, scenario=loaded.name,
                         description=loaded.spec.description, seed=seed, period_s=setup.period_s)
     wall = time.perf_counter() - started

@@ -1,23 +1,22 @@
-"""Recorders: what a run reports, as pandas DataFrames with unit-suffixed columns.
+"""Recorders: what a run reports, as tables with unit-suffixed columns.
 
 Two kinds of record: tallied events (one flat row per event) and time-weighted levels (one row per
 host or VM per reporting period, holding the period's mean). Rows are collected as numpy chunks
-during the run and become DataFrames once, at the end.
+during the run and joined into columns once, at the end (:class:`Tables` gives DataFrames).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from vsim.metrics.columns import Categories, Columns, Tables, to_frame, write_parquet
 from vsim.model.datacenter import HOST_STATE_NAMES, VM_STATE_NAMES, Datacenter, VmState
 from vsim.model.jobs import Jobs
 from vsim.model.simulation import PeriodSnapshot, RunTotals
 
-__all__ = ["Recorder", "summarize", "write_tables"]
+__all__ = ["Categories", "Columns", "Recorder", "Tables", "summarize", "to_frame", "write_parquet"]
 
 
 class Recorder:
@@ -88,25 +87,34 @@ class Recorder:
 
     # --- tables ---------------------------------------------------------------------------------
 
-    def tables(self, jobs: Jobs | None = None) -> dict[str, pd.DataFrame]:
-        out = {
-            "datacenter": pd.DataFrame(self._dc_rows, columns=[
-                "time_s", "hosts_on", "vms_running", "vms_queued", "power_w", "cpu_demand_hz",
-                "cpu_alloc_hz", "cpu_capacity_hz", "energy_j",
-            ]).astype({"vms_running": np.int32, "vms_queued": np.int32}),
-            "hosts": _concat(self._host_chunks, "state", HOST_STATE_NAMES),
-            "vms": _concat(self._vm_chunks, "state", VM_STATE_NAMES),
-            "events": pd.DataFrame(self._events, columns=["time_s", "kind", "subject", "detail"])
-            .astype({"kind": "category"}),
+    def tables(self, jobs: Jobs | None = None) -> Tables:
+        dc_cols = ["time_s", "hosts_on", "vms_running", "vms_queued", "power_w", "cpu_demand_hz",
+                   "cpu_alloc_hz", "cpu_capacity_hz", "energy_j"]
+        rows = np.array(self._dc_rows, dtype=float).reshape(-1, len(dc_cols))
+        datacenter: Columns = {c: rows[:, i] for i, c in enumerate(dc_cols)}
+        for c in ("vms_running", "vms_queued"):
+            datacenter[c] = rows[:, dc_cols.index(c)].astype(np.int32)
+        kinds: dict[str, int] = {}
+        out: dict[str, Columns] = {
+            "datacenter": datacenter,
+            "events": {
+                "time_s": np.array([e[0] for e in self._events], dtype=float),
+                "kind": Categories(
+                    np.array([kinds.setdefault(e[1], len(kinds)) for e in self._events],
+                             dtype=np.int32), ()),
+                "subject": [e[2] for e in self._events],
+                "detail": [e[3] for e in self._events],
+            },
             "host_info": self._host_info(),
             "vm_info": self._vm_info(),
         }
-        if not self.hosts_table:
-            del out["hosts"]
-        if not self.vms_table:
-            del out["vms"]
+        out["events"]["kind"] = Categories(out["events"]["kind"].codes, tuple(kinds))
+        if self.hosts_table:
+            out["hosts"] = _concat(self._host_chunks, "state", HOST_STATE_NAMES)
+        if self.vms_table:
+            out["vms"] = _concat(self._vm_chunks, "state", VM_STATE_NAMES)
         if jobs is not None:
-            out["jobs"] = pd.DataFrame({
+            out["jobs"] = {
                 "job": np.arange(len(jobs), dtype=np.int32),
                 "vm": jobs.vm.astype(np.int32),
                 "threads": jobs.threads.astype(np.int32),
@@ -114,15 +122,15 @@ class Recorder:
                 "submit_s": jobs.submit_s,
                 "start_s": jobs.start_s,
                 "finish_s": jobs.finish_s,
-            })
-        return out
+            }
+        return Tables(out)
 
-    def _host_info(self) -> pd.DataFrame:
+    def _host_info(self) -> Columns:
         h, dc = self.dc.hosts, self.dc
-        return pd.DataFrame({
+        return {
             "host": np.arange(len(h), dtype=np.int32),
             "name": h.name,
-            "site": [dc.site_names[s] for s in h.site],
+            "site": Categories(h.site, tuple(dc.site_names)),
             "group": h.group,
             "cores": h.cores.astype(np.int32),
             "core_hz": h.core_hz,
@@ -130,11 +138,11 @@ class Recorder:
             "ram_bytes": h.ram_bytes,
             "power_idle_w": h.power.idle_w,
             "power_max_w": h.power.max_w,
-        })
+        }
 
-    def _vm_info(self) -> pd.DataFrame:
+    def _vm_info(self) -> Columns:
         v, dc = self.dc.vms, self.dc
-        return pd.DataFrame({
+        return {
             "vm": np.arange(len(v), dtype=np.int32),
             "name": v.name,
             "group": v.group,
@@ -150,7 +158,7 @@ class Recorder:
             "start_s": v.start_s,
             "end_s": v.end_s,
             "cpu_ready_frac": self.vm_ready_frac(),
-        })
+        }
 
     def vm_ready_frac(self) -> np.ndarray:
         """Each VM's share of its whole-run CPU demand that waited (NaN if it never demanded)."""
@@ -161,18 +169,17 @@ class Recorder:
 
 
 def _concat(chunks: list[dict[str, np.ndarray]], state_col: str, names: tuple[str, ...]
-            ) -> pd.DataFrame:
-    """One DataFrame from per-period chunks, a column at a time, freeing chunks as it goes so
-    that a big run never holds its table twice."""
+            ) -> Columns:
+    """Columns from per-period chunks, a column at a time, freeing chunks as it goes so that a
+    big run never holds its table twice."""
     if not chunks:
-        return pd.DataFrame()
-    cols: dict[str, Any] = {}
+        return {}
+    cols: Columns = {}
     for key in list(chunks[0]):
         cols[key] = np.concatenate([c.pop(key) for c in chunks])
-    cols[state_col] = pd.Categorical.from_codes(cols[state_col].astype(np.int8), list(names))
     chunks.clear()
-    # copy=False keeps one block per column: no consolidation copy of a multi-GB table.
-    return pd.DataFrame(cols, copy=False)
+    cols[state_col] = Categories(cols[state_col], names)  # type: ignore[arg-type]
+    return cols
 
 
 def summarize(rec: Recorder, totals: RunTotals, jobs: Jobs | None, *, scenario: str,
@@ -212,9 +219,3 @@ def summarize(rec: Recorder, totals: RunTotals, jobs: Jobs | None, *, scenario: 
             "mean_completion_s": float(took.mean()) if took.size else None,
         }
     return summary
-
-
-def write_tables(tables: dict[str, pd.DataFrame], folder: Path) -> None:
-    """One Parquet file per table."""
-    for name, df in tables.items():
-        df.to_parquet(folder / f"{name}.parquet", index=False)

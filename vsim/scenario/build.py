@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from vsim.errors import Problem, ScenarioError
-from vsim.model.datacenter import Datacenter, HostState, Hosts, Vms
+from vsim.model.datacenter import Datacenter, Hosts, HostState, Vms
 from vsim.model.jobs import Jobs
 from vsim.model.power import PowerCurves
 from vsim.model.simulation import DemandSource, Placement, PowerManagement

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["DemandTable"]
 
@@ -70,6 +73,8 @@ class DemandTable:
 
     def to_frame(self) -> pd.DataFrame:
         """Long form: one row per series and sample (``series``, ``name``, ``time_s``, ``cpu_util_frac``)."""
+        import pandas as pd  # only here: the simulator's hot path never needs pandas
+
         n, t = self.cpu.shape
         return pd.DataFrame(
             {
