@@ -34,6 +34,7 @@ class Engine:
         self._settle_pending = False
         self.intervals = 0  # integrated stretches, for diagnostics and benchmarks
         self.events = 0  # dispatched handlers
+        self.pending = 0  # one-shot handlers scheduled and not yet run (periodic ticks excluded)
 
     @property
     def now(self) -> float:
@@ -47,8 +48,10 @@ class Engine:
             self.intervals += 1
             self._t0 = now
 
-    def _dispatch(self, handler: Handler) -> Callable[[simpy.Event], None]:
+    def _dispatch(self, handler: Handler, periodic: bool) -> Callable[[simpy.Event], None]:
         def run(_event: simpy.Event) -> None:
+            if not periodic:
+                self.pending -= 1
             self.split()
             self.events += 1
             handler()
@@ -66,12 +69,14 @@ class Engine:
         self._settle_pending = False
         self._settle()
 
-    def at(self, time: float, handler: Handler) -> None:
+    def at(self, time: float, handler: Handler, *, periodic: bool = False) -> None:
         """Run ``handler`` at absolute simulated ``time`` (now if ``time`` is in the past)."""
         if math.isinf(time):
             return
+        if not periodic:
+            self.pending += 1
         delay = max(0.0, time - self.env.now)
-        self.env.timeout(delay).callbacks.append(self._dispatch(handler))
+        self.env.timeout(delay).callbacks.append(self._dispatch(handler, periodic))
 
     def every(self, period: float, handler: Callable[[int], None], start: float = 0.0,
               count: int | None = None) -> None:
@@ -83,9 +88,9 @@ class Engine:
             handler(k)
             if count is None or k + 1 < count:
                 # Multiply rather than accumulate so that tick k lands exactly on start + k*period.
-                self.at(start + (k + 1) * period, lambda: tick(k + 1))
+                self.at(start + (k + 1) * period, lambda: tick(k + 1), periodic=True)
 
-        self.at(start, lambda: tick(0))
+        self.at(start, lambda: tick(0), periodic=True)
 
     def run(self, until: float) -> None:
         """Advance to ``until`` (or until ``stop`` is called) and integrate the last stretch."""

@@ -215,15 +215,27 @@ class Simulation:
             self.jobs.advance(dt)
 
     def _settle(self) -> None:
-        """After all handlers of an instant: rates for the new state, next job completion."""
-        self._recompute()
-        if self.jobs is None:
-            return
-        due = self.jobs.time_to_next_completion()
-        if math.isfinite(due):
-            self._completion_token += 1
-            token = self._completion_token
-            self.engine.at(self.engine.now + due, lambda: self._on_completion(token))
+        """After all handlers of an instant: rates for the new state, next job completion.
+
+        When nothing changed, rates and the scheduled next completion are still right."""
+        if self._dirty:
+            self._recompute()
+            due = self.jobs.time_to_next_completion() if self.jobs is not None else math.inf
+            if math.isfinite(due):
+                self._completion_token += 1
+                token = self._completion_token
+                self.engine.at(self.engine.now + due, lambda: self._on_completion(token))
+        if self.stop_when_jobs_done and self._stalled():
+            self.obs.event(self.engine.now, "run_stalled", "jobs",
+                           "unfinished jobs can never run: their VMs wait for a host that "
+                           "nothing will free")
+            self.engine.stop()
+
+    def _stalled(self) -> bool:
+        """Jobs remain, none is running, and nothing is scheduled that could change that."""
+        jobs = self.jobs
+        return (jobs is not None and not jobs.finished_all and not jobs.active.any()
+                and self.engine.pending == 0)
 
     # --- event handlers -----------------------------------------------------------------------
 
@@ -316,8 +328,8 @@ class Simulation:
         queued = np.flatnonzero(v.state == VmState.QUEUED)
         if queued.size == 0:
             return
-        # First come, first served: by arrival time, then id.
-        queued = queued[np.argsort(v.arrival_s[queued], kind="stable")]
+        # Higher priority first; within a priority, first come first served (arrival, then id).
+        queued = queued[np.lexsort((v.arrival_s[queued], -v.priority[queued]))]
         now = self.engine.now
         candidates = h.state != HostState.OFF
         chosen = self.placement(dc.view(), queued, candidates)

@@ -143,7 +143,7 @@ class VmGroup(Strict):
     reservation: Frequency = 0.0
     limit: Limit = math.inf
     template: str | None = None
-    priority: int = 0
+    priority: int = Field(0, description="queued VMs are placed in priority order, highest first")
     workload: str | None = Field(None, description="a name under workloads; none: idle")
     lifetime: Lifetime | None = Field(None, description="overrides the workload's lifetimes")
 
