@@ -88,26 +88,31 @@ def _yaml_with_lines(text: str, file: str | None) -> tuple[Any, dict[Loc, int]]:
     return data, lines
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any]) -> dict[str, Any]:
+def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any],
+                    resolved: list[Loc] | None = None) -> dict[str, Any]:
     """``hosts.0.count=30`` style overrides. List items may be named: ``vms.web.count=200``.
 
-    Values are read as YAML scalars ("30" -> 30, "2 GHz" stays text, "[1, 2]" a list).
+    Values are read as YAML scalars ("30" -> 30, "2 GHz" stays text, "[1, 2]" a list). The path
+    each override set (list names replaced by indices) is appended to ``resolved``.
     """
     data = copy.deepcopy(data)
     pairs = overrides.items() if isinstance(overrides, dict) else [_split(o) for o in overrides]
     for key, value in pairs:
         parts = key.split(".")
         node: Any = data
+        loc: list[str | int] = []
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
             where = ".".join(parts[: i + 1])
             if isinstance(node, list):
                 index = _list_index(node, part, where)
+                loc.append(index)
                 if last:
                     node[index] = value
                 else:
                     node = node[index]
             elif isinstance(node, dict):
+                loc.append(part)
                 if last:
                     node[part] = value
                 else:
@@ -116,6 +121,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any])
                 raise ScenarioError([Problem(
                     f"cannot set {key}: {'.'.join(parts[:i])} is a value, not a section",
                     path=key, hint="--set takes a dotted path to a field, e.g. hosts.0.count=30")])
+        if resolved is not None:
+            resolved.append(tuple(loc))
     return data
 
 
@@ -178,7 +185,8 @@ def _unwrap(tp: Any, part: str | int) -> Any:
     return None
 
 
-def _problems(exc: ValidationError, lines: dict[Loc, int]) -> list[Problem]:
+def _problems(exc: ValidationError, lines: dict[Loc, int], overridden: list[Loc]
+              ) -> list[Problem]:
     out = []
     for err in exc.errors():
         loc: Loc = tuple(err["loc"])
@@ -209,6 +217,9 @@ def _problems(exc: ValidationError, lines: dict[Loc, int]) -> list[Problem]:
             hint = "add kind: synthetic, planetlab or constant"
         elif message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
+        source = next((o for o in overridden if clean[: len(o)] == o), None)
+        if source is not None:
+            message += f" (the value comes from --set {_dotted(source)}=...)"
         out.append(Problem(message, _dotted(clean), line, hint))
     return out
 
@@ -220,15 +231,16 @@ def parse_scenario(text: str, *, file: str | None = None, base_dir: Path | None 
     if not isinstance(data, dict):
         raise ScenarioError([Problem("a scenario is a YAML mapping (name:, hosts:, vms:, ...)",
                                      line=1, hint="see scenarios/quickstart.yaml")], file=file)
+    overridden: list[Loc] = []
     if overrides:
         try:
-            data = apply_overrides(data, overrides)
+            data = apply_overrides(data, overrides, overridden)
         except ScenarioError as exc:
             raise ScenarioError(exc.problems, file=file) from None
     try:
         spec = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(_problems(exc, lines), file=file) from None
+        raise ScenarioError(_problems(exc, lines, overridden), file=file) from None
     return LoadedScenario(spec, data, file, base_dir or Path.cwd(), lines)
 
 
