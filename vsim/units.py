@@ -41,7 +41,7 @@ KINDS: dict[str, dict[str, float]] = {
         "KiB": _KI, "MiB": _MI, "GiB": _GI, "TiB": _TI, "PiB": _PI,
     },
     "frequency": {
-        "Hz": 1.0, "kHz": 1e3, "MHz": 1e6, "GHz": 1e9,
+        "Hz": 1.0, "kHz": 1e3, "MHz": 1e6, "GHz": 1e9, "THz": 1e12,
         # CloudSim's MIPS: vsim assumes one instruction per cycle, so 1 MIPS = 1 MHz.
         "MIPS": 1e6,
     },
@@ -52,6 +52,7 @@ KINDS: dict[str, dict[str, float]] = {
         "KiB/s": _KI, "MiB/s": _MI, "GiB/s": _GI,
         "bit/s": 0.125, "bps": 0.125, "kbit/s": 125.0, "Kbps": 125.0, "kbps": 125.0,
         "Mbit/s": 125e3, "Mbps": 125e3, "Gbit/s": 125e6, "Gbps": 125e6, "Tbit/s": 125e9,
+        "kb/s": 125.0, "Mb/s": 125e3, "Gb/s": 125e6, "Tb/s": 125e9,
     },
     "work": {  # base unit: cycles (one instruction per cycle, so MI = million cycles)
         "cycles": 1.0, "cycle": 1.0, "kcycles": 1e3, "Mcycles": 1e6, "Gcycles": 1e9,
@@ -68,12 +69,9 @@ def _unit_factor(kind: str, unit: str) -> float:
     table = KINDS[kind]
     if unit in table:
         return table[unit]
-    # Case-insensitive only where it cannot confuse: "gb" could be gigabit or gigabyte.
-    factors = {v for k, v in table.items() if k.lower() == unit.lower()}
-    if len(factors) == 1:
-        return factors.pop()
+    # No case-folding: "Mb/s" (megabit) is not "MB/s", nor "mWh" "MWh".
     known = ", ".join(k for k in table if k)
-    raise UnitError(f"unknown {kind} unit {unit!r}; use one of: {known}")
+    raise UnitError(f"unknown {kind} unit {unit!r} (units are case-sensitive); use one of: {known}")
 
 
 def parse_quantity(value: object, kind: str) -> float:

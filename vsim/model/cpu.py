@@ -83,16 +83,23 @@ def fluid_share(
     if not contended_host.any():
         return alloc
 
+    floors_all = np.bincount(host, weights=floor, minlength=n_hosts)
+    # Reservations are admitted against capacity, so floors fit. Where they do not (a caller
+    # broke admission, or admission's rounding tolerance), every VM is held at its floor scaled
+    # down to fit: there is nothing left to share.
+    over = contended_host & (floors_all >= capacity_hz)
+    if over.any():
+        squeezed = over[host]
+        scale = capacity_hz / np.where(floors_all > 0, floors_all, 1.0)
+        alloc[squeezed] = floor[squeezed] * np.minimum(1.0, scale[host[squeezed]])
+        contended_host &= ~over
+        if not contended_host.any():
+            return alloc
+
     mine = np.flatnonzero(contended_host[host])
     h = host[mine]
     lo, hi, w = floor[mine], want[mine], shares[mine]
-    floors = np.bincount(h, weights=lo, minlength=n_hosts)
-    # Reservations are admitted against capacity, so floors fit; scale them if a caller broke that.
-    over = floors > capacity_hz
-    if over[h].any():
-        scale = np.where(over, capacity_hz / np.where(floors > 0, floors, 1.0), 1.0)
-        lo = lo * scale[h]
-        floors = np.bincount(h, weights=lo, minlength=n_hosts)
+    floors = floors_all
 
     # Breakpoints of f_h(lam) = sum clip(w lam, lo, hi): slope +w from lo/w, -w from hi/w.
     keys = np.concatenate((lo / w, hi / w))

@@ -225,7 +225,9 @@ class Simulation:
                 self._completion_token += 1
                 token = self._completion_token
                 self.engine.at(self.engine.now + due, lambda: self._on_completion(token))
-        if self.stop_when_jobs_done and self._stalled():
+        if self.stop_when_jobs_done and self.jobs is not None and self.jobs.finished_all:
+            self.engine.stop()  # every job completed or was killed with its VM
+        elif self.stop_when_jobs_done and self._stalled():
             self.obs.event(self.engine.now, "run_stalled", "jobs",
                            "unfinished jobs can never run: their VMs wait for a host that "
                            "nothing will free")
@@ -281,8 +283,6 @@ class Simulation:
             return  # a later recompute moved the next completion
         self.jobs.complete_due(self.engine.now)
         self._changed()
-        if self.stop_when_jobs_done and self.jobs.finished_all:
-            self.engine.stop()
 
     def _on_host_on(self, host: int) -> None:
         h = self.dc.hosts
@@ -393,17 +393,13 @@ class Simulation:
     def run(self) -> RunTotals:
         v = self.dc.vms
         eng = self.engine
-        order = np.argsort(v.arrival_s, kind="stable")
-        times, starts = np.unique(v.arrival_s[order], return_index=True)
-        for t, group in zip(times, np.split(order, starts[1:]), strict=True):
-            eng.at(float(t), lambda ids=group: self._on_arrival(ids))
+        for t, group in _by_time(v.arrival_s):
+            eng.at(t, lambda ids=group: self._on_arrival(ids))
         for src in self.sources:
             eng.every(src.step_s, lambda k, s=src: self._on_sample(s, k))
         if self.jobs is not None:
-            order = np.argsort(self.jobs.submit_s, kind="stable")
-            times, starts = np.unique(self.jobs.submit_s[order], return_index=True)
-            for t, group in zip(times, np.split(order, starts[1:]), strict=True):
-                eng.at(float(t), lambda ids=group: self._on_submit(ids))
+            for t, group in _by_time(self.jobs.submit_s):
+                eng.at(t, lambda ids=group: self._on_submit(ids))
         eng.at(0.0, self._note_initially_empty)
         eng.every(self.period_s, self._on_period)
         eng.run(self.duration_s)
@@ -420,3 +416,12 @@ class Simulation:
         h = self.dc.hosts
         for host in np.flatnonzero((h.state == HostState.ON) & (h.vm_count == 0)):
             self._note_empty(int(host))
+
+
+def _by_time(times: np.ndarray) -> list[tuple[float, np.ndarray]]:
+    """Indices grouped by equal time, in time order: one event per instant, not per item."""
+    if times.size == 0:
+        return []
+    order = np.argsort(times, kind="stable")
+    distinct, starts = np.unique(times[order], return_index=True)
+    return list(zip(distinct.tolist(), np.split(order, starts[1:]), strict=True))

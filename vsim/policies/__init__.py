@@ -18,8 +18,9 @@ __all__ = ["PLACEMENT_POLICIES", "make_placement"]
 
 
 def _largest_first(view: PlacementView, vms: np.ndarray) -> np.ndarray:
-    # Decreasing by vCPUs, then RAM; stable, so equal VMs keep their arrival order.
-    return np.lexsort((-view.vm_ram_bytes[vms], -view.vm_vcpus[vms]))
+    # Priority first (as the queue orders it), then decreasing by vCPUs, then RAM; stable, so
+    # equal VMs keep their arrival order.
+    return np.lexsort((-view.vm_ram_bytes[vms], -view.vm_vcpus[vms], -view.vm_priority[vms]))
 
 
 # name -> (one-line description, factory(rng, cpu_overcommit, ram_overcommit))

@@ -37,11 +37,21 @@ def unknown_name(what: str, name: str, known: Iterable[str]) -> str:
     return f"unknown {what} {name!r}{hint} (known: {', '.join(known)})"
 
 
-def _quantity(kind: str, example: str, *, allow: tuple[str, ...] = ()) -> Any:
+def _quantity(kind: str, example: str, *, allow: tuple[str, ...] = (), positive: bool = False,
+              fraction: bool = False) -> Any:
+    """A float field written with a unit; ``positive``: > 0; ``fraction``: within [0, 1]."""
+
     def parse(value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in allow:
             return math.inf
-        return parse_quantity(value, kind)
+        number = parse_quantity(value, kind)
+        if positive and not number > 0:
+            raise ValueError(f"must be more than zero, got {value!r}")
+        if fraction and not 0.0 <= number <= 1.0:
+            raise ValueError(f"must be between 0% and 100%, got {value!r}")
+        if not fraction and not positive and number < 0:
+            raise ValueError(f"must not be negative, got {value!r}")
+        return number
 
     extra = f" or one of {', '.join(allow)}" if allow else ""
     return Annotated[
@@ -55,14 +65,17 @@ def _quantity(kind: str, example: str, *, allow: tuple[str, ...] = ()) -> Any:
 
 
 Time = _quantity("time", "5 min")
+Interval = _quantity("time", "5 min", positive=True)
 Bytes = _quantity("bytes", "16 GiB")
+RamSize = _quantity("bytes", "16 GiB", positive=True)
 Frequency = _quantity("frequency", "2.6 GHz")
+Speed = _quantity("frequency", "2.6 GHz", positive=True)
 Power = _quantity("power", "250 W")
-Work = _quantity("work", "10000 MI")
-Fraction = _quantity("fraction", "35%")
-Limit = _quantity("frequency", "4 GHz", allow=("unlimited", "none"))
-Lifetime = _quantity("time", "6 h", allow=("forever", "never", "inf"))
-Duration = _quantity("time", "2 d", allow=("jobs-done",))
+Work = _quantity("work", "10000 MI", positive=True)
+Fraction = _quantity("fraction", "35%", fraction=True)
+Limit = _quantity("frequency", "4 GHz", allow=("unlimited", "none"), positive=True)
+Lifetime = _quantity("time", "6 h", allow=("forever", "never", "inf"), positive=True)
+Duration = _quantity("time", "2 d", allow=("jobs-done",), positive=True)
 
 
 class Strict(BaseModel):
@@ -81,6 +94,14 @@ class PowerSpec(Strict):
     spec: str | None = Field(None, description=f"one of: {', '.join(POWER_TABLES)}")
     table: list[Power] | None = Field(None, description="watts at 0%, ..., 100% load, evenly spaced")
     off: Power = 0.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_off_key(cls, data: Any) -> Any:
+        # YAML 1.1 reads a bare `off:` key as the boolean false.
+        if isinstance(data, dict) and False in data:
+            data = {("off" if k is False else k): v for k, v in data.items()}
+        return data
 
     @model_validator(mode="after")
     def _one_kind(self) -> PowerSpec:
@@ -112,8 +133,8 @@ class HostGroup(Strict):
     count: int = Field(1, ge=1)
     site: str | None = None
     cores: int = Field(ge=1)
-    core_speed: Frequency
-    ram: Bytes
+    core_speed: Speed
+    ram: RamSize
     power: PowerSpec = PowerSpec(idle=100.0, max=250.0)
     boot_time: Time = 120.0
     initially: Literal["on", "off"] = "on"
@@ -127,8 +148,19 @@ class HostGroup(Strict):
         return data
 
 
+def _check_shares(value: Any) -> Any:
+    # One clear message instead of one per member of the union.
+    if isinstance(value, str) and value in _SHARE_PRESETS:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    raise ValueError(f"shares are low, normal, high or a positive number, got {value!r}")
+
+
+_SHARE_PRESETS = ("low", "normal", "high")
 Shares = Annotated[
     float | Literal["low", "normal", "high"],
+    BeforeValidator(_check_shares),
     Field(description="ESXi-style per-vCPU shares: low=500, normal=1000, high=2000 per vCPU, or a number"),
 ]
 
@@ -137,8 +169,8 @@ class VmGroup(Strict):
     name: str
     count: int | None = Field(None, ge=1, description="default: one VM per series of a trace workload")
     vcpus: int = Field(1, ge=1)
-    ram: Bytes
-    vcpu_speed: Frequency | None = Field(None, description="default: the fastest host core")
+    ram: RamSize
+    vcpu_speed: Speed | None = Field(None, description="default: the fastest host core")
     shares: Shares = "normal"
     reservation: Frequency = 0.0
     limit: Limit = math.inf
@@ -159,24 +191,24 @@ class Noise(Strict):
 
 
 class Bursts(Strict):
-    every: Time = Field(description="mean time between bursts of one VM")
+    every: Interval = Field(description="mean time between bursts of one VM")
     height: Fraction
-    duration: Time
+    duration: Interval
 
 
 class Arrivals(Strict):
-    mean_interarrival: Time
+    mean_interarrival: Interval
 
 
 class LifetimeSpec(Strict):
-    mean: Time
+    mean: Interval
     distribution: Literal["exponential", "lognormal", "fixed"] = "exponential"
     sigma: float = Field(1.0, gt=0.0)
 
 
 class SyntheticWorkload(Strict):
     kind: Literal["synthetic"]
-    step: Time = 300.0
+    step: Interval = 300.0
     mean: Fraction = 0.3
     mean_spread: float = Field(0.0, ge=0.0, le=1.0)
     diurnal: Diurnal = Diurnal()
@@ -248,7 +280,7 @@ class Scenario(Strict):
     description: str = ""
     seed: int = Field(0, ge=0)
     duration: Duration = Field(description="e.g. '2 d', or jobs-done: until every job has finished")
-    period: Time = Field(300.0, gt=0.0, description="reporting period of the tables")
+    period: Interval = Field(300.0, description="reporting period of the tables")
     sites: list[Site] = Field(default_factory=list)
     hosts: list[HostGroup] = Field(min_length=1)
     vms: list[VmGroup] = Field(default_factory=list)

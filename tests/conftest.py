@@ -1,0 +1,59 @@
+"""Helpers shared by the test suite: small scenarios written inline, run through the real API."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import vsim
+from vsim.scenario import build
+
+REPO = Path(__file__).resolve().parents[1]
+QUICKSTART = REPO / "scenarios" / "quickstart.yaml"
+
+GHZ = 1e9
+MHZ = 1e6
+GIB = 1024.0**3
+
+
+def scenario(text: str, **kwargs: Any) -> vsim.LoadedScenario:
+    """Parse an inline YAML scenario (indentation of the triple-quoted block removed)."""
+    return vsim.parse_scenario(textwrap.dedent(text), **kwargs)
+
+
+def scenario_from(data: dict[str, Any]) -> vsim.LoadedScenario:
+    """A scenario given as Python data, written to YAML text and parsed like a file."""
+    return vsim.parse_scenario(yaml.safe_dump(data, sort_keys=False))
+
+
+def run_text(text: str, seed: int = 0, **kwargs: Any) -> vsim.Result:
+    """Run an inline YAML scenario."""
+    return vsim.run(scenario(text, **kwargs), seed=seed)
+
+
+def datacenter(text: str):
+    """The :class:`~vsim.model.datacenter.Datacenter` an inline scenario builds (nothing placed)."""
+    return build(scenario(text)).dc
+
+
+def vsim_cli(*args: str, cwd: Path | str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the real command line (``python -m vsim.cli ...``) in ``cwd``, on this checkout's vsim
+    whether or not it is installed."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return subprocess.run(
+        [sys.executable, "-m", "vsim.cli", *args], cwd=cwd, env={**os.environ, "PYTHONPATH": path},
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def events_of(result: vsim.Result, kind: str) -> list[tuple[float, str, str]]:
+    """``(time_s, subject, detail)`` of the events of one kind, in the order they happened."""
+    ev = result.tables["events"]
+    ev = ev[ev["kind"] == kind]
+    return list(zip(ev["time_s"].astype(float), ev["subject"], ev["detail"], strict=True))

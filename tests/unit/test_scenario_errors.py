@@ -1,0 +1,161 @@
+"""Bad input through the real command line: one clear message, exit status 2, no result folder.
+
+Every row runs ``python -m vsim.cli run FILE --out out`` in an empty folder and checks that the
+user gets one message (no traceback) naming the file, the line, the dotted field path and what to
+do, and that nothing was written: neither ``out`` nor anything under ``results/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import vsim_cli
+
+BASE = """\
+name: errors
+duration: 1 h
+hosts:
+  - name: h
+    cores: 4
+    core_speed: 2 GHz
+    ram: 16 GiB
+    boot_time: 2 min
+vms:
+  - name: web
+    count: 2
+    vcpus: 1
+    ram: 2 GiB
+    workload: steady
+workloads:
+  steady: {kind: constant, level: 50%}
+placement:
+  policy: first-fit
+"""
+
+STEADY = "workloads:\n  steady: {kind: constant, level: 50%}\n"
+
+
+def planetlab(day: str, path: str | None = None) -> str:
+    """BASE with its VMs following a PlanetLab day instead of the constant workload."""
+    where = f"    path: {path}\n" if path else ""
+    return edit(("workload: steady", "workload: pl"),
+                (STEADY, f'workloads:\n  pl:\n    kind: planetlab\n    day: "{day}"\n{where}'))
+
+
+def edit(*pairs: tuple[str, str]) -> str:
+    text = BASE
+    for old, new in pairs:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    return text
+
+
+def row(case: str, text: str | None, expected: list[str], *, line_of: str | None = None,
+        args: tuple[str, ...] = (), file: str = "scenario.yaml", marks=()):
+    """One case: the scenario text (None: no file), substrings the message must hold, and the
+    text whose line the message must point at (``file:LINE:``)."""
+    return pytest.param(text, args, file, expected, line_of, id=case, marks=marks)
+
+
+def bug(reason: str):
+    return pytest.mark.xfail(strict=True, reason=reason)
+
+
+CASES = [
+    row("malformed-yaml", edit(("    cores: 4", "    cores: [4")),
+        ["not valid YAML", "check indentation, colons and quotes"], line_of="core_speed"),
+    row("unknown-field", edit(("core_speed:", "core_sped:")),
+        ["hosts.0.core_sped", "unknown field 'core_sped'", "did you mean 'core_speed'?"],
+        line_of="core_sped"),
+    row("wrong-unit-kind", edit(("core_speed: 2 GHz", "core_speed: 16 GiB")),
+        ["hosts.0.core_speed", "unknown frequency unit 'GiB'", "use one of:", "GHz"],
+        line_of="core_speed"),
+    row("unknown-unit", edit(("boot_time: 2 min", "boot_time: 2 parsecs")),
+        ["hosts.0.boot_time", "unknown time unit 'parsecs'", "use one of:", "min"],
+        line_of="boot_time"),
+    row("unknown-policy", edit(("policy: first-fit", "policy: frist-fit")),
+        ["placement.policy", "unknown placement policy 'frist-fit'", "did you mean 'first-fit'?"],
+        line_of="policy:"),
+    row("unknown-workload", edit(("workload: steady", "workload: stedy")),
+        ["vms.0.workload", "unknown workload 'stedy'", "did you mean 'steady'?"],
+        line_of="workload: stedy"),
+    row("vm-larger-than-any-host", edit(("ram: 2 GiB", "ram: 64 GiB")),
+        ["vms.0", "'web'", "larger than any host", "16 GiB", "shrink the VM or add a bigger host"],
+        line_of="- name: web"),
+    row("missing-planetlab-folder", planetlab("20110303", "no/such/folder"),
+        ["workloads.pl.path", "no/such/folder", "PlanetLab data not found",
+         "give the compact .npz, a raw root or a day folder"], line_of="path:"),
+    row("unknown-planetlab-day", planetlab("20990101"),
+        ["workloads.pl.day", "no PlanetLab day '20990101'", "20110303", "pick one of those days"],
+        line_of="day:"),
+    row("set-index-out-of-range", BASE,
+        ["hosts.3", "no item 3 in a list of 1", "list items count from 0"],
+        args=("--set", "hosts.3.count=2")),
+    row("set-unknown-name", BASE, ["vms.webb", "no item named 'webb'", "did you mean 'web'?"],
+        args=("--set", "vms.webb.count=2")),
+    row("set-without-equals", BASE,
+        ["override 'hosts.0.count' has no '='", "write --set dotted.key=value"],
+        args=("--set", "hosts.0.count")),
+    row("set-bad-value", BASE, ["hosts.0.core_speed", "unknown frequency unit 'parsecs'",
+                                "--set hosts.0.core_speed"],
+        args=("--set", "hosts.0.core_speed=3 parsecs")),
+    row("missing-required-field", edit(("    cores: 4\n", "")),
+        ["hosts.0.cores", "this field is required", "add it"], line_of="- name: h"),
+    row("jobs-done-without-jobs", edit(("duration: 1 h", "duration: jobs-done")),
+        ["duration", "runs until jobs are done, but the scenario has no jobs",
+         "give a duration such as '1 d', or add jobs:"], line_of="duration:"),
+    row("unknown-workload-kind", edit(("{kind: constant,", "{kind: constnt,")),
+        ["workloads.steady", "unknown workload kind 'constnt'", "synthetic, planetlab or constant"],
+        line_of="steady: {kind"),
+    row("missing-file", None, ["no such scenario file", "`vsim scenarios` lists the shipped ones"],
+        file="no-such-scenario.yaml"),
+    # Values out of range are refused at load, before anything deep inside divides by them.
+    row("synthetic-mean-above-100%",
+        edit(("{kind: constant, level: 50%}", "{kind: synthetic, mean: 150%}")),
+        ["workloads.steady.mean:", "must be between 0% and 100%", "'150%'"], line_of="steady:"),
+    row("synthetic-step-zero",
+        edit(("{kind: constant, level: 50%}", "{kind: synthetic, step: 0}")),
+        ["workloads.steady.step:", "must be more than zero"], line_of="steady:"),
+    row("synthetic-zero-interarrival",
+        edit(("{kind: constant, level: 50%}",
+              "{kind: synthetic, arrivals: {mean_interarrival: 0}}")),
+        ["workloads.steady.arrivals.mean_interarrival:", "must be more than zero"],
+        line_of="steady:"),
+    row("zero-duration", edit(("duration: 1 h", "duration: 0 s")),
+        ["duration:", "must be more than zero", "'0 s'"], line_of="duration:"),
+    row("negative-ram", edit(("ram: 2 GiB", "ram: -2 GiB")),
+        ["vms.0.ram:", "must be more than zero", "'-2 GiB'"], line_of="-2 GiB"),
+    # Six busy 1-vCPU VMs on four cores (2:1 overcommit): contended, so shares matter.
+    row("zero-shares", edit(("    vcpus: 1\n", "    vcpus: 1\n    shares: 0\n"),
+                            ("count: 2", "count: 6"), ("level: 50%", "level: 100%"))
+        + "  cpu_overcommit: 2\n",
+        ["vms.0.shares:", "positive number", "0"], line_of="shares:"),
+]
+
+
+@pytest.mark.parametrize(("text", "args", "file", "expected", "line_of"), CASES)
+def test_bad_input_gets_one_clear_message_and_no_result_folder(
+    tmp_path: Path, text: str | None, args: tuple[str, ...], file: str, expected: list[str],
+    line_of: str | None,
+) -> None:
+    if text is not None:
+        (tmp_path / file).write_text(text, encoding="utf-8")
+    done = vsim_cli("run", file, "--out", "out", *args, cwd=tmp_path, timeout=60)
+
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+    message = done.stderr.strip()
+    assert message.startswith("vsim: error: ")
+    assert message.count("vsim: error:") == 1
+    assert file in message
+    for part in expected:
+        assert part in message, f"{part!r} not in {message!r}"
+    if line_of is not None:
+        assert text is not None
+        line = next(i for i, t in enumerate(text.splitlines(), start=1) if line_of in t)
+        assert f"{file}:{line}:" in message
+    # Nothing written: no --out folder, no results/ folder, no partial folder left behind.
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ([file] if text is not None else [])
