@@ -52,14 +52,10 @@ def edit(*pairs: tuple[str, str]) -> str:
 
 
 def row(case: str, text: str | None, expected: list[str], *, line_of: str | None = None,
-        args: tuple[str, ...] = (), file: str = "scenario.yaml", marks=()):
+        args: tuple[str, ...] = (), file: str = "scenario.yaml"):
     """One case: the scenario text (None: no file), substrings the message must hold, and the
     text whose line the message must point at (``file:LINE:``)."""
-    return pytest.param(text, args, file, expected, line_of, id=case, marks=marks)
-
-
-def bug(reason: str):
-    return pytest.mark.xfail(strict=True, reason=reason)
+    return pytest.param(text, args, file, expected, line_of, id=case)
 
 
 CASES = [
