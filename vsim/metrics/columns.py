@@ -49,20 +49,40 @@ def to_frame(columns: Columns) -> pd.DataFrame:
     return pd.DataFrame(data, copy=False)
 
 
+def _numeric(pa: Any, values: np.ndarray) -> Any:
+    # From the buffer: pyarrow's array() would import pandas to look for pandas types, which
+    # costs more than the rest of a small run's save.
+    values = np.ascontiguousarray(values)
+    if values.dtype == np.bool_:
+        bits = np.packbits(values, bitorder="little")
+        return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values),
+                                 [None, pa.py_buffer(values)])
+
+
+def _text(pa: Any, values: list[str]) -> Any:
+    encoded = [v.encode("utf-8") for v in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    data = b"".join(encoded)
+    return pa.Array.from_buffers(pa.string(), len(encoded),
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
 def write_parquet(columns: Columns, path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    arrays = {}
-    for name, col in columns.items():
+    arrays = []
+    for col in columns.values():
         if isinstance(col, Categories):
-            arrays[name] = pa.DictionaryArray.from_arrays(
-                pa.array(col.codes.astype(np.int32)), pa.array(list(col.names), pa.string()))
+            arrays.append(pa.DictionaryArray.from_arrays(
+                _numeric(pa, col.codes.astype(np.int32)), _text(pa, list(col.names))))
         elif isinstance(col, list):
-            arrays[name] = pa.array(col, pa.string())
+            arrays.append(_text(pa, col))
         else:
-            arrays[name] = pa.array(col)
-    pq.write_table(pa.table(arrays), path)
+            arrays.append(_numeric(pa, col))
+    pq.write_table(pa.Table.from_arrays(arrays, names=list(columns)), path)
 
 
 class Tables(Mapping[str, "pd.DataFrame"]):
