@@ -121,6 +121,7 @@ def run(scenario: LoadedScenario | str | Path, seed: int | None = None, *,
         setup.dc, recorder, setup.placement, setup.sources, setup.jobs,
         duration_s=setup.duration_s, period_s=setup.period_s, power=setup.power,
         stop_when_jobs_done=setup.stop_when_jobs_done, progress=progress,
+        consolidation=setup.consolidation,
     )
     totals = sim.run()
     tables = recorder.tables(setup.jobs)

@@ -14,7 +14,7 @@ import numpy as np
 from vsim.metrics.columns import Categories, Columns, Tables, to_frame, write_parquet
 from vsim.model.datacenter import HOST_STATE_NAMES, VM_STATE_NAMES, Datacenter, VmState
 from vsim.model.jobs import Jobs
-from vsim.model.simulation import PeriodSnapshot, RunTotals
+from vsim.model.simulation import MigrationRecord, PeriodSnapshot, RunTotals
 
 __all__ = ["Categories", "Columns", "Recorder", "Tables", "summarize", "to_frame", "write_parquet"]
 
@@ -30,12 +30,16 @@ class Recorder:
         self._dc_rows: list[tuple[float, ...]] = []
         self._host_chunks: list[dict[str, np.ndarray]] = []
         self._vm_chunks: list[dict[str, np.ndarray]] = []
+        self._migrations: list[MigrationRecord] = []
         n_v = len(dc.vms)
         self.vm_demand_hz_s = np.zeros(n_v)  # whole-run sums, for per-VM ready fractions
         self.vm_alloc_hz_s = np.zeros(n_v)
 
     def event(self, time_s: float, kind: str, subject: str, detail: str) -> None:
         self._events.append((time_s, kind, subject, detail))
+
+    def migration(self, record: MigrationRecord) -> None:
+        self._migrations.append(record)
 
     def events(self, time_s: float, kind: str, subjects: list[str], details: list[str]) -> None:
         self._events.extend(zip([time_s] * len(subjects), [kind] * len(subjects), subjects, details,
@@ -46,7 +50,8 @@ class Recorder:
         dt = s.dt_s
         self.vm_demand_hz_s[s.vm_ids] += s.vm_demand_hz_s
         self.vm_alloc_hz_s[s.vm_ids] += s.vm_alloc_hz_s
-        running = int(np.count_nonzero(s.vm_state == VmState.RUNNING))
+        running = int(np.count_nonzero(
+            (s.vm_state == VmState.RUNNING) | (s.vm_state == VmState.MIGRATING)))
         self._dc_rows.append((
             s.time_s, float(s.host_on_s.sum()) / dt, running, s.vms_queued,
             float(s.host_energy_j.sum()) / dt, float(s.host_demand_hz_s.sum()) / dt,
@@ -113,6 +118,17 @@ class Recorder:
             out["hosts"] = _concat(self._host_chunks, "state", HOST_STATE_NAMES)
         if self.vms_table:
             out["vms"] = _concat(self._vm_chunks, "state", VM_STATE_NAMES)
+        m = self._migrations
+        out["migrations"] = {
+            "time_s": np.array([r.start_s for r in m], dtype=float),
+            "vm": np.array([r.vm for r in m], dtype=np.int32),
+            "from_host": np.array([r.source for r in m], dtype=np.int32),
+            "to_host": np.array([r.dest for r in m], dtype=np.int32),
+            "duration_s": np.array([r.duration_s for r in m], dtype=float),
+            "bytes": np.array([r.bytes for r in m], dtype=float),
+            "reason": [r.reason for r in m],
+            "outcome": [r.outcome for r in m],
+        }
         if jobs is not None:
             out["jobs"] = {
                 "job": np.arange(len(jobs), dtype=np.int32),
@@ -189,7 +205,6 @@ def summarize(rec: Recorder, totals: RunTotals, jobs: Jobs | None, *, scenario: 
     ready = rec.vm_ready_frac()
     demanded = ready[~np.isnan(ready)]
     never_placed = np.isnan(dc.vms.start_s) & (dc.vms.state != VmState.FUTURE)
-    d, a = totals.demand_hz_s, totals.alloc_hz_s
     summary: dict[str, Any] = {
         "scenario": scenario,
         "description": description,
@@ -200,10 +215,11 @@ def summarize(rec: Recorder, totals: RunTotals, jobs: Jobs | None, *, scenario: 
         "period_s": period_s,
         "energy_j": totals.energy_j,
         "energy_kwh": totals.energy_j / 3.6e6,
-        "migrations": 0,
+        "migrations": totals.migrations,
+        "host_shutdowns": sum(1 for e in rec._events if e[1] == "host_off"),
         "cpu_ready_frac_mean": float(demanded.mean()) if demanded.size else 0.0,
         "cpu_ready_frac_p95": float(np.percentile(demanded, 95)) if demanded.size else 0.0,
-        "sla": {"overall_violation_frac": (d - a) / d if d > 0 else 0.0},
+        "sla": _sla(totals),
         "hosts_on_mean": totals.host_on_s / totals.sim_time_s if totals.sim_time_s else 0.0,
         "vms_unplaced": int(np.count_nonzero(never_placed)),
         "engine": {"intervals": totals.intervals, "events": totals.events},
@@ -219,3 +235,15 @@ def summarize(rec: Recorder, totals: RunTotals, jobs: Jobs | None, *, scenario: 
             "mean_completion_s": float(took.mean()) if took.size else None,
         }
     return summary
+
+
+def _sla(t: RunTotals) -> dict[str, float]:
+    """Beloglazov & Buyya's SLA metrics (CCPE 2012, section 6.2) and the undelivered share.
+
+    SLATAH: the share of active-host time spent at full load with demand unserved; PDM: the
+    performance lost to migrations (10 % of a migrating VM's demand) over all demand; SLAV their
+    product."""
+    slatah = t.host_overloaded_s / t.host_on_s if t.host_on_s > 0 else 0.0
+    pdm = t.migration_degradation_hz_s / t.demand_hz_s if t.demand_hz_s > 0 else 0.0
+    overall = (t.demand_hz_s - t.alloc_hz_s) / t.demand_hz_s if t.demand_hz_s > 0 else 0.0
+    return {"slatah": slatah, "pdm": pdm, "slav": slatah * pdm, "overall_violation_frac": overall}

@@ -30,6 +30,7 @@ class VmState(IntEnum):
     STARTING = 2  # placed on a host that is still booting
     RUNNING = 3
     DONE = 4  # departed
+    MIGRATING = 5  # running on its host while being copied to ``Vms.migrating_to``
 
 
 HOST_STATE_NAMES = tuple(s.name.lower() for s in HostState)
@@ -49,6 +50,7 @@ class Hosts:
     boot_time_s: np.ndarray
     power: PowerCurves
     state: np.ndarray  # HostState, uint8
+    nic_bytes_s: np.ndarray | None = None  # network bandwidth per host (default 1 Gbit/s)
     # Commitments of the VMs placed on each host (STARTING or RUNNING).
     vcpus_used: np.ndarray = field(init=False)
     ram_used: np.ndarray = field(init=False)
@@ -64,6 +66,8 @@ class Hosts:
         self.state = np.asarray(self.state, dtype=np.uint8)
         self.site = np.asarray(self.site, dtype=np.int32)
         self.capacity_hz = self.cores * self.core_hz
+        self.nic_bytes_s = (np.full(n, 125e6) if self.nic_bytes_s is None
+                            else np.asarray(self.nic_bytes_s, dtype=float))
         self.vcpus_used = np.zeros(n)
         self.ram_used = np.zeros(n)
         self.reservation_used_hz = np.zeros(n)
@@ -91,6 +95,7 @@ class Vms:
     lifetime_s: np.ndarray
     state: np.ndarray = field(init=False)
     host: np.ndarray = field(init=False)
+    migrating_to: np.ndarray = field(init=False)
     start_s: np.ndarray = field(init=False)
     end_s: np.ndarray = field(init=False)
 
@@ -105,6 +110,7 @@ class Vms:
         self.capacity_hz = self.vcpus * self.vcpu_hz
         self.state = np.full(n, VmState.FUTURE, dtype=np.uint8)
         self.host = np.full(n, -1, dtype=np.int32)
+        self.migrating_to = np.full(n, -1, dtype=np.int32)
         self.start_s = np.full(n, np.nan)
         self.end_s = np.full(n, np.nan)
 
@@ -156,7 +162,8 @@ class Datacenter:
             ))
         )
 
-    def _commit(self, vm_ids: np.ndarray, host_ids: np.ndarray, sign: float) -> None:
+    def _commit(self, vm_ids: np.ndarray, host_ids: np.ndarray, sign: float,
+                count: bool = True) -> None:
         h, v = self.hosts, self.vms
         n = len(h)
         h.vcpus_used += sign * np.bincount(host_ids, weights=v.vcpus[vm_ids], minlength=n)
@@ -164,7 +171,28 @@ class Datacenter:
         h.reservation_used_hz += sign * np.bincount(
             host_ids, weights=v.reservation_hz[vm_ids], minlength=n
         )
-        h.vm_count += int(sign) * np.bincount(host_ids, minlength=n)
+        if count:
+            h.vm_count += int(sign) * np.bincount(host_ids, minlength=n)
+
+    def start_migration(self, vm: int, dest: int) -> None:
+        """A running VM starts moving to ``dest``: it keeps running (and its commitments) on its
+        host, and the destination reserves room for it until the copy completes."""
+        v = self.vms
+        assert v.state[vm] == VmState.RUNNING
+        self._commit(np.array([vm]), np.array([dest]), +1.0, count=False)
+        v.migrating_to[vm] = dest
+        v.state[vm] = VmState.MIGRATING
+
+    def finish_migration(self, vm: int) -> int:
+        """The copy completed: the VM runs on its destination now. Returns the source host."""
+        v = self.vms
+        source, dest = int(v.host[vm]), int(v.migrating_to[vm])
+        self._commit(np.array([vm]), np.array([source]), -1.0)
+        self.hosts.vm_count[dest] += 1
+        v.host[vm] = dest
+        v.migrating_to[vm] = -1
+        v.state[vm] = VmState.RUNNING
+        return source
 
     def place(self, vm_ids: np.ndarray, host_ids: np.ndarray, now: float) -> np.ndarray:
         """Put queued VMs on hosts; returns the VMs that start running now (host already on)."""
@@ -186,8 +214,11 @@ class Datacenter:
         return waiting
 
     def remove(self, vm_ids: np.ndarray, now: float) -> None:
-        """VMs leave their hosts for good (departure)."""
+        """VMs leave their hosts for good (departure); a migration under way is abandoned."""
         v = self.vms
+        moving = vm_ids[v.state[vm_ids] == VmState.MIGRATING]
+        self._commit(moving, v.migrating_to[moving].astype(np.int64), -1.0, count=False)
+        v.migrating_to[vm_ids] = -1
         self._commit(vm_ids, v.host[vm_ids].astype(np.int64), -1.0)
         v.host[vm_ids] = -1
         v.state[vm_ids] = VmState.DONE
@@ -196,13 +227,18 @@ class Datacenter:
     def check_invariants(self) -> None:
         """Raise AssertionError when the state is inconsistent (used by tests)."""
         h, v = self.hosts, self.vms
-        placed = (v.state == VmState.STARTING) | (v.state == VmState.RUNNING)
+        running = (v.state == VmState.RUNNING) | (v.state == VmState.MIGRATING)
+        placed = running | (v.state == VmState.STARTING)
+        moving = v.state == VmState.MIGRATING
         assert np.all((v.host >= 0) == placed), "a VM is on a host iff it is starting or running"
-        assert np.all(h.state[v.host[v.state == VmState.RUNNING]] == HostState.ON), (
+        assert np.all((v.migrating_to >= 0) == moving), "a VM has a destination iff migrating"
+        assert np.all(h.state[v.host[running]] == HostState.ON), (
             "running VMs are on hosts that are on"
         )
+        assert np.all(v.migrating_to[moving] != v.host[moving]), "migrations go somewhere else"
         counts = np.bincount(v.host[placed], minlength=len(h))
         assert np.array_equal(counts, h.vm_count), "host VM counts match placements"
         ram = np.bincount(v.host[placed], weights=v.ram_bytes[placed], minlength=len(h))
+        ram += np.bincount(v.migrating_to[moving], weights=v.ram_bytes[moving], minlength=len(h))
         assert np.allclose(ram, h.ram_used), "host RAM commitments match placements"
         assert np.all(h.vm_count[h.state == HostState.OFF] == 0), "hosts that are off hold no VM"

@@ -19,9 +19,14 @@ from vsim.engine import Engine
 from vsim.model.cpu import CpuScheduler, FluidScheduler
 from vsim.model.datacenter import Datacenter, HostState, PlacementView, VmState
 from vsim.model.jobs import Jobs
+from vsim.model.power import PowerCurves
 
 __all__ = [
+    "ConsolidationSettings",
+    "ConsolidationView",
+    "Consolidator",
     "DemandSource",
+    "Migration",
     "Observer",
     "PeriodSnapshot",
     "Placement",
@@ -49,6 +54,46 @@ class PowerManagement:
 
     power_on_when_needed: bool = True
     idle_off_after_s: float = math.inf
+
+
+@dataclass(frozen=True)
+class Migration:
+    """A decision to move a running VM, and why ("overload", "underload")."""
+
+    vm: int
+    dest: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ConsolidationView:
+    """What a consolidation policy reads at a tick: the placement view, current demand and the
+    utilisation histories (oldest first, right-aligned; ``n_valid`` recent entries are real)."""
+
+    placement: PlacementView
+    power: PowerCurves
+    host_demand_hz: np.ndarray
+    vm_demand_hz: np.ndarray
+    vm_host: np.ndarray
+    vm_state: np.ndarray
+    vm_history: np.ndarray  # (V, W) demand / VM capacity at past ticks
+    vm_n_valid: np.ndarray
+    host_history: np.ndarray  # (H, W) sum over the host's current VMs of their past demand
+    host_n_valid: np.ndarray
+
+
+class Consolidator(Protocol):
+    def __call__(self, view: ConsolidationView) -> list[Migration]: ...
+
+
+@dataclass
+class ConsolidationSettings:
+    """Dynamic consolidation: every ``interval_s`` the policy may move VMs; a migration copies
+    the VM's RAM over the slower of the two hosts' NICs (no link sharing yet)."""
+
+    policy: Consolidator
+    interval_s: float = 300.0
+    history: int = 30
 
 
 class Placement(Protocol):
@@ -83,6 +128,19 @@ class Observer(Protocol):
     def event(self, time_s: float, kind: str, subject: str, detail: str) -> None: ...
     def events(self, time_s: float, kind: str, subjects: list[str], details: list[str]) -> None: ...
     def period(self, snapshot: PeriodSnapshot) -> None: ...
+    def migration(self, record: MigrationRecord) -> None: ...
+
+
+@dataclass(frozen=True)
+class MigrationRecord:
+    start_s: float
+    vm: int
+    source: int
+    dest: int
+    duration_s: float
+    bytes: float
+    reason: str
+    outcome: str  # "completed", or "abandoned" when the VM departed first
 
 
 @dataclass
@@ -94,6 +152,9 @@ class RunTotals:
     host_on_s: float
     intervals: int
     events: int
+    host_overloaded_s: float = 0.0  # active-host time with demand above capacity (SLATAH)
+    migration_degradation_hz_s: float = 0.0  # 10 % of migrating VMs' demand (PDM)
+    migrations: int = 0
 
 
 class Simulation:
@@ -113,6 +174,7 @@ class Simulation:
         scheduler: CpuScheduler | None = None,
         stop_when_jobs_done: bool = False,
         progress: Callable[[float], None] | None = None,
+        consolidation: ConsolidationSettings | None = None,
     ) -> None:
         if math.isinf(duration_s) and not (stop_when_jobs_done and jobs is not None):
             raise ValueError("an unbounded run needs jobs and stop_when_jobs_done")
@@ -127,6 +189,7 @@ class Simulation:
         self.scheduler = scheduler or FluidScheduler()
         self.stop_when_jobs_done = stop_when_jobs_done
         self.progress = progress
+        self.consolidation = consolidation
         self.engine = Engine(self._integrate, self._settle)
 
         n_h, n_v = len(dc.hosts), len(dc.vms)
@@ -141,6 +204,13 @@ class Simulation:
         self._period_start = 0.0
         self._reset_period()
         self.totals = RunTotals(0.0, 0.0, 0.0, 0.0, 0.0, 0, 0)
+        w = consolidation.history if consolidation else 1
+        self.vm_history = np.zeros((n_v, w))
+        self.vm_n_valid = np.zeros(n_v, dtype=np.int64)
+        self._migration_start = np.full(n_v, np.nan)
+        self._consolidate_due = False
+        self._host_ready_at = np.zeros(n_h)
+        self._migration_reason = [""] * n_v
 
     # --- integration between events -------------------------------------------------------------
 
@@ -157,7 +227,7 @@ class Simulation:
     def _recompute(self) -> None:
         """CPU sharing for the state as it is now, for every host at once."""
         v, h = self.dc.vms, self.dc.hosts
-        running = v.state == VmState.RUNNING
+        running = _running(v.state)
         if self.jobs is not None:
             self.jobs.activate(running, self.engine.now)
             threads = self.jobs.threads_per_vm(len(v))
@@ -189,7 +259,7 @@ class Simulation:
         h, v = self.dc.hosts, self.dc.vms
         n_h = len(h)
         on = h.state == HostState.ON
-        host_of_running = np.where(v.state == VmState.RUNNING, v.host, n_h)
+        host_of_running = np.where(_running(v.state), v.host, n_h)
         host_alloc = np.bincount(host_of_running, weights=self.alloc_hz, minlength=n_h + 1)[:n_h]
         host_demand = np.bincount(host_of_running, weights=self.demand_hz, minlength=n_h + 1)[:n_h]
         util = np.divide(host_alloc, h.capacity_hz, out=np.zeros(n_h), where=h.capacity_hz > 0)
@@ -207,6 +277,12 @@ class Simulation:
         self._p_vm_alloc += self.alloc_hz * dt
         self._p_vm_present += present * dt
         t = self.totals
+        # SLATAH counts host time at full load with demand left unserved (Beloglazov & Buyya).
+        t.host_overloaded_s += float(np.count_nonzero(on & (host_demand > host_alloc * (1 + 1e-9)))) * dt
+        moving = v.state == VmState.MIGRATING
+        if moving.any():
+            # PDM: a migrating VM loses about 10 % of its CPU (Beloglazov & Buyya, CCPE 2012).
+            t.migration_degradation_hz_s += 0.1 * float(self.demand_hz[moving].sum()) * dt
         t.energy_j += float(energy.sum())
         t.demand_hz_s += float(self.demand_hz.sum()) * dt
         t.alloc_hz_s += float(self.alloc_hz.sum()) * dt
@@ -218,6 +294,11 @@ class Simulation:
         """After all handlers of an instant: rates for the new state, next job completion.
 
         When nothing changed, rates and the scheduled next completion are still right."""
+        if self._consolidate_due:
+            self._consolidate_due = False
+            if self._dirty:
+                self._recompute()
+            self._consolidate()
         if self._dirty:
             self._recompute()
             due = self.jobs.time_to_next_completion() if self.jobs is not None else math.inf
@@ -257,7 +338,7 @@ class Simulation:
 
     def _on_departure(self, ids: np.ndarray) -> None:
         v = self.dc.vms
-        ids = ids[(v.state[ids] == VmState.RUNNING) | (v.state[ids] == VmState.STARTING)]
+        ids = ids[_running(v.state[ids]) | (v.state[ids] == VmState.STARTING)]
         if ids.size == 0:
             return
         hosts = np.unique(v.host[ids])
@@ -311,6 +392,90 @@ class Simulation:
 
         self.engine.at(since + self.power.idle_off_after_s, check)
 
+    # --- consolidation --------------------------------------------------------------------------
+
+    def _on_consolidation_tick(self, _k: int) -> None:
+        # Decide in settle, once every handler of this instant (trace samples) has run.
+        self._consolidate_due = True
+        self.engine.request_settle()
+
+    def _record_history(self) -> None:
+        v = self.dc.vms
+        running = _running(v.state)
+        util = np.divide(self.demand_hz, v.capacity_hz, out=np.zeros(len(v)),
+                         where=v.capacity_hz > 0)
+        w = self.vm_history.shape[1]
+        self.vm_history[:, :-1] = self.vm_history[:, 1:]
+        self.vm_history[:, -1] = np.where(running, util, 0.0)
+        self.vm_n_valid = np.where(running, np.minimum(self.vm_n_valid + 1, w), 0)
+
+    def _consolidation_view(self) -> ConsolidationView:
+        h, v = self.dc.hosts, self.dc.vms
+        n_h = len(h)
+        running = np.flatnonzero(_running(v.state))
+        where = v.host[running]
+        # A host's history is that of the VMs it holds now (as CloudSim builds it): what the
+        # host would have seen with its current VMs, which is what a decision needs.
+        host_history = np.zeros((n_h, self.vm_history.shape[1]))
+        np.add.at(host_history, where, self.vm_history[running] * v.capacity_hz[running, None])
+        host_history /= h.capacity_hz[:, None]
+        host_n_valid = np.zeros(n_h, dtype=np.int64)
+        np.maximum.at(host_n_valid, where, self.vm_n_valid[running])
+        host_demand = np.bincount(where, weights=self.demand_hz[running], minlength=n_h)
+        return ConsolidationView(
+            placement=self.dc.view(), power=h.power, host_demand_hz=host_demand,
+            vm_demand_hz=self.demand_hz.copy(), vm_host=v.host.copy(), vm_state=v.state.copy(),
+            vm_history=self.vm_history, vm_n_valid=self.vm_n_valid,
+            host_history=host_history, host_n_valid=host_n_valid,
+        )
+
+    def _consolidate(self) -> None:
+        assert self.consolidation is not None
+        self._record_history()
+        decisions = self.consolidation.policy(self._consolidation_view())
+        h, v = self.dc.hosts, self.dc.vms
+        now = self.engine.now
+        for m in decisions:
+            if v.state[m.vm] != VmState.RUNNING or m.dest == v.host[m.vm]:
+                continue
+            if h.state[m.dest] == HostState.OFF:
+                self._power_on(m.dest, "consolidation target")
+            ready = max(now, float(self._host_ready_at[m.dest]))
+            source = int(v.host[m.vm])
+            self.dc.start_migration(m.vm, m.dest)
+            duration = float(v.ram_bytes[m.vm] / min(h.nic_bytes_s[source], h.nic_bytes_s[m.dest]))
+            self._migration_start[m.vm] = now
+            self._migration_reason[m.vm] = m.reason
+            self.obs.event(now, "migration_start", v.name[m.vm],
+                           f"{h.name[source]} -> {h.name[m.dest]} ({m.reason})")
+            self.engine.at(ready + duration, lambda vm=m.vm, d=m.dest: self._on_migrated(vm, d))
+        if decisions:
+            self._changed()
+
+    def _on_migrated(self, vm: int, dest: int) -> None:
+        v, h = self.dc.vms, self.dc.hosts
+        if v.state[vm] != VmState.MIGRATING or v.migrating_to[vm] != dest:
+            return  # the VM departed during the copy
+        source = self.dc.finish_migration(vm)
+        now = self.engine.now
+        self.totals.migrations += 1
+        self.obs.migration(MigrationRecord(
+            float(self._migration_start[vm]), vm, source, dest,
+            now - float(self._migration_start[vm]), float(v.ram_bytes[vm]),
+            self._migration_reason[vm], "completed"))
+        self.obs.event(now, "migration_end", v.name[vm], f"{h.name[source]} -> {h.name[dest]}")
+        if h.vm_count[source] == 0:
+            self._note_empty(source)
+        self._changed()
+
+    def _power_on(self, host: int, why: str) -> None:
+        h = self.dc.hosts
+        now = self.engine.now
+        h.state[host] = HostState.BOOTING
+        self._host_ready_at[host] = now + float(h.boot_time_s[host])
+        self.obs.event(now, "host_power_on", h.name[host], why)
+        self.engine.at(now + float(h.boot_time_s[host]), lambda: self._on_host_on(host))
+
     # --- placement ------------------------------------------------------------------------------
 
     def _started(self, vm_ids: np.ndarray, where: str | list[str]) -> None:
@@ -338,9 +503,7 @@ class Simulation:
         if rest.size and self.power.power_on_when_needed and (h.state == HostState.OFF).any():
             chosen = self.placement(dc.view(), rest, h.state == HostState.OFF)
             for host in np.unique(chosen[chosen >= 0]):
-                h.state[host] = HostState.BOOTING
-                self.obs.event(now, "host_power_on", h.name[host], "capacity needed")
-                self.engine.at(now + float(h.boot_time_s[host]), lambda b=int(host): self._on_host_on(b))
+                self._power_on(int(host), "capacity needed")
             self._apply(rest, chosen)
             rest = rest[chosen < 0]
         for i in rest[~self._queue_logged[rest]]:
@@ -402,6 +565,9 @@ class Simulation:
                 eng.at(t, lambda ids=group: self._on_submit(ids))
         eng.at(0.0, self._note_initially_empty)
         eng.every(self.period_s, self._on_period)
+        if self.consolidation is not None:
+            c = self.consolidation.interval_s
+            eng.every(c, self._on_consolidation_tick, start=c)
         eng.run(self.duration_s)
         end = eng.now
         self._emit_period(end)
@@ -425,3 +591,8 @@ def _by_time(times: np.ndarray) -> list[tuple[float, np.ndarray]]:
     order = np.argsort(times, kind="stable")
     distinct, starts = np.unique(times[order], return_index=True)
     return list(zip(distinct.tolist(), np.split(order, starts[1:]), strict=True))
+
+
+def _running(state: np.ndarray) -> np.ndarray:
+    """VMs that run on their host now: running, or running while being migrated away."""
+    return (state == VmState.RUNNING) | (state == VmState.MIGRATING)

@@ -13,8 +13,11 @@ from vsim.errors import Problem, ScenarioError
 from vsim.model.datacenter import Datacenter, Hosts, HostState, Vms
 from vsim.model.jobs import Jobs
 from vsim.model.power import PowerCurves
-from vsim.model.simulation import DemandSource, Placement, PowerManagement
+from vsim.model.simulation import ConsolidationSettings, DemandSource, Placement, PowerManagement
 from vsim.policies import make_placement
+from vsim.policies.consolidation import DynamicConsolidation
+from vsim.policies.overload import make_overload_detector
+from vsim.policies.selection import make_vm_selection
 from vsim.rng import RandomStreams
 from vsim.scenario.loader import LoadedScenario
 from vsim.scenario.schema import (
@@ -41,6 +44,7 @@ class RunSetup:
     duration_s: float
     period_s: float
     stop_when_jobs_done: bool
+    consolidation: ConsolidationSettings | None
     vm_series: list[str]  # the workload series each VM follows ("" for none)
 
 
@@ -96,6 +100,7 @@ class _Builder:
             core_hz=per_host([g.core_speed for g in groups]),
             ram_bytes=per_host([g.ram for g in groups]),
             boot_time_s=per_host([g.boot_time for g in groups]),
+            nic_bytes_s=per_host([g.network for g in groups]),
             power=PowerCurves([g.power.curve() for g in groups], [g.power.off for g in groups],
                               of_host=of_group),
             state=per_host([HostState.ON if g.initially == "on" else HostState.OFF
@@ -289,6 +294,16 @@ def build(loaded: LoadedScenario, seed: int | None = None) -> RunSetup:
     placement = make_placement(p.policy, b.streams.generator("placement"),
                                cpu_overcommit=p.cpu_overcommit, ram_overcommit=p.ram_overcommit)
     pm = spec.power_management
+    consolidation = None
+    if spec.consolidation is not None:
+        c = spec.consolidation
+        consolidation = ConsolidationSettings(
+            policy=DynamicConsolidation(
+                make_overload_detector(c.overload.detector, **c.overload.params()),
+                make_vm_selection(c.selection, b.streams.generator("vm-selection")),
+                cpu_overcommit=p.cpu_overcommit, ram_overcommit=p.ram_overcommit,
+                underload=c.underload),
+            interval_s=c.interval, history=c.history)
     return RunSetup(
         dc=Datacenter(hosts, vms, sites, templates),
         sources=sources,
@@ -298,5 +313,6 @@ def build(loaded: LoadedScenario, seed: int | None = None) -> RunSetup:
         duration_s=spec.duration,
         period_s=spec.period,
         stop_when_jobs_done=until_done,
+        consolidation=consolidation,
         vm_series=series,
     )

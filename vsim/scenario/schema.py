@@ -24,6 +24,8 @@ from pydantic import (
 
 from vsim.model.power import POWER_TABLES
 from vsim.policies import PLACEMENT_POLICIES
+from vsim.policies.overload import OVERLOAD_DETECTORS, make_overload_detector
+from vsim.policies.selection import VM_SELECTION_POLICIES
 from vsim.units import parse_quantity
 
 __all__ = ["Scenario", "unknown_name"]
@@ -76,6 +78,8 @@ Fraction = _quantity("fraction", "35%", fraction=True)
 Limit = _quantity("frequency", "4 GHz", allow=("unlimited", "none"), positive=True)
 Lifetime = _quantity("time", "6 h", allow=("forever", "never", "inf"), positive=True)
 Duration = _quantity("time", "2 d", allow=("jobs-done",), positive=True)
+Delay = _quantity("time", "30 min", allow=("never",))
+Bandwidth = _quantity("bandwidth", "1 Gbit/s", positive=True)
 
 
 class Strict(BaseModel):
@@ -137,6 +141,7 @@ class HostGroup(Strict):
     ram: RamSize
     power: PowerSpec = PowerSpec(idle=100.0, max=250.0)
     boot_time: Time = 120.0
+    network: Bandwidth = Field(125e6, description="NIC bandwidth; migrations copy RAM over it")
     initially: Literal["on", "off"] = "on"
 
     @model_validator(mode="before")
@@ -262,9 +267,43 @@ class Placement(Strict):
         return name
 
 
+class OverloadSpec(Strict):
+    detector: str = Field("thr", description=f"one of: {', '.join(OVERLOAD_DETECTORS)}")
+    threshold: float | None = Field(None, description="thr: utilisation above which a host is overloaded")
+    safety: float | None = Field(None, description="iqr, mad, lr, lrr: the safety parameter")
+
+    @model_validator(mode="after")
+    def _known(self) -> OverloadSpec:
+        if self.detector not in OVERLOAD_DETECTORS:
+            raise ValueError(unknown_name("overload detector", self.detector, OVERLOAD_DETECTORS))
+        make_overload_detector(self.detector, **self.params())  # raises on a wrong parameter
+        return self
+
+    def params(self) -> dict[str, float]:
+        return {k: v for k, v in (("threshold", self.threshold), ("safety", self.safety))
+                if v is not None}
+
+
+class ConsolidationSpec(Strict):
+    """Dynamic consolidation (Beloglazov & Buyya, CCPE 2012) at every interval."""
+
+    interval: Interval = 300.0
+    overload: OverloadSpec = OverloadSpec()
+    selection: str = Field("mmt", description=f"one of: {', '.join(VM_SELECTION_POLICIES)}")
+    underload: bool = Field(True, description="empty the least-used hosts when their VMs fit elsewhere")
+    history: int = Field(30, ge=1, description="utilisation values kept per host for the detectors")
+
+    @field_validator("selection")
+    @classmethod
+    def _known_selection(cls, name: str) -> str:
+        if name not in VM_SELECTION_POLICIES:
+            raise ValueError(unknown_name("VM selection policy", name, VM_SELECTION_POLICIES))
+        return name
+
+
 class PowerManagementSpec(Strict):
     power_on_when_needed: bool = True
-    idle_off_after: Lifetime = Field(math.inf, description="switch empty hosts off after this; never: keep on")
+    idle_off_after: Delay = Field(math.inf, description="switch empty hosts off after this; never: keep on")
 
 
 class Output(Strict):
@@ -287,5 +326,6 @@ class Scenario(Strict):
     workloads: dict[str, Workload] = Field(default_factory=dict)
     jobs: list[JobGroup] = Field(default_factory=list)
     placement: Placement = Placement()
+    consolidation: ConsolidationSpec | None = None
     power_management: PowerManagementSpec = PowerManagementSpec()
     output: Output = Output()
