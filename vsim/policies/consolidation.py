@@ -54,6 +54,7 @@ class PowerAwarePlacer:
         self.vcpus = v.placement.host_vcpus_used.copy()
         self.ram = v.placement.host_ram_used.copy()
         self.capacity = v.placement.host_capacity_hz
+        self._roomiest: tuple[int, int] | None = None
 
     def util(self, hosts: np.ndarray | slice = slice(None)) -> np.ndarray:
         return self.demand[hosts] / self.capacity[hosts]
@@ -69,6 +70,7 @@ class PowerAwarePlacer:
     def move(self, vm: int, source: int, dest: int) -> None:
         """Tentatively take ``vm`` off ``source`` and put it on ``dest`` (-1: nowhere)."""
         p = self.view.placement
+        self._roomiest = None
         if source >= 0:
             self.demand[source] -= self.view.vm_demand_hz[vm]
             self.history[source] -= self._vm_share(vm, np.array([source]))[0]
@@ -82,6 +84,34 @@ class PowerAwarePlacer:
             self.vcpus[dest] += p.vm_vcpus[vm]
             self.ram[dest] += p.vm_ram_bytes[vm]
 
+    def save(self) -> tuple[np.ndarray, ...]:
+        return tuple(a.copy() for a in (self.demand, self.history, self.n_valid, self.vcpus, self.ram))
+
+    def restore(self, saved: tuple[np.ndarray, ...]) -> None:
+        self.demand, self.history, self.n_valid, self.vcpus, self.ram = saved
+        self._roomiest = None
+
+    def might_fit(self, vms: np.ndarray, allowed: np.ndarray) -> bool:
+        """A quick necessary condition: each VM alone fits the roomiest allowed host in RAM and
+        CPU. Most underload candidates fail it, which spares a full search per VM."""
+        if vms.size == 0:
+            return True
+        p = self.view.placement
+        # Rooms only shrink and hosts only leave `allowed` within a tick, so the roomiest hosts
+        # stay valid until one of them leaves or takes a VM.
+        cached = self._roomiest
+        if cached is None or not (allowed[cached[0]] and allowed[cached[1]]):
+            if not allowed.any():
+                return False
+            ram_room = np.where(allowed, p.host_ram_bytes * self.ram_overcommit - self.ram, -np.inf)
+            cpu_room = np.where(allowed, self.capacity - self.demand, -np.inf)
+            cached = (int(np.argmax(ram_room)), int(np.argmax(cpu_room)))
+            self._roomiest = cached
+        ram_room = p.host_ram_bytes[cached[0]] * self.ram_overcommit - self.ram[cached[0]]
+        cpu_room = self.capacity[cached[1]] - self.demand[cached[1]]
+        return bool(p.vm_ram_bytes[vms].max() <= ram_room * (1 + _EPS)
+                    and self.view.vm_demand_hz[vms].max() <= cpu_room * (1 + _EPS))
+
     def best_host(self, vm: int, allowed: np.ndarray) -> int:
         """PABFD's choice for ``vm`` among ``allowed`` hosts, or -1."""
         p, v = self.view.placement, self.view
@@ -94,19 +124,25 @@ class PowerAwarePlacer:
         if cand.size == 0:
             return -1
         after = (self.demand[cand] + r) / self.capacity[cand]
-        # An empty host is never refused for overload: the VM alone is what it would run.
-        busy = self.demand[cand] > 0
-        if busy.any():
-            hist = self.history[cand[busy]] + self._vm_share(vm, cand[busy])
-            n = np.maximum(self.n_valid[cand[busy]], v.vm_n_valid[vm])
-            refused = self.detector(after[busy], hist, n)
-            keep = np.ones(cand.size, dtype=bool)
-            keep[np.flatnonzero(busy)[refused]] = False
-            cand, after = cand[keep], after[keep]
-        if cand.size == 0:
-            return -1
         power = v.power.watts(after, cand) - v.power.watts(self.util(cand), cand)
-        return int(cand[np.argmin(power)])
+        # Cheapest first (ties: lowest host id); the detector, the costly test, runs only until
+        # a host passes it. An empty host is never refused: the VM alone is what it would run.
+        order = np.argsort(power, kind="stable")
+        start, chunk = 0, 16
+        while start < order.size:
+            pick = order[start:start + chunk]
+            hosts = cand[pick]
+            busy = self.demand[hosts] > 0
+            ok = ~busy
+            if busy.any():
+                b = hosts[busy]
+                hist = self.history[b] + self._vm_share(vm, b)
+                n = np.maximum(self.n_valid[b], v.vm_n_valid[vm])
+                ok[busy] = ~self.detector(after[pick][busy], hist, n)
+            if ok.any():
+                return int(hosts[np.argmax(ok)])
+            start, chunk = start + chunk, chunk * 4
+        return -1
 
 
 @dataclass
@@ -167,25 +203,33 @@ class DynamicConsolidation:
         migrating = np.bincount(view.vm_host[view.vm_state == VmState.MIGRATING],
                                 minlength=len(on)) > 0
         sources_done |= migrating
-        while True:
-            util = np.where(sources_done, np.inf, placer.util())
-            source = int(np.argmin(util))
-            if not np.isfinite(util[source]):
-                break
+        # Only receiving VMs changes a host's utilisation, and receivers leave the candidates,
+        # so the order of the candidates (least used first, then lowest id) is fixed up front.
+        util = placer.util()
+        candidates = np.flatnonzero(~sources_done)
+        candidates = candidates[np.argsort(util[candidates], kind="stable")]
+        on_host = np.flatnonzero(movable)
+        on_host = on_host[np.argsort(view.vm_host[on_host], kind="stable")]
+        bounds = np.searchsorted(view.vm_host[on_host], np.arange(len(on) + 1))
+        for source in candidates:
+            if sources_done[source]:
+                continue  # it has received VMs in the meantime
             sources_done[source] = True
             allowed[source] = False
-            vms = np.flatnonzero(movable & (view.vm_host == source))
+            vms = on_host[bounds[source]:bounds[source + 1]]
             vms = vms[np.argsort(-view.vm_demand_hz[vms], kind="stable")]
+            if not placer.might_fit(vms, allowed):
+                continue
+            saved = placer.save()
             plan: list[Migration] = []
             for vm in vms:
                 dest = placer.best_host(int(vm), allowed)
                 if dest < 0:
                     break
-                placer.move(int(vm), source, dest)
+                placer.move(int(vm), int(source), dest)
                 plan.append(Migration(int(vm), dest, "underload"))
             if len(plan) < len(vms):
-                for m in reversed(plan):  # roll the partial plan back
-                    placer.move(m.vm, m.dest, source)
+                placer.restore(saved)  # drop the partial plan, exactly
                 continue
             decisions += plan
             for m in plan:

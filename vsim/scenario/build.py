@@ -27,7 +27,7 @@ from vsim.scenario.schema import (
     VmGroup,
 )
 from vsim.traces import DemandTable, SyntheticSpec, generate_synthetic, read_planetlab
-from vsim.units import format_quantity
+from vsim.units import format_quantity, parse_quantity
 
 __all__ = ["RunSetup", "build"]
 
@@ -110,7 +110,7 @@ class _Builder:
 
     # --- workloads -----------------------------------------------------------------------------
 
-    def series_for(self, g: int, group: VmGroup, count: int | None) -> DemandTable | None:
+    def series_for(self, g: int, group: VmGroup, count: int | str | None) -> DemandTable | None:
         """The demand table rows of a VM group (``count`` rows, or all of a trace's if None)."""
         if group.workload is None:
             return None
@@ -121,14 +121,14 @@ class _Builder:
             return None
         name = group.workload
         if isinstance(spec, SyntheticWorkload):
-            n = count or 1
+            n = count if isinstance(count, int) else 1
             duration = self.spec.duration if math.isfinite(self.spec.duration) else 86400.0
             return generate_synthetic(
                 _synthetic_spec(spec), n, duration, spec.step,
                 self.streams.generator(f"workload/{name}/{group.name}"), name=group.name,
             )
         if isinstance(spec, ConstantWorkload):
-            n = count or 1
+            n = count if isinstance(count, int) else 1
             return DemandTable(step_s=86400.0, cpu=np.full((n, 1), spec.level), source="constant",
                                names=tuple(_names(group.name, n)))
         assert isinstance(spec, PlanetLabWorkload)
@@ -137,7 +137,17 @@ class _Builder:
             return None
         # Groups that share a trace take consecutive series, wrapping around at the end.
         start = self._trace_next_row.get(name, 0)
-        n = count if count is not None else table.n_series
+        if isinstance(count, str):
+            # A share of the trace, rounded up; the last group takes what is left (CloudSim's
+            # VM types in blocks of ceil(N / types) over the sorted traces).
+            share = parse_quantity(count, "fraction")
+            n = max(0, min(math.ceil(share * table.n_series - 1e-9), table.n_series - start))
+            if n == 0:
+                self.fail(("vms", g, "count"), f"no series of {name!r} left for this group",
+                          "the shares of the groups using this trace add up to more than 100%")
+                return None
+        else:
+            n = count if count is not None else table.n_series
         rows = (start + np.arange(n)) % table.n_series
         self._trace_next_row[name] = start + n
         return table.select(rows)
@@ -173,8 +183,16 @@ class _Builder:
         series: list[str] = []
         for g, group in enumerate(spec.vms):
             self._check_fits(g, group, hosts)
+            spec_w = self.spec.workloads.get(group.workload or "")
+            if isinstance(group.count, str) and not isinstance(spec_w, PlanetLabWorkload):
+                self.fail(("vms", g, "count"), "a share of a trace needs a trace workload",
+                          "give a number of VMs")
+                continue
             table = self.series_for(g, group, group.count)
-            count = group.count if group.count is not None else (table.n_series if table else 1)
+            if isinstance(group.count, int):
+                count = group.count
+            else:
+                count = table.n_series if table is not None else 1
             if group.workload is None and group.count is None:
                 self.fail(("vms", g, "count"), "a VM group without a trace workload needs a count",
                           "add count: N")

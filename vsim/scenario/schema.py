@@ -170,9 +170,23 @@ Shares = Annotated[
 ]
 
 
+def _trace_share(value: Any) -> Any:
+    if isinstance(value, str):
+        share = parse_quantity(value, "fraction")
+        if not 0 < share <= 1:
+            raise ValueError(f"a share of the trace is more than 0% and at most 100%, got {value!r}")
+        return value
+    raise ValueError("a VM count is a whole number, or a share of a trace such as '25%'")
+
+
+TraceShare = Annotated[str, BeforeValidator(_trace_share)]
+
+
 class VmGroup(Strict):
     name: str
-    count: int | None = Field(None, ge=1, description="default: one VM per series of a trace workload")
+    count: Annotated[int, Field(ge=1)] | TraceShare | None = Field(
+        None, description="a number; or, for a trace workload, a share of its series such as "
+        "'25%' (rounded up, as CloudSim splits traces among VM types); default: every series")
     vcpus: int = Field(1, ge=1)
     ram: RamSize
     vcpu_speed: Speed | None = Field(None, description="default: the fastest host core")
