@@ -142,3 +142,37 @@ def test_the_planetlab_scenario_consolidates() -> None:
     assert on.summary["hosts_on_mean"] < off.summary["hosts_on_mean"]
     assert on.summary["energy_kwh"] < off.summary["energy_kwh"]
     assert np.isfinite(on.summary["sla"]["slav"])
+
+
+@pytest.mark.parametrize("detector", ["thr", "mad", "lr"])
+def test_no_decision_targets_a_flagged_host_or_overfills_ram(detector: str, monkeypatch) -> None:
+    # Every decision the policy returns is checked against the view it was given: the
+    # destination was not flagged by the detector at that tick, and after all the tick's moves
+    # no host is committed beyond its RAM.
+    from vsim.policies.consolidation import DynamicConsolidation
+
+    original = DynamicConsolidation.__call__
+    seen = {"decisions": 0}
+
+    def checked(self, view):
+        decisions = original(self, view)
+        p = view.placement
+        util = view.host_demand_hz / p.host_capacity_hz
+        flagged = self.detector(util, view.host_history, view.host_n_valid)
+        ram = p.host_ram_used.copy()
+        for m in decisions:
+            assert not flagged[m.dest], f"VM {m.vm} sent to flagged host {m.dest}"
+            ram[m.dest] += p.vm_ram_bytes[m.vm]  # reserved on the destination while copying
+        assert (ram <= p.host_ram_bytes * self.ram_overcommit * (1 + 1e-12)).all()
+        seen["decisions"] += len(decisions)
+        return decisions
+
+    monkeypatch.setattr(DynamicConsolidation, "__call__", checked)
+    loaded = vsim.load_scenario(
+        REPO / "scenarios" / "planetlab" / "thr-mmt.yaml",
+        overrides={"duration": "4 h", "hosts.0.count": 40, "hosts.1.count": 40,
+                   **{f"vms.{i}.count": 30 for i in range(4)},
+                   "consolidation.overload": {"detector": detector}},
+    )
+    vsim.run(loaded, seed=5)
+    assert seen["decisions"] > 0
