@@ -148,5 +148,25 @@ def schema_cmd() -> None:
     click.echo(json.dumps(json_schema(), indent=2))
 
 
+@main.command("compare")
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("compare.html"),
+              show_default=True, help="HTML page to write.")
+@_guarded
+def compare_cmd(results: tuple[Path, ...], out: Path) -> None:
+    """Compare result folders side by side: a table on stdout, charts in an HTML page.
+
+    Relative changes are against the first folder given.
+    """
+    from vsim.report.compare import comparison_table, load_summaries, write_comparison
+
+    # Every folder is checked before anything is printed, so a typo in the last one does not
+    # leave a table on stdout that a script would take for the answer.
+    table = comparison_table(load_summaries(results))
+    written = write_comparison(out, results)
+    click.echo(table)
+    click.echo(str(written), err=True)
+
+
 if __name__ == "__main__":
     main()

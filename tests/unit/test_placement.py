@@ -12,7 +12,9 @@ from vsim.model.datacenter import HostState
 from vsim.policies import PLACEMENT_POLICIES, make_placement
 from vsim.scenario import build
 
-POLICIES = list(PLACEMENT_POLICIES)
+# The policies whose only limits are the standard filters; pabfd adds a nominal-CPU filter of its
+# own (tested below), so the overcommit tests leave it out.
+POLICIES = [p for p in PLACEMENT_POLICIES if p != "pabfd"]
 
 
 def place(dc, policy: str, vms=None, candidates=None, seed: int = 0, **overcommit) -> list[int]:
@@ -25,8 +27,9 @@ def place(dc, policy: str, vms=None, candidates=None, seed: int = 0, **overcommi
     return policy_fn(view, vms, candidates).tolist()
 
 
-def test_the_five_policies_are_registered() -> None:
-    assert set(POLICIES) == {"first-fit", "best-fit", "worst-fit", "first-fit-decreasing", "random"}
+def test_the_policies_are_registered() -> None:
+    assert set(PLACEMENT_POLICIES) == {"first-fit", "best-fit", "worst-fit",
+                                       "first-fit-decreasing", "random", "pabfd"}
     with pytest.raises(KeyError):
         make_placement("next-fit", np.random.default_rng(0))
 
@@ -436,3 +439,34 @@ def test_queued_vms_are_placed_highest_priority_first(policy: str) -> None:
     result = run_text(PRIORITY.format(policy=policy))
     assert events_of(result, "vm_start") == [(0.0, "small", "h")]
     assert [vm for _, vm, _ in events_of(result, "vm_queued")] == ["big"]
+
+
+# PABFD: one G4 (2 x 1860 MIPS) and one G5 (2 x 2660 MIPS) host, both empty, and a 1000 MIPS VM.
+PABFD = """
+    name: pabfd
+    duration: 1 h
+    hosts:
+      - {name: g4, cores: 2, core_speed: 1860 MIPS, ram: 4096 MB, power: {spec: hp-proliant-ml110-g4}}
+      - {name: g5, cores: 2, core_speed: 2660 MIPS, ram: 4096 MB, power: {spec: hp-proliant-ml110-g5}}
+    vms:
+      - {name: v, count: 1, vcpus: 1, vcpu_speed: 1000 MIPS, ram: 512 MB}
+    placement: {policy: pabfd}
+"""
+
+
+def test_pabfd_picks_the_host_whose_power_grows_least() -> None:
+    # G4 after: 1000 / 3720 = 0.2688 -> 92.6 + (96 - 92.6) * (2.688 - 2) = 94.94 W, +8.94 W on 86 W.
+    # G5 after: 1000 / 5320 = 0.1880 -> 97 + (101 - 97) * (1.880 - 1) = 100.52 W, +6.82 W on 93.7 W.
+    g4 = 92.6 + (96 - 92.6) * (1000 / 3720 * 10 - 2) - 86.0
+    g5 = 97.0 + (101 - 97) * (1000 / 5320 * 10 - 1) - 93.7
+    assert g5 < g4
+    assert place(datacenter(PABFD), "pabfd") == [1]
+
+
+def test_pabfd_never_overbooks_nominal_cpu() -> None:
+    # Three 2500 MIPS VMs on one G5 host (5320 MIPS): two fit (5000), the third does not.
+    text = PABFD.replace("count: 1, vcpus: 1, vcpu_speed: 1000 MIPS", "count: 3, vcpus: 1, "
+                         "vcpu_speed: 2500 MIPS").replace(
+        "      - {name: g4, cores: 2, core_speed: 1860 MIPS, ram: 4096 MB, power: "
+        "{spec: hp-proliant-ml110-g4}}\n", "")
+    assert place(datacenter(text), "pabfd", cpu_overcommit=4) == [0, 0, -1]

@@ -55,6 +55,7 @@ class Hosts:
     vcpus_used: np.ndarray = field(init=False)
     ram_used: np.ndarray = field(init=False)
     reservation_used_hz: np.ndarray = field(init=False)
+    cpu_committed_hz: np.ndarray = field(init=False)  # sum of the VMs' nominal CPU capacity
     vm_count: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
@@ -71,6 +72,7 @@ class Hosts:
         self.vcpus_used = np.zeros(n)
         self.ram_used = np.zeros(n)
         self.reservation_used_hz = np.zeros(n)
+        self.cpu_committed_hz = np.zeros(n)
         self.vm_count = np.zeros(n, dtype=np.int64)
 
     def __len__(self) -> int:
@@ -130,11 +132,13 @@ class PlacementView:
     host_ram_used: np.ndarray
     host_reservation_used_hz: np.ndarray
     host_vm_count: np.ndarray
+    host_cpu_committed_hz: np.ndarray
     vm_vcpus: np.ndarray
     vm_ram_bytes: np.ndarray
     vm_reservation_hz: np.ndarray
     vm_capacity_hz: np.ndarray
     vm_priority: np.ndarray
+    power: PowerCurves
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -157,9 +161,10 @@ class Datacenter:
         return PlacementView(
             *(_readonly(a) for a in (
                 h.cores, h.capacity_hz, h.ram_bytes, h.state, h.vcpus_used, h.ram_used,
-                h.reservation_used_hz, h.vm_count, v.vcpus, v.ram_bytes, v.reservation_hz,
-                v.capacity_hz, v.priority,
-            ))
+                h.reservation_used_hz, h.vm_count, h.cpu_committed_hz, v.vcpus, v.ram_bytes,
+                v.reservation_hz, v.capacity_hz, v.priority,
+            )),
+            power=h.power,
         )
 
     def _commit(self, vm_ids: np.ndarray, host_ids: np.ndarray, sign: float,
@@ -171,6 +176,7 @@ class Datacenter:
         h.reservation_used_hz += sign * np.bincount(
             host_ids, weights=v.reservation_hz[vm_ids], minlength=n
         )
+        h.cpu_committed_hz += sign * np.bincount(host_ids, weights=v.capacity_hz[vm_ids], minlength=n)
         if count:
             h.vm_count += int(sign) * np.bincount(host_ids, minlength=n)
 

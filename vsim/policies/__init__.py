@@ -8,8 +8,10 @@ import numpy as np
 
 from vsim.model.datacenter import PlacementView
 from vsim.policies.placement import (
+    CpuCapacityFilter,
     FilterWeigherPlacement,
     MostRoomWeigher,
+    PowerIncreaseWeigher,
     RandomWeigher,
     TightestWeigher,
 )
@@ -21,6 +23,11 @@ def _largest_first(view: PlacementView, vms: np.ndarray) -> np.ndarray:
     # Priority first (as the queue orders it), then decreasing by vCPUs, then RAM; stable, so
     # equal VMs keep their arrival order.
     return np.lexsort((-view.vm_ram_bytes[vms], -view.vm_vcpus[vms], -view.vm_priority[vms]))
+
+
+def _by_capacity_decreasing(view: PlacementView, vms: np.ndarray) -> np.ndarray:
+    # Priority first, then decreasing nominal CPU; stable.
+    return np.lexsort((-view.vm_capacity_hz[vms], -view.vm_priority[vms]))
 
 
 # name -> (one-line description, factory(rng, cpu_overcommit, ram_overcommit))
@@ -40,6 +47,13 @@ PLACEMENT_POLICIES: dict[str, tuple[str, Callable[..., FilterWeigherPlacement]]]
     "first-fit-decreasing": (
         "first fit over each batch of arrivals sorted largest first (vCPUs, then RAM)",
         lambda rng, **oc: FilterWeigherPlacement(order=_largest_first, **oc),
+    ),
+    "pabfd": (
+        "power-aware best fit decreasing: largest first, the host whose power grows least, "
+        "nominal CPU within capacity",
+        lambda rng, **oc: FilterWeigherPlacement(
+            extra_filters=(CpuCapacityFilter(),), weigher=PowerIncreaseWeigher(),
+            order=_by_capacity_decreasing, **oc),
     ),
     "random": (
         "a uniformly random host among those that pass the filters (seeded)",

@@ -18,11 +18,13 @@ from vsim.model.datacenter import PlacementView
 
 __all__ = [
     "CoresFilter",
+    "CpuCapacityFilter",
     "CpuOvercommitFilter",
     "Filter",
     "FilterWeigherPlacement",
     "MostRoomWeigher",
     "PlacementContext",
+    "PowerIncreaseWeigher",
     "RamOvercommitFilter",
     "RandomWeigher",
     "ReservationFilter",
@@ -46,12 +48,14 @@ class PlacementContext:
         self.vcpus_used = view.host_vcpus_used.copy()
         self.ram_used = view.host_ram_used.copy()
         self.reservation_used = view.host_reservation_used_hz.copy()
+        self.cpu_committed = view.host_cpu_committed_hz.copy()
 
     def take(self, hosts: np.ndarray | int, vm: int, count: np.ndarray | int = 1) -> None:
         v = self.view
         self.vcpus_used[hosts] += v.vm_vcpus[vm] * count
         self.ram_used[hosts] += v.vm_ram_bytes[vm] * count
         self.reservation_used[hosts] += v.vm_reservation_hz[vm] * count
+        self.cpu_committed[hosts] += v.vm_capacity_hz[vm] * count
 
 
 class Filter:
@@ -105,6 +109,15 @@ class ReservationFilter(Filter):
         return _room_copies(room, float(ctx.view.vm_reservation_hz[vm]))
 
 
+class CpuCapacityFilter(Filter):
+    """The VMs' nominal CPU (vCPUs x vCPU speed) stays within the host's capacity, as
+    CloudSim's MIPS-based placement requires: no CPU overbooking at placement."""
+
+    def copies(self, ctx: PlacementContext, vm: int, idx: Index) -> np.ndarray:
+        room = ctx.view.host_capacity_hz[idx] - ctx.cpu_committed[idx]
+        return _room_copies(room, float(ctx.view.vm_capacity_hz[vm]))
+
+
 class Weigher:
     """Scores for the hosts in ``idx`` that passed the filters; the lowest score wins."""
 
@@ -132,6 +145,17 @@ class MostRoomWeigher(Weigher):
 
     def score(self, ctx: PlacementContext, vm: int, idx: np.ndarray) -> np.ndarray:
         return _fill_after(ctx, vm, idx)
+
+
+class PowerIncreaseWeigher(Weigher):
+    """Power-aware best fit: the host whose power grows least when the VM's nominal CPU is
+    added to what is committed there (Beloglazov & Buyya, CCPE 2012, PABFD)."""
+
+    def score(self, ctx: PlacementContext, vm: int, idx: np.ndarray) -> np.ndarray:
+        v = ctx.view
+        before = ctx.cpu_committed[idx] / v.host_capacity_hz[idx]
+        after = (ctx.cpu_committed[idx] + v.vm_capacity_hz[vm]) / v.host_capacity_hz[idx]
+        return v.power.watts(after, idx) - v.power.watts(before, idx)
 
 
 class RandomWeigher(Weigher):
