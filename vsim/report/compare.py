@@ -189,7 +189,9 @@ def _fmt_percent(value: float) -> str:
 
 
 def _fmt_hours(value: float) -> str:
-    return _significant(value / 3600.0, 4)
+    # Durations are mostly whole hours or days: "48", not "48.00".
+    text = f"{value / 3600.0:,.2f}"
+    return text.rstrip("0").rstrip(".")
 
 
 def _fmt_seconds(value: float) -> str:
@@ -355,13 +357,15 @@ def _bar_figure(runs: Sequence[_Run], frame: pd.DataFrame, title: str,
     for col, (key, name, scale) in enumerate(metrics, start=1):
         for i, run in enumerate(runs):
             value = _value(frame, run.label, key)
-            y = None if value is None else value * scale
+            # A run without this figure gets an empty bar labelled "–", so that it reads as
+            # missing rather than as left out of the chart.
+            text = MISSING if value is None else _significant(value * scale, 4)
             fig.add_trace(
-                go.Bar(x=[name], y=[y], name=run.label, legendgroup=run.label,
-                       showlegend=col == 1, marker_color=_color(i), marker_line_width=0,
-                       text=[MISSING if y is None else _significant(y, 4)], textposition="auto",
-                       hovertemplate=f"{html.escape(run.label)}<br>{name}: %{{y:.4g}}"
-                                     "<extra></extra>"),
+                go.Bar(x=[name], y=[0.0 if value is None else value * scale], name=run.label,
+                       legendgroup=run.label, showlegend=col == 1, marker_color=_color(i),
+                       marker_line_width=0, text=[text], textposition="outside",
+                       cliponaxis=False, hovertext=[f"{html.escape(run.label)}: {text}"],
+                       hovertemplate="%{hovertext}<extra></extra>"),
                 row=1, col=col,
             )
         fig.update_yaxes(rangemode="tozero", showgrid=True, gridcolor="#e5e5e5", zeroline=False,
@@ -505,7 +509,7 @@ def build_comparison_html(dirs: Iterable[PathLike]) -> str:
         ("Key figures",
          _metrics_table(frame)
          + (_caption(f"Under each value of the other runs: its change relative to {runs[0].label}"
-                     f". {MISSING}: missing in that folder, or no relative change from 0.")
+                     f". “{MISSING}”: missing in that folder, or no relative change from 0.")
             if len(runs) > 1 else "")),
         ("Compared", bar_html + _caption(
             "SLATAH: share of active-host time at full load with demand unserved; PDM: share of "
