@@ -1,0 +1,517 @@
+"""CloudSim 3.0.3's power-aware datacenter, rule for rule: ``semantics: cloudsim``.
+
+This is not how vsim models a datacenter; it reproduces the simulator that produced a decade of
+published consolidation figures (Beloglazov & Buyya, CCPE 2012), so that vsim's results can be
+put next to them. The rules, CloudSim's bugs included, are those of
+``shared/reference/cloudsim-planetlab.md``; the comments name them. In short:
+
+* demand is the trace linearly interpolated at the update times 300.1, 600.1, ... (a running sum
+  of 300 from 0.1), and at every migration completion;
+* a host shares its MIPS among capped requests, scaled down (and floored) when oversubscribed;
+  a VM migrating in takes 0.1 of its request on the destination, one migrating out 0.9 of its
+  share on the source;
+* a VM that is not migrating and requests exactly 0 MIPS at an update is destroyed for good;
+* energy per host and interval is the mean of the power at both ends, zero when the host was idle
+  at the start; a migration takes RAM / 62.5 MB/s;
+* RAM and bandwidth only limit the initial placement.
+
+Hosts are scanned with array operations; CloudSim's sequential decisions (one VM after another,
+one host after another) stay sequential, as their results depend on the order.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["CompatResult", "CompatSpec", "run_cloudsim"]
+
+HISTORY = 30  # PowerVm.HISTORY_LENGTH
+STEP = 300.0  # scheduling interval and trace step
+MIGRATION_BYTES_PER_S = 1e9 / 16000 * 1e3  # host bandwidth / 16000 in MB/s -> 62.5 MB/s
+
+
+@dataclass
+class CompatSpec:
+    pe_mips: np.ndarray  # (H,) MIPS of one core
+    pes: np.ndarray  # (H,) cores
+    ram_mb: np.ndarray  # (H,)
+    bw: np.ndarray  # (H,) bandwidth (CloudSim units: Mbit/s)
+    power_table: np.ndarray  # (H, 11) watts at 0, 10, ..., 100 %
+    vm_mips: np.ndarray  # (N,)
+    vm_ram_mb: np.ndarray
+    vm_bw: np.ndarray
+    trace: np.ndarray  # (N, 288) integer percent
+    mode: str  # "dvfs", "npa" or "migration"
+    detector: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None
+    selection: Callable[..., int] | None = None
+    fallback_threshold: float = 0.7
+    duration: float = 86400.0
+
+
+@dataclass
+class CompatResult:
+    energy_j: float
+    migrations: list[tuple[float, int, int, int, float, str]] = field(default_factory=list)
+    slatah: float = 0.0
+    pdm: float = 0.0
+    overall: float = 0.0
+    shutdowns: int = 0
+    destroyed: int = 0
+    updates: int = 0
+
+
+def _power(table: np.ndarray, h: np.ndarray | int, u: np.ndarray | float) -> np.ndarray:
+    """PowerModelSpecPower.getPower as CloudSim computes it; ties between hosts hinge on its
+    rounding: a utilisation whose remainder by 0.1 is exactly 0 reads that table point."""
+    u = np.asarray(u, dtype=float)
+    exact = np.fmod(u, 0.1) == 0
+    i1 = np.clip(np.floor(u * 10).astype(np.int64), 0, 10)
+    i2 = np.clip(np.ceil(u * 10).astype(np.int64), 0, 10)
+    p1, p2 = table[h, i1], table[h, i2]
+    interp = p1 + (p2 - p1) / 10 * (u - i1 / 10) * 100
+    return np.where(exact, table[h, np.clip((u * 10).astype(np.int64), 0, 10)], interp)
+
+
+class _Datacenter:
+    def __init__(self, s: CompatSpec) -> None:
+        self.s = s
+        h, n = len(s.pe_mips), len(s.vm_mips)
+        self.mips = s.pe_mips * s.pes
+        self.host = np.full(n, -1, dtype=np.int64)  # where the VM runs (source while migrating)
+        self.alive = np.ones(n, dtype=bool)
+        self.vms_of: list[list[int]] = [[] for _ in range(h)]  # CloudSim's host VM lists
+        self.hist = np.zeros((n, HISTORY))  # newest first, as PowerVm keeps it
+        self.hist_len = np.zeros(n, dtype=np.int64)
+        self.u_last = np.zeros(h)  # host utilisation at its last update
+        self.request = np.zeros(n)
+        self.share = np.zeros(n)  # MIPS allocated on the source (before the 0.9 factor)
+        self.capped_total = np.zeros(h)
+        self.t_last = 0.0
+        self.t_hist = 0.0
+        self.moves: list[tuple[int, int]] = []  # migrations under way: (vm, target)
+        self.mig_in: list[list[int]] = [[] for _ in range(h)]
+        self.in_shares: np.ndarray = np.zeros(0)
+        self.res = CompatResult(0.0)
+        # SLA bookkeeping: last state entry per host and VM (same-time entries replace).
+        self.h_entry = [(-1.0, 0.0, 0.0, False)] * h
+        self.h_active_s = 0.0
+        self.h_violation_s = 0.0
+        self.v_entry = [(-1.0, 0.0, 0.0, False)] * n
+        self.v_req_s = 0.0
+        self.v_alloc_s = 0.0
+        self.v_mig_loss_s = 0.0
+
+    # --- demand and sharing ---------------------------------------------------------------
+
+    def utilisation(self, t: float) -> np.ndarray:
+        """UtilizationModelPlanetLabInMemory: linear between samples at k * 300 s."""
+        tr = self.s.trace
+        k = t / STEP
+        if math.fmod(t, STEP) == 0:
+            col = min(int(k), tr.shape[1] - 1)
+            return tr[:, col] / 100.0
+        t1, t2 = math.floor(k), math.ceil(k)
+        last = tr.shape[1] - 1
+        u1 = tr[:, min(t1, last)] / 100.0
+        u2 = tr[:, min(t2, last)] / 100.0  # the 289th sample repeats the 288th
+        return u1 + (u2 - u1) / ((t2 - t1) * STEP) * (t - t1 * STEP)
+
+    def _pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self.moves:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        pv, pt = zip(*self.moves, strict=True)
+        return np.array(pv, dtype=np.int64), np.array(pt, dtype=np.int64)
+
+    def reallocate(self) -> None:
+        """Time-shared with oversubscription: capped requests, scaled and floored if too many;
+        a VM migrating in takes 0.1 of its capped request on each destination."""
+        on = self.alive & (self.host >= 0)
+        src = np.where(on, self.host, 0)
+        cap = np.where(on, np.minimum(self.request, self.s.pe_mips[src]), 0.0)
+        pv, pt = self._pairs()
+        cap_in = 0.1 * np.minimum(self.request[pv], self.s.pe_mips[pt])
+        n_h = len(self.mips)
+        total = np.bincount(src[on], weights=cap[on], minlength=n_h)
+        total += np.bincount(pt, weights=cap_in, minlength=n_h)
+        over = total > self.mips
+        scale = np.where(over, self.mips / np.where(total > 0, total, 1), 1.0)
+        self.share = np.where(over[src], np.floor(cap * scale[src]), cap)
+        self.in_shares = np.where(over[pt], np.floor(cap_in * scale[pt]), cap_in)
+        self.capped_total = total  # for the available MIPS of placement
+
+    def host_alloc(self) -> np.ndarray:
+        """Allocated MIPS per host for utilisation: migrating-out VMs in full, migrating-in 0.1."""
+        on = self.alive & (self.host >= 0)
+        n_h = len(self.mips)
+        _, pt = self._pairs()
+        a = np.bincount(self.host[on], weights=self.share[on], minlength=n_h)
+        return a + np.bincount(pt, weights=self.in_shares, minlength=n_h)
+
+    def host_requested(self) -> np.ndarray:
+        on = self.alive & (self.host >= 0)
+        n_h = len(self.mips)
+        pv, pt = self._pairs()
+        r = np.bincount(self.host[on], weights=self.request[on], minlength=n_h)
+        return r + np.bincount(pt, weights=self.request[pv], minlength=n_h)
+
+    # The rest of _Datacenter: updates, energy, SLA entries, destruction, migrations.
+
+    def entries(self, t: float, hosts: np.ndarray | None = None) -> None:
+        """State history entries at ``t`` (an entry at the same time replaces the last one)."""
+        alloc, req = self.host_alloc(), self.host_requested()
+        idx = np.arange(len(self.mips)) if hosts is None else np.asarray(hosts)
+        for h in idx.tolist():
+            t0, a0, r0, act0 = self.h_entry[h]
+            if t0 >= 0 and t > t0 and act0:
+                self.h_active_s += t - t0
+                if a0 < r0:
+                    self.h_violation_s += t - t0
+            if t > t0 and act0 and not alloc[h] > 0:
+                self.res.shutdowns += 1  # an active -> idle transition
+            self.h_entry[h] = (t, float(alloc[h]), float(req[h]), bool(alloc[h] > 0))
+        on = self.alive & (self.host >= 0)
+        vms = np.flatnonzero(on if hosts is None else on & np.isin(self.host, idx))
+        moving = self.migrating_out()
+        for v in vms.tolist():
+            t0, a0, r0, mig0 = self.v_entry[v]
+            if t0 >= 0 and t > t0:
+                dt = t - t0
+                self.v_req_s += r0 * dt
+                self.v_alloc_s += a0 * dt
+                if mig0 and a0 < r0:
+                    self.v_mig_loss_s += (r0 - a0) * dt
+            out = bool(moving[v])
+            a = self.share[v] * (0.9 if out else 1.0)
+            self.v_entry[v] = (t, float(a), float(self.request[v]), out)
+
+    def migrating_out(self) -> np.ndarray:
+        out = np.zeros(len(self.alive), dtype=bool)
+        for vm, _ in self.moves:
+            out[vm] = True
+        return out
+
+    def update(self, t: float, consolidate: bool = False) -> None:
+        """updateCloudletProcessingWithoutSchedulingFutureEventsForce, for every host."""
+        dt = t - self.t_last
+        u = self.utilisation(t)
+        placed = self.alive & (self.host >= 0)
+        if t > self.t_hist and math.fmod(t - 0.1, STEP) == 0:
+            # PowerVm records its utilisation once per scheduling interval (newest first).
+            self.hist[placed, 1:] = self.hist[placed, :-1]
+            self.hist[placed, 0] = u[placed]
+            self.hist_len[placed] = np.minimum(self.hist_len[placed] + 1, HISTORY)
+            self.t_hist = t
+        self.request = np.where(placed, self.s.vm_mips * u, 0.0)
+        previous = self.u_last.copy()
+        self.reallocate()
+        self.u_last = self.host_alloc() / self.mips
+        if dt > 0:
+            hosts = np.arange(len(self.mips))
+            if self.s.mode == "npa":
+                e = _power(self.s.power_table, hosts, np.ones(len(hosts))) * dt
+            else:
+                safe = np.minimum(previous, 1.0)
+                e = np.where(previous > 0, (_power(self.s.power_table, hosts, safe) + (
+                    _power(self.s.power_table, hosts, np.minimum(self.u_last, 1.0))
+                    - _power(self.s.power_table, hosts, safe)) / 2) * dt, 0.0)
+            self.res.energy_j += float(e.sum())
+        self.entries(t)
+        self.destroy_idle()
+        self.t_last = t
+        self.res.updates += 1
+
+    def destroy_idle(self) -> None:
+        """A VM that is not migrating and requests 0 MIPS is gone for good (CloudSim's
+        getCompletedVms); on 20110303 that is half of the VMs."""
+        moving = self.migrating_out()
+        gone = np.flatnonzero(self.alive & (self.host >= 0) & (self.request == 0) & ~moving)
+        for v in gone.tolist():
+            self.vms_of[int(self.host[v])].remove(v)
+            self.alive[v] = False
+            self.host[v] = -1
+            self.res.destroyed += 1
+
+    # --- placement and consolidation ------------------------------------------------------
+
+    def plan(self, t: float) -> list[tuple[int, int]]:
+        """optimizeAllocation: the migration map of one tick (tentative state is dropped after)."""
+        return _Planner(self).run()
+
+    def start(self, t: float, plan: list[tuple[int, int]], events: list, seq: list[int]) -> None:
+        touched = set()
+        for vm, target in plan:
+            self.moves.append((vm, target))
+            self.mig_in[target].append(vm)
+            touched.update((int(self.host[vm]), target))
+            duration = self.s.vm_ram_mb[vm] / 62.5  # RAM / (bandwidth / 16000) in CloudSim
+            seq[0] += 1
+            heapq.heappush(events, (t + duration, seq[0], "migrated", (vm, target, t, duration)))
+        if touched:
+            # Starting a migration recomputes its two hosts: new shares, utilisation and entries.
+            self.reallocate()
+            hosts = np.array(sorted(touched))
+            self.u_last[hosts] = self.host_alloc()[hosts] / self.mips[hosts]
+            self.entries(t, hosts)
+
+    def finish(self, t: float, vm: int, target: int, started: float, duration: float) -> None:
+        self.moves.remove((vm, target))
+        self.mig_in[target].remove(vm)
+        if not self.alive[vm]:
+            return
+        source = int(self.host[vm])
+        self.vms_of[source].remove(vm)
+        self.vms_of[target].append(vm)
+        self.host[vm] = target
+        self.res.migrations.append((started, vm, source, target, duration, "cloudsim"))
+
+
+class _Planner:
+    """One tick's optimizeAllocation, with CloudSim's tentative vmCreate / vmDestroy as arrays."""
+
+    def __init__(self, dc: _Datacenter) -> None:
+        self.dc = dc
+        s = dc.s
+        self.detector = s.detector
+        n_h = len(dc.mips)
+        on = dc.alive & (dc.host >= 0)
+        pv, pt = dc._pairs()
+        hosts = dc.host[on]
+        weight = (dc.s.vm_mips / 1.0)
+        # Per host: requests of its VM list (migrating-in included), their history, capped sums.
+        self.req = np.bincount(hosts, weights=dc.request[on], minlength=n_h)
+        self.req += np.bincount(pt, weights=dc.request[pv], minlength=n_h)
+        self.hist = np.zeros((n_h, HISTORY))
+        np.add.at(self.hist, hosts, dc.hist[on] * weight[on, None])
+        np.add.at(self.hist, pt, dc.hist[pv] * weight[pv, None])
+        self.hist /= dc.mips[:, None]
+        self.u_res = np.bincount(hosts, weights=np.minimum(dc.request[on], s.pe_mips[hosts]),
+                                 minlength=n_h)
+        self.u_in = np.bincount(pt, weights=np.minimum(dc.request[pv], s.pe_mips[pt]),
+                                minlength=n_h)
+        self.lists = [list(v) for v in dc.vms_of]  # resident VMs, then tentative arrivals
+        self.moving = dc.migrating_out()
+        self.moving[pv] = True
+
+    # Host state as CloudSim's policy sees it --------------------------------------------
+
+    def _trimmed(self, hist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Newest-first histories -> oldest-first right-aligned, and the length after CloudSim
+        trims zeros at the old end."""
+        nz = hist != 0
+        n = np.where(nz.any(axis=1), HISTORY - np.argmax(nz[:, ::-1], axis=1), 0)
+        return hist[:, ::-1], n
+
+    def overloaded(self, hosts: np.ndarray, extra_vm: int = -1) -> np.ndarray:
+        dc = self.dc
+        req = self.req[hosts]
+        hist = self.hist[hosts]
+        if extra_vm >= 0:
+            req = req + dc.request[extra_vm]
+            hist = hist + dc.hist[extra_vm][None, :] * (dc.s.vm_mips[extra_vm] / dc.mips[hosts])[:, None]
+        ordered, n = self._trimmed(hist)
+        return self.detector(req / dc.mips[hosts], ordered, n)
+
+    def alloc_mips(self) -> np.ndarray:
+        total = self.u_res + 0.1 * self.u_in
+        scale = np.where(total > self.dc.mips, self.dc.mips / np.where(total > 0, total, 1), 1.0)
+        return (self.u_res + self.u_in) * scale
+
+    def add(self, vm: int, host: int, sign: float = 1.0) -> None:
+        dc = self.dc
+        self.req[host] += sign * dc.request[vm]
+        self.hist[host] += sign * dc.hist[vm] * dc.s.vm_mips[vm] / dc.mips[host]
+        self.u_res[host] += sign * min(dc.request[vm], dc.s.pe_mips[host])
+        if sign > 0:
+            self.lists[host].append(vm)
+        else:
+            self.lists[host].remove(vm)
+
+    def find_host(self, vm: int, excluded: np.ndarray) -> int:
+        """findHostForVm: the least power increase, first host on ties, never an overload."""
+        dc = self.dc
+        r = dc.request[vm]
+        total = self.u_res + 0.1 * self.u_in
+        available = np.where(total > dc.mips, 0.0, dc.mips - total)
+        alloc = self.alloc_mips()
+        after = (alloc + r) / dc.mips
+        ok = ~excluded & (dc.s.pe_mips >= r) & (available >= r) & (after <= 1.0)
+        cand = np.flatnonzero(ok)
+        if cand.size == 0:
+            return -1
+        cost = _power(dc.s.power_table, cand, after[cand]) - _power(dc.s.power_table, cand,
+                                                                   np.minimum(dc.u_last[cand], 1.0))
+        order = np.argsort(cost, kind="stable")
+        start, chunk = 0, 16
+        while start < order.size:
+            hosts = cand[order[start:start + chunk]]
+            busy = alloc[hosts] != 0
+            ok = ~busy
+            if busy.any():
+                ok[busy] = ~self.overloaded(hosts[busy], vm)
+            if ok.any():
+                return int(hosts[np.argmax(ok)])
+            start, chunk = start + chunk, chunk * 4
+        return -1
+
+    def place_all(self, vms: list[int], excluded: np.ndarray, all_or_nothing: bool
+                  ) -> list[tuple[int, int]]:
+        dc = self.dc
+        order = sorted(vms, key=lambda v: -dc.request[v])  # stable, largest request first
+        plan: list[tuple[int, int]] = []
+        for vm in order:
+            host = self.find_host(vm, excluded)
+            if host < 0:
+                if all_or_nothing:
+                    for v, h in plan:
+                        self.add(v, h, -1.0)
+                    return []
+                continue
+            self.add(vm, host)
+            plan.append((vm, host))
+        return plan
+
+    def run(self) -> list[tuple[int, int]]:
+        dc = self.dc
+        n_h = len(dc.mips)
+        everyone = np.arange(n_h)
+        over = self.overloaded(everyone)
+        leaving: list[int] = []
+        for h in np.flatnonzero(over).tolist():
+            while True:
+                cands = [v for v in self.lists[h] if not self.moving[v]]
+                if not cands:
+                    break
+                c = np.array(cands)
+                hist = dc.hist[c][:, ::-1]
+                n = dc.hist_len[c]
+                pick = int(c[dc.s.selection(dc.s.vm_ram_mb[c].astype(float),
+                                            dc.request[c] / dc.s.vm_mips[c], hist, n)])
+                leaving.append(pick)
+                self.add(pick, h, -1.0)
+                if not self.overloaded(np.array([h]))[0]:
+                    break
+        plan = self.place_all(leaving, over.copy(), all_or_nothing=False)
+
+        # Underload. (CloudSim bug) the hosts that just received VMs are not excluded as sources:
+        # their list is read from a fresh, empty migration map.
+        off = dc.u_last == 0
+        excluded_source = over | off
+        excluded_target = over | off
+        while not excluded_source.all():
+            source = self._least_used(excluded_source)
+            if source < 0:
+                break
+            excluded_source[source] = True
+            excluded_target[source] = True
+            vms = [v for v in self.lists[source] if not self.moving[v]]
+            if not vms:
+                continue
+            moved = self.place_all(vms, excluded_target, all_or_nothing=True)
+            for _, target in moved:
+                excluded_source[target] = True
+            plan += moved
+        return plan
+
+    def _least_used(self, excluded: np.ndarray) -> int:
+        dc = self.dc
+        u = dc.u_last
+        ok = ~excluded & (u > 0) & (u < 1)
+        for h in np.flatnonzero(ok)[np.argsort(u[ok], kind="stable")].tolist():
+            # areAllVmsMigratingOutOrAnyVmMigratingIn: the first VM not migrating decides.
+            members = self.lists[h][: len(dc.vms_of[h])] + dc.mig_in[h] + \
+                self.lists[h][len(dc.vms_of[h]):]
+            usable = False
+            for v in members:
+                if not self.moving[v]:
+                    usable = True
+                    break
+                if v in dc.mig_in[h]:
+                    break
+            if usable:
+                return h
+        return -1
+
+
+def _initial_placement(dc: _Datacenter) -> None:
+    """At t = 0, in VM id order, every VM requesting its full MIPS. Dvfs and NPA: first fit.
+    PABFD: the least power increase over P(0), refusing a non-empty host when the new VM alone
+    would overload it (earlier VMs request nothing yet); RAM and bandwidth count here only."""
+    s = dc.s
+    n_h = len(dc.mips)
+    placed_mips = np.zeros(n_h)
+    ram = np.zeros(n_h)
+    bw = np.zeros(n_h)
+    threshold = s.fallback_threshold
+    probe = np.zeros((1, HISTORY))
+    for vm in range(len(s.vm_mips)):
+        r = s.vm_mips[vm]
+        ok = (s.pe_mips >= r) & (dc.mips - placed_mips >= r)
+        ok &= (s.ram_mb - ram >= s.vm_ram_mb[vm]) & (s.bw - bw >= s.vm_bw[vm])
+        if s.mode in ("dvfs", "npa"):
+            cand = np.flatnonzero(ok)
+            host = int(cand[0]) if cand.size else -1
+        else:
+            after = (placed_mips + r) / dc.mips
+            ok &= after <= 1.0
+            busy = placed_mips > 0
+            if s.detector is not None:
+                alone = s.detector(np.array([r]) / dc.mips, np.repeat(probe, n_h, 0),
+                                   np.zeros(n_h, dtype=np.int64))
+            else:
+                alone = r / dc.mips > threshold
+            ok &= ~(busy & alone)
+            cand = np.flatnonzero(ok)
+            if cand.size:
+                cost = _power(s.power_table, cand, after[cand]) - s.power_table[cand, 0]
+                host = int(cand[np.argmin(cost)])
+            else:
+                host = -1
+        if host < 0:
+            raise ValueError(f"VM {vm} fits no host at the initial placement")
+        placed_mips[host] += r
+        ram[host] += s.vm_ram_mb[vm]
+        bw[host] += s.vm_bw[vm]
+        dc.host[vm] = host
+        dc.vms_of[host].append(vm)
+
+
+def run_cloudsim(spec: CompatSpec) -> CompatResult:
+    """Run CloudSim 3.0.3's power-aware datacenter on ``spec`` and return its figures."""
+    dc = _Datacenter(spec)
+    _initial_placement(dc)
+    events: list = []
+    seq = [0]
+    t = 0.1
+    while True:  # the update times are a running sum, as CloudSim accumulates them
+        t += STEP
+        if t > spec.duration:
+            break
+        seq[0] += 1
+        heapq.heappush(events, (t, seq[0], "tick", None))
+    while events:
+        time, _, kind, data = heapq.heappop(events)
+        if time > spec.duration:
+            break
+        if kind == "tick":
+            dc.update(time)
+            if spec.mode == "migration":
+                dc.start(time, dc.plan(time), events, seq)
+        else:
+            vm, target, started, duration = data
+            if time > dc.t_last + 0.01:
+                dc.update(time)
+            dc.finish(time, vm, target, started, duration)
+            if not (events and events[0][0] == time and events[0][2] == "migrated"):
+                dc.update(time)  # a zero-length update after the last move of this instant
+    r = dc.res
+    r.slatah = dc.h_violation_s / dc.h_active_s if dc.h_active_s else 0.0
+    r.pdm = dc.v_mig_loss_s / dc.v_req_s if dc.v_req_s else 0.0
+    r.overall = (dc.v_req_s - dc.v_alloc_s) / dc.v_req_s if dc.v_req_s else 0.0
+    if spec.mode == "npa":
+        r.energy_j = float(spec.power_table[:, -1].sum()) * spec.duration
+    return r
