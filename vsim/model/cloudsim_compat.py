@@ -67,14 +67,17 @@ class CompatResult:
 
 def _power(table: np.ndarray, h: np.ndarray | int, u: np.ndarray | float) -> np.ndarray:
     """PowerModelSpecPower.getPower as CloudSim computes it; ties between hosts hinge on its
-    rounding: a utilisation whose remainder by 0.1 is exactly 0 reads that table point."""
+    rounding: a utilisation whose remainder by 0.1 is exactly 0 reads that table point.
+    Utilisations are in [0, 1] here (CloudSim refuses others)."""
     u = np.asarray(u, dtype=float)
-    exact = np.fmod(u, 0.1) == 0
-    i1 = np.clip(np.floor(u * 10).astype(np.int64), 0, 10)
-    i2 = np.clip(np.ceil(u * 10).astype(np.int64), 0, 10)
-    p1, p2 = table[h, i1], table[h, i2]
+    x = u * 10
+    i1 = x.astype(np.int64)  # floor, for u >= 0
+    i2 = np.minimum(i1 + (x > i1), 10)
+    flat = table.ravel()
+    base = np.asarray(h) * table.shape[1]
+    p1, p2 = flat[base + i1], flat[base + i2]
     interp = p1 + (p2 - p1) / 10 * (u - i1 / 10) * 100
-    return np.where(exact, table[h, np.clip((u * 10).astype(np.int64), 0, 10)], interp)
+    return np.where(np.fmod(u, 0.1) == 0, p1, interp)
 
 
 class _Datacenter:
@@ -98,10 +101,13 @@ class _Datacenter:
         self.in_shares: np.ndarray = np.zeros(0)
         self.res = CompatResult(0.0)
         # SLA bookkeeping: last state entry per host and VM (same-time entries replace).
-        self.h_entry = [(-1.0, 0.0, 0.0, False)] * h
+        # rows: time, allocated MIPS, requested MIPS, active (hosts) / migrating out (VMs)
+        self.h_entry = np.zeros((4, h))
+        self.h_entry[0] = -1.0
         self.h_active_s = 0.0
         self.h_violation_s = 0.0
-        self.v_entry = [(-1.0, 0.0, 0.0, False)] * n
+        self.v_entry = np.zeros((4, n))
+        self.v_entry[0] = -1.0
         self.v_req_s = 0.0
         self.v_alloc_s = 0.0
         self.v_mig_loss_s = 0.0
@@ -162,32 +168,33 @@ class _Datacenter:
     # The rest of _Datacenter: updates, energy, SLA entries, destruction, migrations.
 
     def entries(self, t: float, hosts: np.ndarray | None = None) -> None:
-        """State history entries at ``t`` (an entry at the same time replaces the last one)."""
+        """State history entries at ``t`` for all hosts (or ``hosts``) and their VMs. An entry
+        closes the previous one of the same host or VM; one at the same time replaces it."""
         alloc, req = self.host_alloc(), self.host_requested()
-        idx = np.arange(len(self.mips)) if hosts is None else np.asarray(hosts)
-        for h in idx.tolist():
-            t0, a0, r0, act0 = self.h_entry[h]
-            if t0 >= 0 and t > t0 and act0:
-                self.h_active_s += t - t0
-                if a0 < r0:
-                    self.h_violation_s += t - t0
-            if t > t0 and act0 and not alloc[h] > 0:
-                self.res.shutdowns += 1  # an active -> idle transition
-            self.h_entry[h] = (t, float(alloc[h]), float(req[h]), bool(alloc[h] > 0))
+        n_h = len(self.mips)
+        mask = np.ones(n_h, dtype=bool) if hosts is None else np.isin(np.arange(n_h), hosts)
+        he = self.h_entry
+        close = mask & (he[0] >= 0) & (t > he[0]) & (he[3] > 0)
+        dt = np.where(close, t - he[0], 0.0)
+        self.h_active_s += float(dt.sum())
+        self.h_violation_s += float(dt[he[1] < he[2]].sum())
+        self.res.shutdowns += int(np.count_nonzero(close & ~(alloc > 0)))
+        he[0, mask], he[1, mask], he[2, mask], he[3, mask] = t, alloc[mask], req[mask], alloc[mask] > 0
+
         on = self.alive & (self.host >= 0)
-        vms = np.flatnonzero(on if hosts is None else on & np.isin(self.host, idx))
-        moving = self.migrating_out()
-        for v in vms.tolist():
-            t0, a0, r0, mig0 = self.v_entry[v]
-            if t0 >= 0 and t > t0:
-                dt = t - t0
-                self.v_req_s += r0 * dt
-                self.v_alloc_s += a0 * dt
-                if mig0 and a0 < r0:
-                    self.v_mig_loss_s += (r0 - a0) * dt
-            out = bool(moving[v])
-            a = self.share[v] * (0.9 if out else 1.0)
-            self.v_entry[v] = (t, float(a), float(self.request[v]), out)
+        vms = on & mask[np.where(on, self.host, 0)]
+        ve = self.v_entry
+        close = vms & (ve[0] >= 0) & (t > ve[0])
+        dt = np.where(close, t - ve[0], 0.0)
+        self.v_req_s += float((ve[2] * dt).sum())
+        self.v_alloc_s += float((ve[1] * dt).sum())
+        lost = (ve[3] > 0) & (ve[1] < ve[2])
+        self.v_mig_loss_s += float(((ve[2] - ve[1]) * dt)[lost].sum())
+        out = self.migrating_out()
+        ve[0, vms] = t
+        ve[1, vms] = (self.share * np.where(out, 0.9, 1.0))[vms]
+        ve[2, vms] = self.request[vms]
+        ve[3, vms] = out[vms]
 
     def migrating_out(self) -> np.ndarray:
         out = np.zeros(len(self.alive), dtype=bool)
@@ -294,6 +301,11 @@ class _Planner:
         self.u_in = np.bincount(pt, weights=np.minimum(dc.request[pv], s.pe_mips[pt]),
                                 minlength=n_h)
         self.lists = [list(v) for v in dc.vms_of]  # resident VMs, then tentative arrivals
+        self.alloc = np.zeros(n_h)
+        self.available = np.zeros(n_h)
+        self._refresh(slice(None))
+        hosts_all = np.arange(n_h)
+        self.power_now = _power(s.power_table, hosts_all, np.minimum(dc.u_last, 1.0))
         self.moving = dc.migrating_out()
         self.moving[pv] = True
 
@@ -316,16 +328,30 @@ class _Planner:
         ordered, n = self._trimmed(hist)
         return self.detector(req / dc.mips[hosts], ordered, n)
 
-    def alloc_mips(self) -> np.ndarray:
-        total = self.u_res + 0.1 * self.u_in
-        scale = np.where(total > self.dc.mips, self.dc.mips / np.where(total > 0, total, 1), 1.0)
-        return (self.u_res + self.u_in) * scale
+    def _refresh_one(self, h: int) -> None:
+        mips = float(self.dc.mips[h])
+        u_res, u_in = float(self.u_res[h]), float(self.u_in[h])
+        total = u_res + 0.1 * u_in
+        over = total > mips
+        self.alloc[h] = (u_res + u_in) * (mips / total if over else 1.0)
+        self.available[h] = 0.0 if over else mips - total
+
+    def _refresh(self, hosts: np.ndarray | slice) -> None:
+        """Allocated and available MIPS of ``hosts`` after their VM lists changed."""
+        mips = self.dc.mips[hosts]
+        total = self.u_res[hosts] + 0.1 * self.u_in[hosts]
+        over = total > mips
+        scale = np.where(over, mips / np.where(total > 0, total, 1), 1.0)
+        # getUtilizationOfCpuMips: migrating-in VMs count at their full (unscaled 0.1 x 10) share.
+        self.alloc[hosts] = (self.u_res[hosts] + self.u_in[hosts]) * scale
+        self.available[hosts] = np.where(over, 0.0, mips - total)
 
     def add(self, vm: int, host: int, sign: float = 1.0) -> None:
         dc = self.dc
         self.req[host] += sign * dc.request[vm]
         self.hist[host] += sign * dc.hist[vm] * dc.s.vm_mips[vm] / dc.mips[host]
         self.u_res[host] += sign * min(dc.request[vm], dc.s.pe_mips[host])
+        self._refresh_one(host)
         if sign > 0:
             self.lists[host].append(vm)
         else:
@@ -335,16 +361,13 @@ class _Planner:
         """findHostForVm: the least power increase, first host on ties, never an overload."""
         dc = self.dc
         r = dc.request[vm]
-        total = self.u_res + 0.1 * self.u_in
-        available = np.where(total > dc.mips, 0.0, dc.mips - total)
-        alloc = self.alloc_mips()
+        alloc = self.alloc
         after = (alloc + r) / dc.mips
-        ok = ~excluded & (dc.s.pe_mips >= r) & (available >= r) & (after <= 1.0)
+        ok = ~excluded & (dc.s.pe_mips >= r) & (self.available >= r) & (after <= 1.0)
         cand = np.flatnonzero(ok)
         if cand.size == 0:
             return -1
-        cost = _power(dc.s.power_table, cand, after[cand]) - _power(dc.s.power_table, cand,
-                                                                   np.minimum(dc.u_last[cand], 1.0))
+        cost = _power(dc.s.power_table, cand, after[cand]) - self.power_now[cand]
         order = np.argsort(cost, kind="stable")
         start, chunk = 0, 16
         while start < order.size:
