@@ -114,8 +114,10 @@ def run_cmd(scenario: str, seed: int | None, out: Path | None, overrides: tuple[
         click.echo(
             f"{s['scenario']}: {s['hosts']} hosts, {s['vms']} VMs, "
             f"{s['sim_time_s'] / 3600:.1f} h simulated in {s['wall_time_s']:.2f} s; "
-            f"energy {s['energy_kwh']:.1f} kWh, CPU ready {100 * s['cpu_ready_frac_mean']:.2f} % "
-            f"(mean over VMs), unplaced VMs {s['vms_unplaced']}", err=True)
+            f"energy {s['energy_kwh']:.1f} kWh, {s.get('migrations', 0)} migrations"
+            + (f", CPU ready {100 * s['cpu_ready_frac_mean']:.2f} % (mean over VMs)"
+               if s.get("cpu_ready_frac_mean") is not None else "")
+            + (f", unplaced VMs {s['vms_unplaced']}" if "vms_unplaced" in s else ""), err=True)
     click.echo(str(folder))
 
 

@@ -20,8 +20,10 @@ import yaml
 
 from vsim._version import __version__
 from vsim.metrics import Recorder, Tables, summarize
-from vsim.model.simulation import Simulation
+from vsim.model.cloudsim_compat import run_cloudsim
+from vsim.model.simulation import MigrationRecord, Simulation
 from vsim.scenario import LoadedScenario, build, load_scenario
+from vsim.scenario.compat import build_cloudsim
 
 __all__ = ["Result", "run"]
 
@@ -114,6 +116,9 @@ def run(scenario: LoadedScenario | str | Path, seed: int | None = None, *,
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     loaded = scenario if isinstance(scenario, LoadedScenario) else load_scenario(scenario, overrides)
     seed = loaded.spec.seed if seed is None else int(seed)
+    if loaded.spec.semantics == "cloudsim":
+        tables, summary = _run_cloudsim(loaded, seed)
+        return _finish(loaded, seed, tables, summary, started, started_at)
     setup = build(loaded, seed)
     out = loaded.spec.output
     recorder = Recorder(setup.dc, vms_table=out.vms_table, hosts_table=out.hosts_table)
@@ -129,6 +134,11 @@ def run(scenario: LoadedScenario | str | Path, seed: int | None = None, *,
         tables.columns["vm_info"]["series"] = setup.vm_series
     summary = summarize(recorder, totals, setup.jobs, scenario=loaded.name,
                         description=loaded.spec.description, seed=seed, period_s=setup.period_s)
+    return _finish(loaded, seed, tables, summary, started, started_at)
+
+
+def _finish(loaded: LoadedScenario, seed: int, tables: Tables, summary: dict[str, Any],
+            started: float, started_at: str) -> Result:
     wall = time.perf_counter() - started
     summary["wall_time_s"] = wall
     meta = {
@@ -144,3 +154,40 @@ def run(scenario: LoadedScenario | str | Path, seed: int | None = None, *,
         "platform": platform.platform(),
     }
     return Result(loaded, seed, tables, summary, meta)
+
+
+def _run_cloudsim(loaded: LoadedScenario, seed: int) -> tuple[Tables, dict[str, Any]]:
+    """``semantics: cloudsim``: CloudSim 3.0.3's model, with vsim's tables and summary."""
+    spec = build_cloudsim(loaded, seed)
+    setup = build(loaded, seed)
+    res = run_cloudsim(spec)
+    recorder = Recorder(setup.dc, vms_table=False, hosts_table=False)
+    ram = setup.dc.vms.ram_bytes
+    for start, vm, source, dest, duration, _ in res.migrations:
+        recorder.migration(MigrationRecord(start, vm, source, dest, duration, float(ram[vm]),
+                                           "cloudsim", "completed"))
+    tables = recorder.tables()
+    line = np.array(res.timeline, dtype=float).reshape(-1, 4)
+    tables.columns["datacenter"] = {
+        "time_s": line[:, 0] - line[:, 1], "hosts_on": line[:, 3],
+        "power_w": np.divide(line[:, 2], line[:, 1], out=np.zeros(len(line)), where=line[:, 1] > 0),
+        "energy_j": line[:, 2],
+    }
+    summary: dict[str, Any] = {
+        "scenario": loaded.name,
+        "description": loaded.spec.description,
+        "semantics": "cloudsim",
+        "seed": seed,
+        "hosts": len(setup.dc.hosts),
+        "vms": len(setup.dc.vms),
+        "sim_time_s": spec.duration,
+        "energy_j": res.energy_j,
+        "energy_kwh": res.energy_j / 3.6e6,
+        "migrations": len(res.migrations),
+        "host_shutdowns": res.shutdowns,
+        "vms_destroyed": res.destroyed,
+        "sla": {"slatah": res.slatah, "pdm": res.pdm, "slav": res.slatah * res.pdm,
+                "overall_violation_frac": res.overall},
+        "engine": {"updates": res.updates},
+    }
+    return tables, summary

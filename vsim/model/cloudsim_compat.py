@@ -63,6 +63,7 @@ class CompatResult:
     shutdowns: int = 0
     destroyed: int = 0
     updates: int = 0
+    timeline: list[tuple[float, float, float, int]] = field(default_factory=list)  # t, dt, J, on
 
 
 def _power(table: np.ndarray, h: np.ndarray | int, u: np.ndarray | float) -> np.ndarray:
@@ -104,6 +105,8 @@ class _Datacenter:
         # rows: time, allocated MIPS, requested MIPS, active (hosts) / migrating out (VMs)
         self.h_entry = np.zeros((4, h))
         self.h_entry[0] = -1.0
+        self._before = np.ones(h, dtype=bool)  # active flag of the entry before the current one
+        self._counted = np.zeros(h, dtype=bool)  # whether the current entry is a shutdown
         self.h_active_s = 0.0
         self.h_violation_s = 0.0
         self.v_entry = np.zeros((4, n))
@@ -174,12 +177,19 @@ class _Datacenter:
         n_h = len(self.mips)
         mask = np.ones(n_h, dtype=bool) if hosts is None else np.isin(np.arange(n_h), hosts)
         he = self.h_entry
-        close = mask & (he[0] >= 0) & (t > he[0]) & (he[3] > 0)
+        new = mask & (t > he[0])  # a new entry; otherwise the entry at t is replaced
+        close = new & (he[0] >= 0) & (he[3] > 0)
         dt = np.where(close, t - he[0], 0.0)
         self.h_active_s += float(dt.sum())
         self.h_violation_s += float(dt[he[1] < he[2]].sum())
-        self.res.shutdowns += int(np.count_nonzero(close & ~(alloc > 0)))
-        he[0, mask], he[1, mask], he[2, mask], he[3, mask] = t, alloc[mask], req[mask], alloc[mask] > 0
+        # Shutdowns: active -> idle between consecutive entries of the final history, which
+        # starts as if active (CloudSim's Helper counts them so).
+        active = alloc > 0
+        self._before[new & (he[0] >= 0)] = he[3, new & (he[0] >= 0)] > 0
+        self.res.shutdowns -= int(self._counted[mask & ~new].sum())  # replaced entries
+        self._counted[mask] = self._before[mask] & ~active[mask]
+        self.res.shutdowns += int(self._counted[mask].sum())
+        he[0, mask], he[1, mask], he[2, mask], he[3, mask] = t, alloc[mask], req[mask], active[mask]
 
         on = self.alive & (self.host >= 0)
         vms = on & mask[np.where(on, self.host, 0)]
@@ -227,6 +237,7 @@ class _Datacenter:
                     _power(self.s.power_table, hosts, np.minimum(self.u_last, 1.0))
                     - _power(self.s.power_table, hosts, safe)) / 2) * dt, 0.0)
             self.res.energy_j += float(e.sum())
+            self.res.timeline.append((t, dt, float(e.sum()), int(np.count_nonzero(previous > 0))))
         self.entries(t)
         self.destroy_idle()
         self.t_last = t

@@ -88,13 +88,20 @@ class _Builder:
         self.raise_if_failed()
         counts = [group.count for group in groups]
         of_group = np.repeat(np.arange(len(groups)), counts)
+        names = [n for group in groups for n in _names(group.name, group.count)]
+        if spec.host_order == "interleaved":
+            # Round-robin over the groups: the k-th host of every group, then the (k+1)-th, ...
+            rank = np.concatenate([np.arange(c) for c in counts])
+            order = np.lexsort((of_group, rank))
+            of_group = of_group[order]
+            names = [names[i] for i in order]
 
         def per_host(values: list, dtype: type = float) -> np.ndarray:
             return np.asarray(values, dtype=dtype)[of_group]
 
         hosts = Hosts(
-            name=[n for group in groups for n in _names(group.name, group.count)],
-            group=[group.name for group in groups for _ in range(group.count)],
+            name=names,
+            group=[groups[g].name for g in of_group],
             site=per_host([sites.index(g.site or sites[0]) for g in groups], np.int32),
             cores=per_host([g.cores for g in groups], np.int64),
             core_hz=per_host([g.core_speed for g in groups]),

@@ -333,9 +333,15 @@ class Scenario(Strict):
     description: str = ""
     seed: int = Field(0, ge=0)
     duration: Duration = Field(description="e.g. '2 d', or jobs-done: until every job has finished")
+    semantics: Literal["vsim", "cloudsim"] = Field(
+        "vsim", description="vsim: a real datacenter; cloudsim: CloudSim 3.0.3's power-aware "
+        "datacenter rule for rule, bugs included, to compare with its published figures")
     period: Interval = Field(300.0, description="reporting period of the tables")
     sites: list[Site] = Field(default_factory=list)
     hosts: list[HostGroup] = Field(min_length=1)
+    host_order: Literal["grouped", "interleaved"] = Field(
+        "grouped", description="host ids group by group, or round-robin over the groups (host i "
+        "of CloudSim's examples has type i mod 2); ids decide ties in placement")
     vms: list[VmGroup] = Field(default_factory=list)
     workloads: dict[str, Workload] = Field(default_factory=dict)
     jobs: list[JobGroup] = Field(default_factory=list)
