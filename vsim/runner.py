@@ -158,8 +158,7 @@ def _finish(loaded: LoadedScenario, seed: int, tables: Tables, summary: dict[str
 
 def _run_cloudsim(loaded: LoadedScenario, seed: int) -> tuple[Tables, dict[str, Any]]:
     """``semantics: cloudsim``: CloudSim 3.0.3's model, with vsim's tables and summary."""
-    spec = build_cloudsim(loaded, seed)
-    setup = build(loaded, seed)
+    spec, setup = build_cloudsim(loaded, seed)
     res = run_cloudsim(spec)
     recorder = Recorder(setup.dc, vms_table=False, hosts_table=False)
     ram = setup.dc.vms.ram_bytes

@@ -15,7 +15,7 @@ from vsim.model.cloudsim_compat import CompatSpec
 from vsim.policies.overload import make_overload_detector
 from vsim.policies.selection import make_vm_selection
 from vsim.rng import RandomStreams
-from vsim.scenario.build import build
+from vsim.scenario.build import RunSetup, build
 from vsim.scenario.loader import LoadedScenario
 
 __all__ = ["build_cloudsim"]
@@ -30,7 +30,8 @@ def _eleven_points(curve: np.ndarray, n: int) -> np.ndarray:
     return np.interp(np.linspace(0.0, 1.0, 11), x, curve[:n])
 
 
-def build_cloudsim(loaded: LoadedScenario, seed: int) -> CompatSpec:
+def build_cloudsim(loaded: LoadedScenario, seed: int) -> tuple[CompatSpec, RunSetup]:
+    """CloudSim's model of the scenario, and the vsim setup it was read from (for the tables)."""
     spec = loaded.spec
     problems: list[Problem] = []
 
@@ -77,4 +78,4 @@ def build_cloudsim(loaded: LoadedScenario, seed: int) -> CompatSpec:
         vm_mips=v.vcpu_hz / 1e6, vm_ram_mb=v.ram_bytes / 1e6,
         vm_bw=np.full(len(v), 125e5 * _BW_UNITS_PER_BYTE_S), trace=percent.astype(np.int64),
         mode=mode, detector=detector, selection=selection, duration=spec.duration,
-    )
+    ), setup
