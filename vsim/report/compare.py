@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from vsim.errors import VsimError
+from vsim.report.page import html_page, write_atomic
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -298,22 +299,11 @@ def comparison_table(df: pd.DataFrame) -> str:
 
 
 _CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #222;
-       background: #fafafa; line-height: 1.45; }
-main { max-width: 1100px; margin: 0 auto; padding: 16px 24px 48px; }
-h1 { margin: 8px 0 4px; font-size: 1.7em; }
-h2 { margin: 32px 0 8px; font-size: 1.3em; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
-.caption { color: #555; font-size: 0.92em; margin: 2px 0 12px; }
-.figure { background: white; border: 1px solid #e3e3e3; border-radius: 4px; padding: 4px;
-          margin-bottom: 12px; }
-table { border-collapse: collapse; font-size: 0.9em; background: white; margin: 6px 0 12px; }
-th, td { border: 1px solid #e0e0e0; padding: 3px 10px; text-align: left; vertical-align: top; }
-th { background: #f2f2f2; }
+.figure { margin-bottom: 12px; }
 table.metrics td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .delta { display: block; color: #666; font-size: 0.85em; }
 .swatch { display: inline-block; width: 0.8em; height: 0.8em; margin-right: 6px;
           border-radius: 2px; vertical-align: baseline; }
-footer { color: #888; font-size: 0.85em; margin-top: 40px; }
 """
 
 
@@ -490,8 +480,6 @@ def _metrics_table(frame: pd.DataFrame) -> str:
 def build_comparison_html(dirs: Iterable[PathLike]) -> str:
     """One self-contained HTML page comparing the runs in ``dirs``: plotly.js inlined once, no
     network access needed to open it."""
-    from plotly.offline import get_plotlyjs
-
     runs = _load(dirs)
     frame = _frame(runs)
     first = html.escape(runs[0].label)
@@ -517,19 +505,12 @@ def build_comparison_html(dirs: Iterable[PathLike]) -> str:
         ("Over time", _over_time_section(runs)),
     ]
     body = "".join(f"<section><h2>{html.escape(t)}</h2>{b}</section>" for t, b in sections)
-    title = html.escape("vsim comparison: " + ", ".join(r.label for r in runs))
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{title}</title><style>{_CSS}</style>"
-        f'<script type="text/javascript">{get_plotlyjs()}</script>'
-        "</head><body><main>"
+    title = "vsim comparison: " + ", ".join(r.label for r in runs)
+    return html_page(
+        title, _CSS,
         f"<h1>Comparison of {len(runs)} run{'s' if len(runs) != 1 else ''}</h1>"
-        f'<p class="caption">Relative changes are against the first run, {first}.</p>'
-        f"{body}"
-        "<footer>Built by vsim compare from the runs' result folders.</footer>"
-        "</main></body></html>\n"
+        f'<p class="caption">Relative changes are against the first run, {first}.</p>{body}',
+        "Built by vsim compare from the runs' result folders.",
     )
 
 
@@ -541,12 +522,9 @@ def write_comparison(path: PathLike, dirs: Iterable[PathLike]) -> Path:
     """
     path = Path(path)
     text = build_comparison_html(dirs)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, text)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise VsimError(f"{path}: cannot write the comparison ({exc.strerror or exc})") from None
     return path

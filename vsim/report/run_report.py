@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import math
 import numbers
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from vsim.report.formatting import (
     summary_rows,
     time_axis,
 )
+from vsim.report.page import html_page, write_atomic
 
 __all__ = ["build_report", "write_report"]
 
@@ -40,23 +40,12 @@ _PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 EVENT_ROWS = 50
 
 _CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #222;
-       background: #fafafa; line-height: 1.45; }
-main { max-width: 1100px; margin: 0 auto; padding: 16px 24px 48px; }
-h1 { margin: 8px 0 4px; font-size: 1.7em; }
-h2 { margin: 32px 0 8px; font-size: 1.3em; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
 h3 { margin: 20px 0 4px; font-size: 1.05em; }
-.meta, .caption { color: #555; font-size: 0.92em; }
-.caption { margin: 2px 0 12px; }
+.meta { color: #555; font-size: 0.92em; }
 nav { font-size: 0.92em; margin: 8px 0; }
 nav a { margin-right: 14px; color: #1f5fa8; text-decoration: none; }
-.figure { background: white; border: 1px solid #e3e3e3; border-radius: 4px; padding: 4px; }
-table { border-collapse: collapse; font-size: 0.9em; background: white; margin: 6px 0 12px; }
-th, td { border: 1px solid #e0e0e0; padding: 3px 10px; text-align: left; vertical-align: top; }
-th { background: #f2f2f2; }
 table.figures td:nth-child(2) { text-align: right; font-variant-numeric: tabular-nums; }
 .scroll { max-height: 480px; overflow: auto; }
-footer { color: #888; font-size: 0.85em; margin-top: 40px; }
 """
 
 
@@ -339,8 +328,6 @@ def build_report(
     meta: Mapping[str, Any] | None = None,
 ) -> str:
     """The HTML text of the run's report, from its result tables, summary and run metadata."""
-    from plotly.offline import get_plotlyjs
-
     meta = meta or {}
     tdiv, tunit = time_axis(_time_span(tables, summary))
     ctx = _Context(tables=tables, summary=summary, tdiv=tdiv, tunit=tunit)
@@ -351,19 +338,11 @@ def build_report(
         f'<section id="{s.anchor}"><h2>{html.escape(s.title)}</h2>{s.body}</section>'
         for s in present
     )
-    title = html.escape(f"{summary.get('scenario') or 'vsim run'} — vsim report")
+    title = f"{summary.get('scenario') or 'vsim run'} — vsim report"
     version = html.escape(str(meta.get("vsim_version", "")))
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{title}</title><style>{_CSS}</style>"
-        f'<script type="text/javascript">{get_plotlyjs()}</script>'
-        "</head><body><main>"
-        f"<header>{_header(summary, meta)}<nav>{nav}</nav></header>"
-        f"{body}"
-        f"<footer>Built by vsim {version} from the run's result tables.</footer>"
-        "</main></body></html>\n"
+    return html_page(
+        title, _CSS, f"<header>{_header(summary, meta)}<nav>{nav}</nav></header>{body}",
+        f"Built by vsim {version} from the run's result tables.",
     )
 
 
@@ -381,6 +360,4 @@ def write_report(
     path = Path(path)
     text = build_report(tables, summary, meta)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, text)
