@@ -323,7 +323,7 @@ def test_durations_and_summary_values_are_readable() -> None:
     rows = dict(
         summary_rows({"scenario": "x", "sla": {"overall_violation_frac": 0.5}, "period_s": 300.0})
     )
-    assert rows == {"Reporting period": "5 min", "SLA violation time": "50 %"}
+    assert rows == {"Reporting period": "5 min", "CPU demand not delivered (SLA violation)": "50 %"}
 
 
 # --- the page ---------------------------------------------------------------------------------
@@ -351,7 +351,7 @@ def test_full_report_has_every_section_and_loads_nothing_from_the_network(run) -
         "vsim 0.1.0",
         "run wall time 1.5 s",
         "<td>Energy</td><td>0.25 kWh</td>",
-        "<td>SLA violation time</td><td>1.5 %</td>",
+        "<td>CPU demand not delivered (SLA violation)</td><td>1.5 %</td>",
         "<td>Simulated time</td><td>20 min</td>",
     ):
         assert text in rest

@@ -33,7 +33,13 @@ _LABELS = {
     "migrations": "Live migrations",
     "cpu_ready_frac_mean": "CPU ready, mean",
     "cpu_ready_frac_p95": "CPU ready, 95th percentile",
-    "sla.overall_violation_frac": "SLA violation time",
+    "sla.overall_violation_frac": "CPU demand not delivered (SLA violation)",
+    "sla.slatah": "SLATAH: active-host time at full load",
+    "sla.pdm": "PDM: demand lost to migrations",
+    "sla.slav": "SLAV = SLATAH x PDM",
+    "host_shutdowns": "Host shutdowns",
+    "vms_destroyed": "VMs destroyed (CloudSim semantics)",
+    "semantics": "Semantics",
     "hosts_on_mean": "Hosts on, mean",
     "vms_unplaced": "VMs never placed",
     "jobs.completed": "Jobs completed",
@@ -102,7 +108,7 @@ def format_value(key: str, value: Any) -> str:
     if not math.isfinite(value):
         return "–"
     name = key.rsplit(".", 1)[-1]
-    if name.endswith("_frac") or "_frac_" in name:
+    if name.endswith("_frac") or "_frac_" in name or name in ("slatah", "pdm", "slav"):
         return f"{value * 100:.3g} %"
     if name.endswith("_kwh"):
         return f"{value:,.4g} kWh" if abs(value) < 1e4 else f"{value:,.0f} kWh"
