@@ -231,6 +231,11 @@ class LocalRegression(OverloadDetector):
         if not ok.any():
             return out
         y = history[ok, -REGRESSION_VALUES:]
+        if len(y) <= 8:
+            # A few hosts (the common case inside placement loops): the same recurrence on
+            # Python floats, bit for bit, without numpy's per-call overhead.
+            out[ok] = [self._predict_one(row) for row in y.tolist()]
+            return out
         # One pass of the running (Welford-style) sums: the mean of x and y, the sum of squared
         # x deviations and the co-deviation of x and y; the x terms are the same for every host.
         x_mean, y_mean = 1.0, y[:, 0].copy()
@@ -253,6 +258,27 @@ class LocalRegression(OverloadDetector):
         at = float(REGRESSION_VALUES + REGRESSION_STEPS_AHEAD)
         out[ok] = (intercept + slope * at) * self.safety
         return out
+
+    def _predict_one(self, y: list[float]) -> float:
+        """``predicted`` for one host, the same operations in the same order."""
+        x_mean, y_mean = 1.0, y[0]
+        sum_x, sum_y = 1.0, y[0]
+        sxx, sxy = 0.0, 0.0
+        for j in range(1, REGRESSION_VALUES):
+            x = j + 1.0
+            fact1 = 1.0 + j
+            fact2 = j / (1.0 + j)
+            dx = x - x_mean
+            dy = y[j] - y_mean
+            sxx += dx * dx * fact2
+            sxy += dx * dy * fact2
+            x_mean += dx / fact1
+            y_mean += dy / fact1
+            sum_x += x
+            sum_y += y[j]
+        slope = sxy / sxx
+        intercept = (sum_y - slope * sum_x) / REGRESSION_VALUES
+        return (intercept + slope * float(REGRESSION_VALUES + REGRESSION_STEPS_AHEAD)) * self.safety
 
     def __call__(self, util: np.ndarray, history: np.ndarray, n_valid: np.ndarray) -> np.ndarray:
         util, history, n_valid = _check(util, history, n_valid)
