@@ -157,6 +157,14 @@ class _AdaptiveThreshold(OverloadDetector):
         _, history, n_valid = _check(np.zeros(len(n_valid)), history, n_valid)
         out = np.full(history.shape[0], np.nan)
         ok = n_valid >= SPREAD_MIN_VALUES
+        if ok.any() and history.shape[0] <= 8:
+            # A few hosts (the common case inside placement loops): the same order statistics
+            # on Python floats, bit for bit, without numpy's per-call overhead.
+            width = history.shape[1]
+            for h in np.flatnonzero(ok).tolist():
+                values = sorted(history[h, width - int(n_valid[h]):].tolist())
+                out[h] = 1.0 - self.safety * self._spread_one(values)
+            return out
         if ok.any():
             # Only the hosts with enough history are sorted, and the padding never reaches the
             # order statistics used below (they all lie within the first n values).
@@ -165,6 +173,9 @@ class _AdaptiveThreshold(OverloadDetector):
         return out
 
     def _spread(self, sorted_rows: np.ndarray, n: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _spread_one(self, values: list[float]) -> float:
         raise NotImplementedError
 
     def __call__(self, util: np.ndarray, history: np.ndarray, n_valid: np.ndarray) -> np.ndarray:
@@ -189,6 +200,12 @@ class InterQuartileRange(_AdaptiveThreshold):
         q3 = _java_round(0.75 * (n + 1)) - 1
         return _at(sorted_rows, q3) - _at(sorted_rows, q1)
 
+    def _spread_one(self, values: list[float]) -> float:
+        n = len(values)
+        q1 = math.floor(0.25 * (n + 1) + 0.5) - 1
+        q3 = math.floor(0.75 * (n + 1) + 0.5) - 1
+        return values[q3] - values[q1]
+
 
 @dataclass(frozen=True)
 class MedianAbsoluteDeviation(_AdaptiveThreshold):
@@ -204,6 +221,21 @@ class MedianAbsoluteDeviation(_AdaptiveThreshold):
         deviations = np.abs(med[:, None] - sorted_rows)  # the +inf padding stays +inf
         deviations.sort(axis=1)
         return commons_median(deviations, n)
+
+    def _spread_one(self, values: list[float]) -> float:
+        med = _commons_median_one(values)
+        return _commons_median_one(sorted(abs(med - x) for x in values))
+
+
+def _commons_median_one(values: list[float]) -> float:
+    """``commons_median`` of one sorted list."""
+    pos = 50.0 * (len(values) + 1) / 100.0
+    lower_pos = math.floor(pos)
+    dif = pos - lower_pos
+    lower = values[lower_pos - 1]
+    if dif == 0.0:
+        return lower
+    return lower + dif * (values[lower_pos] - lower)
 
 
 @dataclass(frozen=True)
