@@ -44,8 +44,24 @@ class DemandSource:
 
     vms: np.ndarray
     step_s: float
-    by_sample: np.ndarray  # float32 (T, len(vms)): one contiguous row per sample boundary
+    by_sample: np.ndarray | None  # (T, len(vms)): one contiguous row per sample boundary
     repeat: bool = True
+    # Tiled instead: VM j follows library series tiles[j, d] on day d (samples_per_tile each),
+    # so a month of 100,000 VMs costs a few MB instead of a dense matrix of gigabytes.
+    library: np.ndarray | None = None  # (L, samples_per_tile)
+    tiles: np.ndarray | None = None  # (len(vms), D) indices into the library
+
+    def row(self, k: int) -> np.ndarray:
+        """Demand fractions of the source's VMs over sample ``k``."""
+        if self.library is not None and self.tiles is not None:
+            per_tile = self.library.shape[1]
+            n_tiles = self.tiles.shape[1]
+            tile = k // per_tile
+            tile = tile % n_tiles if self.repeat else min(tile, n_tiles - 1)
+            return self.library[self.tiles[:, tile], k % per_tile]
+        assert self.by_sample is not None
+        n = self.by_sample.shape[0]
+        return self.by_sample[k % n if self.repeat else min(k, n - 1)]
 
 
 @dataclass
@@ -326,9 +342,7 @@ class Simulation:
         self._dirty = True
 
     def _on_sample(self, source: DemandSource, k: int) -> None:
-        n = source.by_sample.shape[0]
-        row = k % n if source.repeat else min(k, n - 1)
-        self.trace_frac[source.vms] = source.by_sample[row]
+        self.trace_frac[source.vms] = source.row(k)
         self._changed()
 
     def _on_arrival(self, ids: np.ndarray) -> None:

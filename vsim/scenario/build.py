@@ -26,7 +26,13 @@ from vsim.scenario.schema import (
     SyntheticWorkload,
     VmGroup,
 )
-from vsim.traces import DemandTable, SyntheticSpec, generate_synthetic, read_planetlab
+from vsim.traces import (
+    DemandTable,
+    SyntheticSpec,
+    generate_synthetic,
+    list_planetlab_days,
+    read_planetlab,
+)
 from vsim.units import format_quantity, parse_quantity
 
 __all__ = ["RunSetup", "build"]
@@ -167,7 +173,13 @@ class _Builder:
                 path = Path(spec.path)
                 path = path if path.is_absolute() else self.loaded.base_dir / path
             try:
-                self._traces[key] = read_planetlab(spec.day, path)
+                if spec.day == "all":
+                    days = [read_planetlab(day, path) for day, _ in list_planetlab_days(path)]
+                    self._traces[key] = DemandTable(
+                        step_s=days[0].step_s, cpu=np.concatenate([d.cpu for d in days]),
+                        names=tuple(n for d in days for n in d.names), source="planetlab:all")
+                else:
+                    self._traces[key] = read_planetlab(spec.day, path)
             except ScenarioError as exc:
                 where = ("workloads", name, "path" if spec.path is not None else "day")
                 for p in exc.problems:
@@ -195,7 +207,17 @@ class _Builder:
                 self.fail(("vms", g, "count"), "a share of a trace needs a trace workload",
                           "give a number of VMs")
                 continue
-            table = self.series_for(g, group, group.count)
+            tiled = isinstance(spec_w, PlanetLabWorkload) and spec_w.tile_days is not None
+            library = None
+            if tiled:
+                if not isinstance(group.count, int):
+                    self.fail(("vms", g, "count"), "a tiled trace workload needs a number of VMs",
+                              "give count: N (each VM draws its own days)")
+                    continue
+                library = self._planetlab(group.workload or "", spec_w)  # type: ignore[arg-type]
+                table = None
+            else:
+                table = self.series_for(g, group, group.count)
             if isinstance(group.count, int):
                 count = group.count
             else:
@@ -226,7 +248,15 @@ class _Builder:
             cols["priority"] += [group.priority] * count
             cols["arrival"] += list(arrival)
             cols["lifetime"] += list(lifetime)
-            if table is not None:
+            if library is not None and isinstance(spec_w, PlanetLabWorkload) and spec_w.tile_days:
+                # Tiled: each VM follows tile_days traces drawn from the whole library.
+                rng = self.streams.generator(f"workload/{group.workload}/{group.name}/tiles")
+                tiles = rng.integers(0, library.n_series, size=(count, spec_w.tile_days))
+                ids = np.arange(first, first + count)
+                sources.append(DemandSource(ids, library.step_s, None, library=library.cpu,
+                                            tiles=tiles.astype(np.int32)))
+                series += [f"tiled:{group.workload}"] * count
+            elif table is not None:
                 ids = np.arange(first, first + count)
                 sources.append(DemandSource(ids, table.step_s, np.ascontiguousarray(
                     table.cpu.T, dtype=np.float64)))

@@ -51,6 +51,9 @@ def build_cloudsim(loaded: LoadedScenario, seed: int) -> tuple[CompatSpec, RunSe
                  "give the group a planetlab workload, or use semantics: vsim")
     if spec.jobs:
         fail(("jobs",), "semantics: cloudsim has no finite jobs", "remove jobs: or use semantics: vsim")
+    if any(src.by_sample is None for src in setup.sources):
+        fail(("workloads",), "semantics: cloudsim replays one day of traces, not tiled days",
+             "remove tile_days, or use semantics: vsim")
     steps = {s.step_s for s in setup.sources}
     if steps - {300.0}:
         fail(("workloads",), "CloudSim's PlanetLab model samples every 300 s", "use planetlab traces")
@@ -59,6 +62,7 @@ def build_cloudsim(loaded: LoadedScenario, seed: int) -> tuple[CompatSpec, RunSe
 
     percent = np.zeros((len(v), 288))
     for src in setup.sources:
+        assert src.by_sample is not None
         percent[src.vms] = np.rint(src.by_sample.T * 100)
     c = spec.consolidation
     if c is not None:

@@ -239,8 +239,11 @@ class SyntheticWorkload(Strict):
 
 class PlanetLabWorkload(Strict):
     kind: Literal["planetlab"]
-    day: str
+    day: str = Field(description="a day such as 20110303, or all: every day's traces")
     path: str | None = Field(None, description="compact .npz or raw folder; default: the shipped data")
+    tile_days: int | None = Field(
+        None, ge=1, description="give each VM this many days, each a trace drawn at random "
+        "(seeded) from the day(s): long runs from one-day traces")
 
     @model_validator(mode="before")
     @classmethod
