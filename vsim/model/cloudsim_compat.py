@@ -380,7 +380,7 @@ class _Planner:
             return -1
         cost = _power(dc.s.power_table, cand, after[cand]) - self.power_now[cand]
         order = np.argsort(cost, kind="stable")
-        start, chunk = 0, 16
+        start, chunk = 0, 4
         while start < order.size:
             hosts = cand[order[start:start + chunk]]
             busy = alloc[hosts] != 0
