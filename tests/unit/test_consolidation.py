@@ -209,3 +209,19 @@ def test_tiled_planetlab_days_replay_whole_traces_per_day() -> None:
 def test_tiled_workloads_are_refused_in_cloudsim_semantics() -> None:
     with pytest.raises(ScenarioError, match="tile_days"):
         vsim.run(scenario(TILED.replace("    duration: 2 d", "    duration: 2 d\n    semantics: cloudsim")))
+
+
+def test_an_overloaded_host_switches_an_off_host_on_when_nothing_else_fits() -> None:
+    # Host b starts off; host a is overloaded at the first tick (5 min). 'light' can only go to
+    # b, which boots for 2 min first; then the copy takes 1 GiB / 125e6 B/s.
+    text = OVERLOAD.replace(
+        "      - {name: b, cores: 1, core_speed: 1 GHz, ram: 8 GiB, network: 1 Gbit/s,",
+        "      - {name: b, cores: 1, core_speed: 1 GHz, ram: 8 GiB, network: 1 Gbit/s,\n"
+        "         initially: 'off', boot_time: 2 min,")
+    result = run_text(text)
+    assert events_of(result, "host_power_on") == [(300.0, "b", "consolidation target")]
+    assert events_of(result, "host_on") == [(300.0 + 120.0, "b", "")]
+    (row,) = result.tables["migrations"].itertuples()
+    assert (row.vm, row.from_host, row.to_host) == (1, 0, 1)
+    # The recorded duration runs from the decision to the switch-over: boot, then the copy.
+    assert row.duration_s == pytest.approx(120.0 + GIB / 125e6)

@@ -7,7 +7,8 @@ does): at every consolidation tick
    selection policy (MMT, MU, RS, MC), until the detector no longer flags them;
 2. those VMs go where they add the least power (PABFD: power-aware best fit, largest demand
    first), never to an overloaded host, to one the VM would overload, or beyond its RAM, vCPU
-   ratio or CPU capacity;
+   ratio or CPU capacity; when no host that is on can take one, a host that is off is switched
+   on for it;
 3. the least-used hosts are emptied when every one of their VMs finds such a place, so that they
    can be switched off.
 
@@ -184,8 +185,15 @@ class DynamicConsolidation:
         decisions: list[Migration] = []
         targets = on & ~overloaded
         order = sorted(leaving, key=lambda item: -view.vm_demand_hz[item[0]])
+        off = p.host_state == HostState.OFF
         for vm, source in order:
             dest = placer.best_host(vm, targets)
+            if dest < 0 and off.any():
+                # No host that is on can take it: switch one on (the simulation boots it first).
+                dest = placer.best_host(vm, off)
+                if dest >= 0:
+                    off[dest] = False
+                    targets[dest] = True
             if dest < 0:
                 placer.move(vm, -1, source)  # found no place: it stays where it is
                 continue
