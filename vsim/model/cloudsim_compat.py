@@ -25,6 +25,7 @@ import heapq
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -33,6 +34,13 @@ __all__ = ["CompatResult", "CompatSpec", "run_cloudsim"]
 HISTORY = 30  # PowerVm.HISTORY_LENGTH
 STEP = 300.0  # scheduling interval and trace step
 MIGRATION_BYTES_PER_S = 1e9 / 16000 * 1e3  # host bandwidth / 16000 in MB/s -> 62.5 MB/s
+
+
+class Detector(Protocol):
+    """An overload detector (see vsim.policies.overload): all hosts at once, or one."""
+
+    def __call__(self, util: np.ndarray, history: np.ndarray, n_valid: np.ndarray) -> np.ndarray: ...
+    def one(self, util: float, values: list[float]) -> bool: ...
 
 
 @dataclass
@@ -47,7 +55,7 @@ class CompatSpec:
     vm_bw: np.ndarray
     trace: np.ndarray  # (N, 288) integer percent
     mode: str  # "dvfs", "npa" or "migration"
-    detector: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None
+    detector: Detector | None = None
     selection: Callable[..., int] | None = None
     fallback_threshold: float = 0.7
     duration: float = 86400.0
@@ -294,6 +302,7 @@ class _Planner:
     def __init__(self, dc: _Datacenter) -> None:
         self.dc = dc
         s = dc.s
+        assert s.detector is not None
         self.detector = s.detector
         n_h = len(dc.mips)
         on = dc.alive & (dc.host >= 0)
@@ -336,8 +345,18 @@ class _Planner:
         if extra_vm >= 0:
             req = req + dc.request[extra_vm]
             hist = hist + dc.hist[extra_vm][None, :] * (dc.s.vm_mips[extra_vm] / dc.mips[hosts])[:, None]
+        util = req / dc.mips[hosts]
+        if len(hosts) <= 4:
+            # One host at a time, on Python floats: the same decisions without array overhead.
+            out = np.empty(len(hosts), dtype=bool)
+            for i, row in enumerate(hist.tolist()):
+                n = len(row)
+                while n and row[n - 1] == 0:
+                    n -= 1  # CloudSim trims zeros at the old end of the (newest-first) history
+                out[i] = self.detector.one(float(util[i]), row[:n][::-1])
+            return out
         ordered, n = self._trimmed(hist)
-        return self.detector(req / dc.mips[hosts], ordered, n)
+        return self.detector(util, ordered, n)
 
     def _refresh_one(self, h: int) -> None:
         mips = float(self.dc.mips[h])

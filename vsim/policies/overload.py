@@ -117,9 +117,16 @@ def commons_median(sorted_rows: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 
 class OverloadDetector:
-    """``detector(util, history, n_valid)`` -> bool mask (H,), True where the host is overloaded."""
+    """``detector(util, history, n_valid)`` -> bool mask (H,), True where the host is overloaded.
+
+    ``detector.one(util, values)`` decides for a single host from its valid history values
+    (oldest first), with the same arithmetic: placement loops ask about one host at a time.
+    """
 
     def __call__(self, util: np.ndarray, history: np.ndarray, n_valid: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def one(self, util: float, values: list[float]) -> bool:
         raise NotImplementedError
 
 
@@ -141,6 +148,9 @@ class StaticThreshold(OverloadDetector):
 
     def __call__(self, util: np.ndarray, history: np.ndarray, n_valid: np.ndarray) -> np.ndarray:
         util, _, _ = _check(util, history, n_valid)
+        return util > self.threshold
+
+    def one(self, util: float, values: list[float]) -> bool:
         return util > self.threshold
 
 
@@ -182,6 +192,11 @@ class _AdaptiveThreshold(OverloadDetector):
         util, history, n_valid = _check(util, history, n_valid)
         threshold = self.upper_thresholds(history, n_valid)
         return np.where(np.isnan(threshold), util > FALLBACK_THRESHOLD, util > threshold)
+
+    def one(self, util: float, values: list[float]) -> bool:
+        if len(values) < SPREAD_MIN_VALUES:
+            return util > FALLBACK_THRESHOLD
+        return util > 1.0 - self.safety * self._spread_one(sorted(values))
 
 
 @dataclass(frozen=True)
@@ -311,6 +326,11 @@ class LocalRegression(OverloadDetector):
         slope = sxy / sxx
         intercept = (sum_y - slope * sum_x) / REGRESSION_VALUES
         return (intercept + slope * float(REGRESSION_VALUES + REGRESSION_STEPS_AHEAD)) * self.safety
+
+    def one(self, util: float, values: list[float]) -> bool:
+        if len(values) < REGRESSION_VALUES:
+            return util > FALLBACK_THRESHOLD
+        return self._predict_one(values[-REGRESSION_VALUES:]) >= 1.0
 
     def __call__(self, util: np.ndarray, history: np.ndarray, n_valid: np.ndarray) -> np.ndarray:
         util, history, n_valid = _check(util, history, n_valid)
