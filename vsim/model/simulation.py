@@ -355,7 +355,8 @@ class Simulation:
         ids = ids[_running(v.state[ids]) | (v.state[ids] == VmState.STARTING)]
         if ids.size == 0:
             return
-        hosts = np.unique(v.host[ids])
+        # Sources, and the destinations of migrations the departure abandons.
+        hosts = np.unique(np.concatenate([v.host[ids], v.migrating_to[ids][v.migrating_to[ids] >= 0]]))
         self.dc.remove(ids, self.engine.now)
         self.obs.events(self.engine.now, "vm_depart", [v.name[i] for i in ids], [""] * len(ids))
         if self.jobs is not None:
@@ -398,8 +399,10 @@ class Simulation:
 
         def check() -> None:
             h = self.dc.hosts
+            # Empty means no VM placed and none on its way in: a migration target stays on.
             if h.state[host] == HostState.ON and h.vm_count[host] == 0 and \
-                    self._empty_since[host] == since:
+                    self._empty_since[host] == since and \
+                    not (self.dc.vms.migrating_to == host).any():
                 h.state[host] = HostState.OFF
                 self.obs.event(self.engine.now, "host_off", h.name[host], "idle")
                 self._changed()
@@ -457,6 +460,7 @@ class Simulation:
             ready = max(now, float(self._host_ready_at[m.dest]))
             source = int(v.host[m.vm])
             self.dc.start_migration(m.vm, m.dest)
+            self._empty_since[m.dest] = np.nan  # it is receiving a VM: not idle
             duration = float(v.ram_bytes[m.vm] / min(h.nic_bytes_s[source], h.nic_bytes_s[m.dest]))
             self._migration_start[m.vm] = now
             self._migration_reason[m.vm] = m.reason
