@@ -220,7 +220,7 @@ class _Datacenter:
             out[vm] = True
         return out
 
-    def update(self, t: float, consolidate: bool = False) -> None:
+    def update(self, t: float) -> None:
         """updateCloudletProcessingWithoutSchedulingFutureEventsForce, for every host."""
         dt = t - self.t_last
         u = self.utilisation(t)
@@ -264,7 +264,7 @@ class _Datacenter:
 
     # --- placement and consolidation ------------------------------------------------------
 
-    def plan(self, t: float) -> list[tuple[int, int]]:
+    def plan(self) -> list[tuple[int, int]]:
         """optimizeAllocation: the migration map of one tick (tentative state is dropped after)."""
         return _Planner(self).run()
 
@@ -553,7 +553,7 @@ def run_cloudsim(spec: CompatSpec) -> CompatResult:
         if kind == "tick":
             dc.update(time)
             if spec.mode == "migration":
-                dc.start(time, dc.plan(time), events, seq)
+                dc.start(time, dc.plan(), events, seq)
         else:
             vm, target, started, duration = data
             if time > dc.t_last + 0.01:
