@@ -21,7 +21,8 @@ import yaml
 from vsim._version import __version__
 from vsim.metrics import Recorder, Tables, summarize
 from vsim.model.cloudsim_compat import run_cloudsim
-from vsim.model.simulation import MigrationRecord, Simulation
+from vsim.model.interfaces import MigrationRecord
+from vsim.model.simulation import Simulation
 from vsim.scenario import LoadedScenario, build, load_scenario
 from vsim.scenario.compat import build_cloudsim
 

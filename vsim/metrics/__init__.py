@@ -13,8 +13,8 @@ import numpy as np
 
 from vsim.metrics.columns import Categories, Columns, Tables, to_frame, write_parquet
 from vsim.model.datacenter import HOST_STATE_NAMES, VM_STATE_NAMES, Datacenter, VmState
+from vsim.model.interfaces import MigrationRecord, PeriodSnapshot, RunTotals
 from vsim.model.jobs import Jobs
-from vsim.model.simulation import MigrationRecord, PeriodSnapshot, RunTotals
 
 __all__ = ["Categories", "Columns", "Recorder", "Tables", "summarize", "to_frame", "write_parquet"]
 

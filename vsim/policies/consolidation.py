@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vsim.model.datacenter import HostState, VmState
-from vsim.model.simulation import ConsolidationView, Migration
+from vsim.model.interfaces import ConsolidationView, Migration
 from vsim.policies.overload import OverloadDetector
 from vsim.policies.selection import VmSelection
 

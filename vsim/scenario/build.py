@@ -11,9 +11,9 @@ import numpy as np
 
 from vsim.errors import Problem, ScenarioError
 from vsim.model.datacenter import Datacenter, Hosts, HostState, Vms
+from vsim.model.interfaces import ConsolidationSettings, DemandSource, Placement, PowerManagement
 from vsim.model.jobs import Jobs
 from vsim.model.power import PowerCurves
-from vsim.model.simulation import ConsolidationSettings, DemandSource, Placement, PowerManagement
 from vsim.policies import make_placement
 from vsim.policies.consolidation import DynamicConsolidation
 from vsim.policies.overload import make_overload_detector
