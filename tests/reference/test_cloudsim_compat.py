@@ -15,7 +15,7 @@ from conftest import REPO, scenario
 
 import vsim
 from vsim.errors import ScenarioError
-from vsim.model.cloudsim_compat import _power
+from vsim.model.cloudsim_planner import power_at
 
 PLANETLAB = REPO / "scenarios" / "planetlab"
 COMPAT = {"semantics": "cloudsim"}
@@ -64,8 +64,8 @@ def test_migrations_take_ram_over_62_5_mb_per_s() -> None:
 def test_power_follows_cloudsims_interpolation() -> None:
     g4 = np.array([[86.0, 89.4, 92.6, 96.0, 99.5, 102.0, 106.0, 108.0, 112.0, 114.0, 117.0]])
     # 35 %: between 30 % (96 W) and 40 % (99.5 W): 96 + (99.5 - 96) / 10 * (0.35 - 0.3) * 100.
-    assert _power(g4, 0, 0.35) == pytest.approx(96 + (99.5 - 96) / 10 * (0.35 - 0.3) * 100)
-    assert _power(g4, 0, 0.0) == 86.0 and _power(g4, 0, 1.0) == 117.0
+    assert power_at(g4, 0, 0.35) == pytest.approx(96 + (99.5 - 96) / 10 * (0.35 - 0.3) * 100)
+    assert power_at(g4, 0, 0.0) == 86.0 and power_at(g4, 0, 1.0) == 117.0
 
 
 def test_cloudsim_semantics_refuses_what_it_cannot_model() -> None:

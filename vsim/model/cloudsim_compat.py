@@ -29,9 +29,10 @@ from typing import Protocol
 
 import numpy as np
 
+from vsim.model.cloudsim_planner import HISTORY, Planner, power_at
+
 __all__ = ["CompatResult", "CompatSpec", "run_cloudsim"]
 
-HISTORY = 30  # PowerVm.HISTORY_LENGTH
 STEP = 300.0  # scheduling interval and trace step
 MIGRATION_BYTES_PER_S = 1e9 / 16000 * 1e3  # host bandwidth / 16000 in MB/s -> 62.5 MB/s
 
@@ -72,21 +73,6 @@ class CompatResult:
     destroyed: int = 0
     updates: int = 0
     timeline: list[tuple[float, float, float, int]] = field(default_factory=list)  # t, dt, J, on
-
-
-def _power(table: np.ndarray, h: np.ndarray | int, u: np.ndarray | float) -> np.ndarray:
-    """PowerModelSpecPower.getPower as CloudSim computes it; ties between hosts hinge on its
-    rounding: a utilisation whose remainder by 0.1 is exactly 0 reads that table point.
-    Utilisations are in [0, 1] here (CloudSim refuses others)."""
-    u = np.asarray(u, dtype=float)
-    x = u * 10
-    i1 = x.astype(np.int64)  # floor, for u >= 0
-    i2 = np.minimum(i1 + (x > i1), 10)
-    flat = table.ravel()
-    base = np.asarray(h) * table.shape[1]
-    p1, p2 = flat[base + i1], flat[base + i2]
-    interp = p1 + (p2 - p1) / 10 * (u - i1 / 10) * 100
-    return np.where(np.fmod(u, 0.1) == 0, p1, interp)
 
 
 class _Datacenter:
@@ -138,7 +124,7 @@ class _Datacenter:
         u2 = tr[:, min(t2, last)] / 100.0  # the 289th sample repeats the 288th
         return u1 + (u2 - u1) / ((t2 - t1) * STEP) * (t - t1 * STEP)
 
-    def _pairs(self) -> tuple[np.ndarray, np.ndarray]:
+    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
         if not self.moves:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         pv, pt = zip(*self.moves, strict=True)
@@ -150,7 +136,7 @@ class _Datacenter:
         on = self.alive & (self.host >= 0)
         src = np.where(on, self.host, 0)
         cap = np.where(on, np.minimum(self.request, self.s.pe_mips[src]), 0.0)
-        pv, pt = self._pairs()
+        pv, pt = self.pairs()
         cap_in = 0.1 * np.minimum(self.request[pv], self.s.pe_mips[pt])
         n_h = len(self.mips)
         total = np.bincount(src[on], weights=cap[on], minlength=n_h)
@@ -165,14 +151,14 @@ class _Datacenter:
         """Allocated MIPS per host for utilisation: migrating-out VMs in full, migrating-in 0.1."""
         on = self.alive & (self.host >= 0)
         n_h = len(self.mips)
-        _, pt = self._pairs()
+        _, pt = self.pairs()
         a = np.bincount(self.host[on], weights=self.share[on], minlength=n_h)
         return a + np.bincount(pt, weights=self.in_shares, minlength=n_h)
 
     def host_requested(self) -> np.ndarray:
         on = self.alive & (self.host >= 0)
         n_h = len(self.mips)
-        pv, pt = self._pairs()
+        pv, pt = self.pairs()
         r = np.bincount(self.host[on], weights=self.request[on], minlength=n_h)
         return r + np.bincount(pt, weights=self.request[pv], minlength=n_h)
 
@@ -238,12 +224,12 @@ class _Datacenter:
         if dt > 0:
             hosts = np.arange(len(self.mips))
             if self.s.mode == "npa":
-                e = _power(self.s.power_table, hosts, np.ones(len(hosts))) * dt
+                e = power_at(self.s.power_table, hosts, np.ones(len(hosts))) * dt
             else:
                 safe = np.minimum(previous, 1.0)
-                e = np.where(previous > 0, (_power(self.s.power_table, hosts, safe) + (
-                    _power(self.s.power_table, hosts, np.minimum(self.u_last, 1.0))
-                    - _power(self.s.power_table, hosts, safe)) / 2) * dt, 0.0)
+                e = np.where(previous > 0, (power_at(self.s.power_table, hosts, safe) + (
+                    power_at(self.s.power_table, hosts, np.minimum(self.u_last, 1.0))
+                    - power_at(self.s.power_table, hosts, safe)) / 2) * dt, 0.0)
             self.res.energy_j += float(e.sum())
             self.res.timeline.append((t, dt, float(e.sum()), int(np.count_nonzero(previous > 0))))
         self.entries(t)
@@ -266,7 +252,7 @@ class _Datacenter:
 
     def plan(self) -> list[tuple[int, int]]:
         """optimizeAllocation: the migration map of one tick (tentative state is dropped after)."""
-        return _Planner(self).run()
+        return Planner(self).run()
 
     def start(self, t: float, plan: list[tuple[int, int]], events: list, seq: list[int]) -> None:
         touched = set()
@@ -294,200 +280,6 @@ class _Datacenter:
         self.vms_of[target].append(vm)
         self.host[vm] = target
         self.res.migrations.append((started, vm, source, target, duration, "cloudsim"))
-
-
-class _Planner:
-    """One tick's optimizeAllocation, with CloudSim's tentative vmCreate / vmDestroy as arrays."""
-
-    def __init__(self, dc: _Datacenter) -> None:
-        self.dc = dc
-        s = dc.s
-        assert s.detector is not None
-        self.detector = s.detector
-        n_h = len(dc.mips)
-        on = dc.alive & (dc.host >= 0)
-        pv, pt = dc._pairs()
-        hosts = dc.host[on]
-        weight = (dc.s.vm_mips / 1.0)
-        # Per host: requests of its VM list (migrating-in included), their history, capped sums.
-        self.req = np.bincount(hosts, weights=dc.request[on], minlength=n_h)
-        self.req += np.bincount(pt, weights=dc.request[pv], minlength=n_h)
-        self.hist = np.zeros((n_h, HISTORY))
-        np.add.at(self.hist, hosts, dc.hist[on] * weight[on, None])
-        np.add.at(self.hist, pt, dc.hist[pv] * weight[pv, None])
-        self.hist /= dc.mips[:, None]
-        self.u_res = np.bincount(hosts, weights=np.minimum(dc.request[on], s.pe_mips[hosts]),
-                                 minlength=n_h)
-        self.u_in = np.bincount(pt, weights=np.minimum(dc.request[pv], s.pe_mips[pt]),
-                                minlength=n_h)
-        self.lists = [list(v) for v in dc.vms_of]  # resident VMs, then tentative arrivals
-        self.alloc = np.zeros(n_h)
-        self.available = np.zeros(n_h)
-        self._refresh(slice(None))
-        hosts_all = np.arange(n_h)
-        self.power_now = _power(s.power_table, hosts_all, np.minimum(dc.u_last, 1.0))
-        self.moving = dc.migrating_out()
-        self.moving[pv] = True
-
-    # Host state as CloudSim's policy sees it --------------------------------------------
-
-    def _trimmed(self, hist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Newest-first histories -> oldest-first right-aligned, and the length after CloudSim
-        trims zeros at the old end."""
-        nz = hist != 0
-        n = np.where(nz.any(axis=1), HISTORY - np.argmax(nz[:, ::-1], axis=1), 0)
-        return hist[:, ::-1], n
-
-    def overloaded(self, hosts: np.ndarray, extra_vm: int = -1) -> np.ndarray:
-        dc = self.dc
-        req = self.req[hosts]
-        hist = self.hist[hosts]
-        if extra_vm >= 0:
-            req = req + dc.request[extra_vm]
-            hist = hist + dc.hist[extra_vm][None, :] * (dc.s.vm_mips[extra_vm] / dc.mips[hosts])[:, None]
-        util = req / dc.mips[hosts]
-        if len(hosts) <= 4:
-            # One host at a time, on Python floats: the same decisions without array overhead.
-            out = np.empty(len(hosts), dtype=bool)
-            for i, row in enumerate(hist.tolist()):
-                n = len(row)
-                while n and row[n - 1] == 0:
-                    n -= 1  # CloudSim trims zeros at the old end of the (newest-first) history
-                out[i] = self.detector.one(float(util[i]), row[:n][::-1])
-            return out
-        ordered, n = self._trimmed(hist)
-        return self.detector(util, ordered, n)
-
-    def _refresh_one(self, h: int) -> None:
-        mips = float(self.dc.mips[h])
-        u_res, u_in = float(self.u_res[h]), float(self.u_in[h])
-        total = u_res + 0.1 * u_in
-        over = total > mips
-        self.alloc[h] = (u_res + u_in) * (mips / total if over else 1.0)
-        self.available[h] = 0.0 if over else mips - total
-
-    def _refresh(self, hosts: np.ndarray | slice) -> None:
-        """Allocated and available MIPS of ``hosts`` after their VM lists changed."""
-        mips = self.dc.mips[hosts]
-        total = self.u_res[hosts] + 0.1 * self.u_in[hosts]
-        over = total > mips
-        scale = np.where(over, mips / np.where(total > 0, total, 1), 1.0)
-        # getUtilizationOfCpuMips: migrating-in VMs count at their full (unscaled 0.1 x 10) share.
-        self.alloc[hosts] = (self.u_res[hosts] + self.u_in[hosts]) * scale
-        self.available[hosts] = np.where(over, 0.0, mips - total)
-
-    def add(self, vm: int, host: int, sign: float = 1.0) -> None:
-        dc = self.dc
-        self.req[host] += sign * dc.request[vm]
-        self.hist[host] += sign * dc.hist[vm] * dc.s.vm_mips[vm] / dc.mips[host]
-        self.u_res[host] += sign * min(dc.request[vm], dc.s.pe_mips[host])
-        self._refresh_one(host)
-        if sign > 0:
-            self.lists[host].append(vm)
-        else:
-            self.lists[host].remove(vm)
-
-    def find_host(self, vm: int, excluded: np.ndarray) -> int:
-        """findHostForVm: the least power increase, first host on ties, never an overload."""
-        dc = self.dc
-        r = dc.request[vm]
-        alloc = self.alloc
-        after = (alloc + r) / dc.mips
-        ok = ~excluded & (dc.s.pe_mips >= r) & (self.available >= r) & (after <= 1.0)
-        cand = np.flatnonzero(ok)
-        if cand.size == 0:
-            return -1
-        cost = _power(dc.s.power_table, cand, after[cand]) - self.power_now[cand]
-        order = np.argsort(cost, kind="stable")
-        start, chunk = 0, 4
-        while start < order.size:
-            hosts = cand[order[start:start + chunk]]
-            busy = alloc[hosts] != 0
-            ok = ~busy
-            if busy.any():
-                ok[busy] = ~self.overloaded(hosts[busy], vm)
-            if ok.any():
-                return int(hosts[np.argmax(ok)])
-            start, chunk = start + chunk, chunk * 4
-        return -1
-
-    def place_all(self, vms: list[int], excluded: np.ndarray, all_or_nothing: bool
-                  ) -> list[tuple[int, int]]:
-        dc = self.dc
-        order = sorted(vms, key=lambda v: -dc.request[v])  # stable, largest request first
-        plan: list[tuple[int, int]] = []
-        for vm in order:
-            host = self.find_host(vm, excluded)
-            if host < 0:
-                if all_or_nothing:
-                    for v, h in plan:
-                        self.add(v, h, -1.0)
-                    return []
-                continue
-            self.add(vm, host)
-            plan.append((vm, host))
-        return plan
-
-    def run(self) -> list[tuple[int, int]]:
-        dc = self.dc
-        n_h = len(dc.mips)
-        everyone = np.arange(n_h)
-        over = self.overloaded(everyone)
-        leaving: list[int] = []
-        for h in np.flatnonzero(over).tolist():
-            while True:
-                cands = [v for v in self.lists[h] if not self.moving[v]]
-                if not cands:
-                    break
-                c = np.array(cands)
-                hist = dc.hist[c][:, ::-1]
-                n = dc.hist_len[c]
-                pick = int(c[dc.s.selection(dc.s.vm_ram_mb[c].astype(float),
-                                            dc.request[c] / dc.s.vm_mips[c], hist, n)])
-                leaving.append(pick)
-                self.add(pick, h, -1.0)
-                if not self.overloaded(np.array([h]))[0]:
-                    break
-        plan = self.place_all(leaving, over.copy(), all_or_nothing=False)
-
-        # Underload. (CloudSim bug) the hosts that just received VMs are not excluded as sources:
-        # their list is read from a fresh, empty migration map.
-        off = dc.u_last == 0
-        excluded_source = over | off
-        excluded_target = over | off
-        while not excluded_source.all():
-            source = self._least_used(excluded_source)
-            if source < 0:
-                break
-            excluded_source[source] = True
-            excluded_target[source] = True
-            vms = [v for v in self.lists[source] if not self.moving[v]]
-            if not vms:
-                continue
-            moved = self.place_all(vms, excluded_target, all_or_nothing=True)
-            for _, target in moved:
-                excluded_source[target] = True
-            plan += moved
-        return plan
-
-    def _least_used(self, excluded: np.ndarray) -> int:
-        dc = self.dc
-        u = dc.u_last
-        ok = ~excluded & (u > 0) & (u < 1)
-        for h in np.flatnonzero(ok)[np.argsort(u[ok], kind="stable")].tolist():
-            # areAllVmsMigratingOutOrAnyVmMigratingIn: the first VM not migrating decides.
-            members = self.lists[h][: len(dc.vms_of[h])] + dc.mig_in[h] + \
-                self.lists[h][len(dc.vms_of[h]):]
-            usable = False
-            for v in members:
-                if not self.moving[v]:
-                    usable = True
-                    break
-                if v in dc.mig_in[h]:
-                    break
-            if usable:
-                return h
-        return -1
 
 
 def _initial_placement(dc: _Datacenter) -> None:
@@ -520,7 +312,7 @@ def _initial_placement(dc: _Datacenter) -> None:
             ok &= ~(busy & alone)
             cand = np.flatnonzero(ok)
             if cand.size:
-                cost = _power(s.power_table, cand, after[cand]) - s.power_table[cand, 0]
+                cost = power_at(s.power_table, cand, after[cand]) - s.power_table[cand, 0]
                 host = int(cand[np.argmin(cost)])
             else:
                 host = -1
