@@ -158,18 +158,20 @@ def _bars(edges: np.ndarray, counts: np.ndarray, name: str, scale: float = 1.0) 
     return go.Bar(x=centers, y=counts, width=widths, name=name, marker_line_width=0)
 
 
+def _histogram_figure(values: np.ndarray, x_title: str, counted: str,
+                      scale: float = 1.0) -> go.Figure:
+    """How many items (``counted``: VMs, hosts, jobs) fall in each bin of ``values``."""
+    edges, counts = histogram(values)
+    fig = _figure(hovermode="closest", bargap=0, showlegend=False, xaxis_title=x_title,
+                  yaxis_title=counted)
+    fig.add_trace(_bars(edges, counts, counted, scale=scale))
+    return fig
+
+
 def ready_histogram_figure(ready_by_vm: pd.Series) -> go.Figure:
     """How many VMs had which time-averaged CPU ready fraction (x in %)."""
-    edges, counts = histogram(ready_by_vm.to_numpy() * 100.0)
-    fig = _figure(
-        hovermode="closest",
-        bargap=0,
-        showlegend=False,
-        xaxis_title="time-averaged CPU ready (% of demanded CPU)",
-        yaxis_title="VMs",
-    )
-    fig.add_trace(_bars(edges, counts, "VMs"))
-    return fig
+    return _histogram_figure(ready_by_vm.to_numpy() * 100.0,
+                             "time-averaged CPU ready (% of demanded CPU)", "VMs")
 
 
 def ready_over_time_figure(quantiles: pd.DataFrame, tdiv: float, tunit: str) -> go.Figure:
@@ -202,16 +204,7 @@ def host_energy_figure(
         )
         fig.add_trace(go.Bar(x=labels, y=energy_kwh.to_numpy(), marker_line_width=0))
         return fig
-    edges, counts = histogram(energy_kwh.to_numpy())
-    fig = _figure(
-        hovermode="closest",
-        bargap=0,
-        showlegend=False,
-        xaxis_title="energy per host (kWh)",
-        yaxis_title="hosts",
-    )
-    fig.add_trace(_bars(edges, counts, "hosts"))
-    return fig
+    return _histogram_figure(energy_kwh.to_numpy(), "energy per host (kWh)", "hosts")
 
 
 def job_completion_figure(completion_s: np.ndarray) -> go.Figure:
@@ -220,13 +213,5 @@ def job_completion_figure(completion_s: np.ndarray) -> go.Figure:
     scale, unit = (
         (3600.0, "h") if median >= 7200 else (60.0, "min") if median >= 120 else (1.0, "s")
     )
-    edges, counts = histogram(completion_s)
-    fig = _figure(
-        hovermode="closest",
-        bargap=0,
-        showlegend=False,
-        xaxis_title=f"completion time, finish − start ({unit})",
-        yaxis_title="jobs",
-    )
-    fig.add_trace(_bars(edges, counts, "jobs", scale=scale))
-    return fig
+    return _histogram_figure(completion_s, f"completion time, finish − start ({unit})", "jobs",
+                             scale=scale)
