@@ -127,7 +127,8 @@ def run(scenario: LoadedScenario | str | Path, seed: int | None = None, *,
         setup.dc, recorder, setup.placement, setup.sources, setup.jobs,
         duration_s=setup.duration_s, period_s=setup.period_s, power=setup.power,
         stop_when_jobs_done=setup.stop_when_jobs_done, progress=progress,
-        consolidation=setup.consolidation,
+        consolidation=setup.consolidation, migration=setup.migration,
+        maintenance=setup.maintenance,
     )
     totals = sim.run()
     tables = recorder.tables(setup.jobs)

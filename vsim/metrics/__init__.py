@@ -7,6 +7,7 @@ during the run and joined into columns once, at the end (:class:`Tables` gives D
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -128,6 +129,11 @@ class Recorder:
             "bytes": np.array([r.bytes for r in m], dtype=float),
             "reason": [r.reason for r in m],
             "outcome": [r.outcome for r in m],
+            "downtime_s": np.array([r.downtime_s for r in m], dtype=float),
+            "rounds": np.array([r.rounds for r in m], dtype=np.int32),
+            "queued_s": np.array([r.queued_s for r in m], dtype=float),
+            "throttle_frac": np.array([r.throttle for r in m], dtype=float),
+            "postcopy": np.array([r.postcopy for r in m], dtype=bool),
         }
         if jobs is not None:
             out["jobs"] = {
@@ -224,6 +230,15 @@ def summarize(rec: Recorder, totals: RunTotals, jobs: Jobs | None, *, scenario: 
         "vms_unplaced": int(np.count_nonzero(never_placed)),
         "engine": {"intervals": totals.intervals, "events": totals.events},
     }
+    if rec._migrations:
+        summary["migration"] = _migration_summary(rec._migrations)
+    if totals.evacuations:
+        summary["maintenance"] = [
+            {"name": e.name, "start_s": e.start_s, "vms": e.vms, "migrations": e.migrations,
+             "drained_s": None if math.isnan(e.end_s) else e.end_s - e.start_s,
+             "unplaced": e.unplaced, "worst_downtime_s": e.worst_downtime_s,
+             "bytes": e.bytes, "predicted_ram_over_bandwidth_s": e.predicted_ram_over_bandwidth_s}
+            for e in totals.evacuations]
     if jobs is not None:
         done = ~np.isnan(jobs.finish_s)
         took = (jobs.finish_s - jobs.start_s)[done]
@@ -237,11 +252,30 @@ def summarize(rec: Recorder, totals: RunTotals, jobs: Jobs | None, *, scenario: 
     return summary
 
 
+def _migration_summary(records: list[MigrationRecord]) -> dict[str, Any]:
+    """Outcomes, times and downtimes of the migrations that ran (abandoned ones aside)."""
+    outcomes = {k: sum(1 for r in records if r.outcome == k)
+                for k in ("completed", "forced", "aborted", "abandoned")}
+    ran = [r for r in records if r.outcome != "abandoned"]
+    down = np.array([r.downtime_s for r in ran if r.outcome != "aborted"])
+    took = np.array([r.duration_s for r in ran])
+    return {
+        **outcomes,
+        "duration_s_mean": float(took.mean()) if took.size else 0.0,
+        "duration_s_max": float(took.max()) if took.size else 0.0,
+        "downtime_s_mean": float(down.mean()) if down.size else 0.0,
+        "downtime_s_max": float(down.max()) if down.size else 0.0,
+        "bytes": float(sum(r.bytes for r in ran)),
+        "queued_s_max": float(max((r.queued_s for r in ran), default=0.0)),
+    }
+
+
 def _sla(t: RunTotals) -> dict[str, float]:
     """Beloglazov & Buyya's SLA metrics (CCPE 2012, section 6.2) and the undelivered share.
 
     SLATAH: the share of active-host time spent at full load with demand unserved; PDM: the
-    performance lost to migrations (10 % of a migrating VM's demand) over all demand; SLAV their
+    performance lost to migrations over all demand (CloudSim counts 10 % of a migrating VM's
+    demand; vsim the demand a migrating VM did not get: paused, throttled, faulting); SLAV their
     product."""
     slatah = t.host_overloaded_s / t.host_on_s if t.host_on_s > 0 else 0.0
     pdm = t.migration_degradation_hz_s / t.demand_hz_s if t.demand_hz_s > 0 else 0.0

@@ -200,6 +200,13 @@ class Datacenter:
         v.state[vm] = VmState.RUNNING
         return source
 
+    def abort_migration(self, vm: int) -> None:
+        """The copy was given up: the VM stays where it runs and the destination's room is freed."""
+        v = self.vms
+        self._commit(np.array([vm]), np.array([int(v.migrating_to[vm])]), -1.0, count=False)
+        v.migrating_to[vm] = -1
+        v.state[vm] = VmState.RUNNING
+
     def place(self, vm_ids: np.ndarray, host_ids: np.ndarray, now: float) -> np.ndarray:
         """Put queued VMs on hosts; returns the VMs that start running now (host already on)."""
         v = self.vms

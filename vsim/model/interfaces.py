@@ -4,7 +4,7 @@ the records it reports (period snapshots, migrations, run totals). Plain data, n
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -17,6 +17,8 @@ __all__ = [
     "ConsolidationView",
     "Consolidator",
     "DemandSource",
+    "EvacuationRecord",
+    "Maintenance",
     "Migration",
     "MigrationRecord",
     "Observer",
@@ -95,8 +97,7 @@ class Consolidator(Protocol):
 
 @dataclass
 class ConsolidationSettings:
-    """Dynamic consolidation: every ``interval_s`` the policy may move VMs; a migration copies
-    the VM's RAM over the slower of the two hosts' NICs (no link sharing yet)."""
+    """Dynamic consolidation: every ``interval_s`` the policy may move VMs (by live migration)."""
 
     policy: Consolidator
     interval_s: float = 300.0
@@ -140,6 +141,9 @@ class Observer(Protocol):
 
 @dataclass(frozen=True)
 class MigrationRecord:
+    """One migration: decided at ``start_s``, waited ``queued_s`` for a slot, then ran for
+    ``duration_s`` with the VM paused for ``downtime_s``."""
+
     start_s: float
     vm: int
     source: int
@@ -147,7 +151,39 @@ class MigrationRecord:
     duration_s: float
     bytes: float
     reason: str
-    outcome: str  # "completed", or "abandoned" when the VM departed first
+    outcome: str  # completed, forced (stop-and-copy without converging), aborted, abandoned
+    downtime_s: float = 0.0
+    rounds: int = 1
+    queued_s: float = 0.0
+    throttle: float = 0.0  # auto-converge's last vCPU throttle
+    postcopy: bool = False
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    """Drain ``hosts`` from ``start_s``: their VMs move elsewhere by live migration, at most
+    ``max_concurrent`` at a time; then the hosts are switched off until ``end_s``."""
+
+    name: str
+    hosts: np.ndarray
+    start_s: float
+    max_concurrent: float = math.inf
+    end_s: float = math.inf
+
+
+@dataclass
+class EvacuationRecord:
+    """How a maintenance drain went, and what RAM / bandwidth (the peers' model) would predict."""
+
+    name: str
+    start_s: float
+    vms: int
+    end_s: float = math.nan  # when the last VM had left; nan if some never could
+    unplaced: int = 0
+    predicted_ram_over_bandwidth_s: float = math.nan
+    migrations: int = 0
+    worst_downtime_s: float = 0.0
+    bytes: float = 0.0
 
 
 @dataclass
@@ -162,3 +198,4 @@ class RunTotals:
     host_overloaded_s: float = 0.0  # active-host time with demand above capacity (SLATAH)
     migration_degradation_hz_s: float = 0.0  # 10 % of migrating VMs' demand (PDM)
     migrations: int = 0
+    evacuations: list[EvacuationRecord] = field(default_factory=list)

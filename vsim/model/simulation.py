@@ -20,6 +20,7 @@ from vsim.model.interfaces import (
     ConsolidationSettings,
     ConsolidationView,
     DemandSource,
+    Maintenance,
     MigrationRecord,
     Observer,
     PeriodSnapshot,
@@ -28,6 +29,9 @@ from vsim.model.interfaces import (
     RunTotals,
 )
 from vsim.model.jobs import Jobs
+from vsim.model.maintenance import MaintenanceWindows
+from vsim.model.migration import PAUSED, Finished, MigrationFabric, MigrationParams, Phase
+from vsim.model.network import Links
 
 __all__ = ["Simulation"]
 
@@ -50,6 +54,8 @@ class Simulation:
         stop_when_jobs_done: bool = False,
         progress: Callable[[float], None] | None = None,
         consolidation: ConsolidationSettings | None = None,
+        migration: MigrationFabric | None = None,
+        maintenance: list[Maintenance] | None = None,
     ) -> None:
         if math.isinf(duration_s) and not (stop_when_jobs_done and jobs is not None):
             raise ValueError("an unbounded run needs jobs and stop_when_jobs_done")
@@ -66,6 +72,7 @@ class Simulation:
         self.progress = progress
         self.consolidation = consolidation
         self.engine = Engine(self._integrate, self._settle)
+        self.fabric = migration or default_fabric(dc)
 
         n_h, n_v = len(dc.hosts), len(dc.vms)
         self.trace_frac = np.zeros(n_v)  # demand from traces, fraction of VM capacity
@@ -82,10 +89,12 @@ class Simulation:
         w = consolidation.history if consolidation else 1
         self.vm_history = np.zeros((n_v, w))
         self.vm_n_valid = np.zeros(n_v, dtype=np.int64)
-        self._migration_start = np.full(n_v, np.nan)
         self._consolidate_due = False
         self._host_ready_at = np.zeros(n_h)
-        self._migration_reason = [""] * n_v
+        self._exec_host = dc.vms.host.copy()  # where each VM runs: its host, or in post-copy its destination
+        self._overhead_hz = np.zeros(n_h)  # CPU the migrations take on each host
+        self._fabric_token = 0
+        self.windows = MaintenanceWindows(self, maintenance or [])
 
     # --- integration between events -------------------------------------------------------------
 
@@ -112,15 +121,30 @@ class Simulation:
         # shows as queueing, not as CPU ready).
         self.demand_hz = np.where(running, demand, 0.0)
         self.alloc_hz[:] = 0.0
+        fab = self.fabric
+        fab.refresh_rates()
+        self._overhead_hz = fab.host_cpu_overhead_hz()
+        post = fab.in_phase(Phase.POSTCOPY)
+        self._exec_host = v.host.copy()
+        self._exec_host[post] = fab.dest[post]
         ids = np.flatnonzero(running)
         if ids.size:
-            host = v.host[ids].astype(np.int64)
+            host = self._exec_host[ids].astype(np.int64)
             # Each vCPU runs on one core at a time: a VM uses at most vcpus x the host's core speed.
             cap = np.minimum(v.limit_hz[ids], v.vcpus[ids] * h.core_hz[host])
+            if fab.active.size:
+                # Paused for the switch-over: nothing; throttled by auto-converge: the rest.
+                cap *= np.where(np.isin(fab.phase[ids], PAUSED), 0.0, 1.0 - fab.throttle[ids])
             self.alloc_hz[ids] = self.scheduler.allocate(
                 host, self.demand_hz[ids], v.shares[ids], v.reservation_hz[ids], cap,
-                h.capacity_hz,
+                np.maximum(h.capacity_hz - self._overhead_hz, 0.0),
             )
+            if post.size:
+                # Remote page faults stall the vCPUs of a VM in post-copy.
+                self.alloc_hz[post] *= 1.0 - fab.p.postcopy_slowdown
+        if fab.active.size:
+            fab.update(np.divide(self.alloc_hz, v.capacity_hz, out=np.zeros(len(v)),
+                                 where=v.capacity_hz > 0))
         if self.jobs is not None:
             share = np.divide(self.job_demand_hz, self.demand_hz,
                               out=np.zeros_like(self.demand_hz), where=self.demand_hz > 0)
@@ -134,10 +158,11 @@ class Simulation:
         h, v = self.dc.hosts, self.dc.vms
         n_h = len(h)
         on = h.state == HostState.ON
-        host_of_running = np.where(_running(v.state), v.host, n_h)
+        host_of_running = np.where(_running(v.state), self._exec_host, n_h)
         host_alloc = np.bincount(host_of_running, weights=self.alloc_hz, minlength=n_h + 1)[:n_h]
         host_demand = np.bincount(host_of_running, weights=self.demand_hz, minlength=n_h + 1)[:n_h]
-        util = np.divide(host_alloc, h.capacity_hz, out=np.zeros(n_h), where=h.capacity_hz > 0)
+        util = np.divide(host_alloc + self._overhead_hz, h.capacity_hz, out=np.zeros(n_h),
+                         where=h.capacity_hz > 0)
         watts = np.where(
             on, h.power.watts(util),
             np.where(h.state == HostState.BOOTING, h.power.idle_w, h.power.off_w),
@@ -153,11 +178,17 @@ class Simulation:
         self._p_vm_present += present * dt
         t = self.totals
         # SLATAH counts host time at full load with demand left unserved (Beloglazov & Buyya).
-        t.host_overloaded_s += float(np.count_nonzero(on & (host_demand > host_alloc * (1 + 1e-9)))) * dt
-        moving = v.state == VmState.MIGRATING
-        if moving.any():
-            # PDM: a migrating VM loses about 10 % of its CPU (Beloglazov & Buyya, CCPE 2012).
-            t.migration_degradation_hz_s += 0.1 * float(self.demand_hz[moving].sum()) * dt
+        # A host counts when it runs flat out and some demand is still left unserved.
+        full = host_alloc + self._overhead_hz >= h.capacity_hz * (1 - 1e-9)
+        short = host_demand > host_alloc * (1 + 1e-9)
+        t.host_overloaded_s += float(np.count_nonzero(on & full & short)) * dt
+        moving = self.fabric.active
+        if moving.size:
+            # PDM: the demand a VM in migration does not get (paused, throttled, faulting pages
+            # in), as measured here rather than CloudSim's fixed 10 %.
+            lost = self.demand_hz[moving] - self.alloc_hz[moving]
+            t.migration_degradation_hz_s += float(lost.sum()) * dt
+            self.fabric.advance(dt)
         t.energy_j += float(energy.sum())
         t.demand_hz_s += float(self.demand_hz.sum()) * dt
         t.alloc_hz_s += float(self.alloc_hz.sum()) * dt
@@ -181,6 +212,11 @@ class Simulation:
                 self._completion_token += 1
                 token = self._completion_token
                 self.engine.at(self.engine.now + due, lambda: self._on_completion(token))
+            step = self.fabric.next_event_in()
+            self._fabric_token += 1
+            if math.isfinite(step):
+                token = self._fabric_token
+                self.engine.at(self.engine.now + step, lambda: self._on_fabric(token))
         if self.stop_when_jobs_done and self.jobs is not None and self.jobs.finished_all:
             self.engine.stop()  # every job completed or was killed with its VM
         elif self.stop_when_jobs_done and self._stalled():
@@ -197,17 +233,17 @@ class Simulation:
 
     # --- event handlers -----------------------------------------------------------------------
 
-    def _changed(self) -> None:
+    def changed(self) -> None:
         self._dirty = True
 
     def _on_sample(self, source: DemandSource, k: int) -> None:
         self.trace_frac[source.vms] = source.row(k)
-        self._changed()
+        self.changed()
 
     def _on_arrival(self, ids: np.ndarray) -> None:
         self.dc.vms.state[ids] = VmState.QUEUED
         self._place_queued()
-        self._changed()
+        self.changed()
 
     def _on_departure(self, ids: np.ndarray) -> None:
         v = self.dc.vms
@@ -216,7 +252,10 @@ class Simulation:
             return
         # Sources, and the destinations of migrations the departure abandons.
         hosts = np.unique(np.concatenate([v.host[ids], v.migrating_to[ids][v.migrating_to[ids] >= 0]]))
+        abandoned = self.fabric.cancel(ids, self.engine.now)
         self.dc.remove(ids, self.engine.now)
+        for f in abandoned:
+            self._finished(f)
         self.obs.events(self.engine.now, "vm_depart", [v.name[i] for i in ids], [""] * len(ids))
         if self.jobs is not None:
             mask = np.zeros(len(v), dtype=bool)
@@ -226,18 +265,18 @@ class Simulation:
         for host in hosts[self.dc.hosts.vm_count[hosts] == 0]:
             self._note_empty(int(host))
         self._place_queued()
-        self._changed()
+        self.changed()
 
     def _on_submit(self, job_ids: np.ndarray) -> None:
         assert self.jobs is not None
         self.jobs.submitted[job_ids] = True
-        self._changed()
+        self.changed()
 
     def _on_completion(self, token: int) -> None:
         if token != self._completion_token or self.jobs is None:
             return  # a later recompute moved the next completion
         self.jobs.complete_due(self.engine.now)
-        self._changed()
+        self.changed()
 
     def _on_host_on(self, host: int) -> None:
         h = self.dc.hosts
@@ -248,7 +287,8 @@ class Simulation:
         if h.vm_count[host] == 0:
             self._note_empty(host)
         self._place_queued()
-        self._changed()
+        self._admit()
+        self.changed()
 
     def _note_empty(self, host: int) -> None:
         if math.isinf(self.power.idle_off_after_s):
@@ -264,7 +304,7 @@ class Simulation:
                     not (self.dc.vms.migrating_to == host).any():
                 h.state[host] = HostState.OFF
                 self.obs.event(self.engine.now, "host_off", h.name[host], "idle")
-                self._changed()
+                self.changed()
 
         self.engine.at(since + self.power.idle_off_after_s, check)
 
@@ -310,42 +350,75 @@ class Simulation:
         self._record_history()
         decisions = self.consolidation.policy(self._consolidation_view())
         h, v = self.dc.hosts, self.dc.vms
-        now = self.engine.now
         for m in decisions:
-            if v.state[m.vm] != VmState.RUNNING or m.dest == v.host[m.vm]:
+            if v.state[m.vm] != VmState.RUNNING or m.dest == v.host[m.vm] or \
+                    self.windows.host_off[m.dest]:
                 continue
             if h.state[m.dest] == HostState.OFF:
-                self._power_on(m.dest, "consolidation target")
-            ready = max(now, float(self._host_ready_at[m.dest]))
-            source = int(v.host[m.vm])
-            self.dc.start_migration(m.vm, m.dest)
-            self._empty_since[m.dest] = np.nan  # it is receiving a VM: not idle
-            duration = float(v.ram_bytes[m.vm] / min(h.nic_bytes_s[source], h.nic_bytes_s[m.dest]))
-            self._migration_start[m.vm] = now
-            self._migration_reason[m.vm] = m.reason
-            self.obs.event(now, "migration_start", v.name[m.vm],
-                           f"{h.name[source]} -> {h.name[m.dest]} ({m.reason})")
-            self.engine.at(ready + duration, lambda vm=m.vm, d=m.dest: self._on_migrated(vm, d))
+                self.power_on(m.dest, "consolidation target")
+            self.migrate(m.vm, m.dest, m.reason)
         if decisions:
-            self._changed()
+            self.changed()
 
-    def _on_migrated(self, vm: int, dest: int) -> None:
-        v, h = self.dc.vms, self.dc.hosts
-        if v.state[vm] != VmState.MIGRATING or v.migrating_to[vm] != dest:
-            return  # the VM departed during the copy
-        source = self.dc.finish_migration(vm)
+    def migrate(self, vm: int, dest: int, reason: str, group: int = -1) -> None:
+        """Reserve room on ``dest`` and hand the copy to the fabric, which starts it when the
+        concurrency limits (and the destination's boot) allow."""
+        h, v = self.dc.hosts, self.dc.vms
         now = self.engine.now
-        self.totals.migrations += 1
+        source = int(v.host[vm])
+        self.dc.start_migration(vm, dest)
+        self._empty_since[dest] = np.nan  # it is receiving a VM: not idle
+        self.fabric.request(vm, source, dest, now, reason, group)
+        self.obs.event(now, "migration_request", v.name[vm], f"{h.name[source]} -> {h.name[dest]} ({reason})")
+        self._admit()
+
+    def _admit(self) -> None:
+        # A destination still booting cannot receive yet: hold those back.
+        h = self.dc.hosts
+        booting = [vm for vm in self.fabric.waiting if h.state[self.fabric.dest[vm]] != HostState.ON]
+        if booting:
+            self.fabric.waiting = [vm for vm in self.fabric.waiting if vm not in set(booting)]
+        started = self.fabric.admit(self.engine.now)
+        self.fabric.waiting += booting
+        if started:
+            v = self.dc.vms
+            self.obs.events(self.engine.now, "migration_start", [v.name[i] for i in started],
+                            [f"{h.name[self.fabric.source[i]]} -> {h.name[self.fabric.dest[i]]}"
+                             for i in started])
+            self.changed()
+
+    def _on_fabric(self, token: int) -> None:
+        if token != self._fabric_token:
+            return  # a later recompute moved the next transition
+        self.changed()
+        for f in self.fabric.fire(self.engine.now):
+            self._finished(f)
+        self._admit()
+
+    def _finished(self, f: Finished) -> None:
+        v, h = self.dc.vms, self.dc.hosts
+        now = self.engine.now
+        vm, source, dest = f.vm, f.source, f.dest
+        if f.outcome == "aborted":
+            self.dc.abort_migration(vm)
+            self.obs.event(now, "migration_abort", v.name[vm], f"{h.name[source]} -> {h.name[dest]}")
+        elif f.outcome != "abandoned":
+            self.dc.finish_migration(vm)
+            self.totals.migrations += 1
+            self.obs.event(now, "migration_end", v.name[vm], f"{h.name[source]} -> {h.name[dest]}")
         self.obs.migration(MigrationRecord(
-            float(self._migration_start[vm]), vm, source, dest,
-            now - float(self._migration_start[vm]), float(v.ram_bytes[vm]),
-            self._migration_reason[vm], "completed"))
-        self.obs.event(now, "migration_end", v.name[vm], f"{h.name[source]} -> {h.name[dest]}")
+            f.requested_s, vm, source, dest, f.ended_s - f.began_s, f.bytes, f.reason, f.outcome,
+            downtime_s=f.downtime_s, rounds=f.rounds, queued_s=f.began_s - f.requested_s,
+            throttle=f.throttle, postcopy=f.postcopy))
+        self.fabric.flows_changed()  # the VM's own traffic leaves from elsewhere now
+        if f.group >= 0:
+            self.windows.note(f.group, f.downtime_s, f.bytes)
         if h.vm_count[source] == 0:
             self._note_empty(source)
-        self._changed()
+        if h.vm_count[dest] == 0:
+            self._note_empty(dest)  # an aborted copy leaves its destination idle again
 
-    def _power_on(self, host: int, why: str) -> None:
+    def power_on(self, host: int, why: str) -> None:
         h = self.dc.hosts
         now = self.engine.now
         h.state[host] = HostState.BOOTING
@@ -373,14 +446,15 @@ class Simulation:
         # Higher priority first; within a priority, first come first served (arrival, then id).
         queued = queued[np.lexsort((v.arrival_s[queued], -v.priority[queued]))]
         now = self.engine.now
-        candidates = h.state != HostState.OFF
-        chosen = self.placement(dc.view(), queued, candidates)
+        usable = ~self.windows.host_off
+        chosen = self.placement(dc.view(), queued, (h.state != HostState.OFF) & usable)
         self._apply(queued, chosen)
         rest = queued[chosen < 0]
-        if rest.size and self.power.power_on_when_needed and (h.state == HostState.OFF).any():
-            chosen = self.placement(dc.view(), rest, h.state == HostState.OFF)
+        off = (h.state == HostState.OFF) & usable
+        if rest.size and self.power.power_on_when_needed and off.any():
+            chosen = self.placement(dc.view(), rest, off)
             for host in np.unique(chosen[chosen >= 0]):
-                self._power_on(int(host), "capacity needed")
+                self.power_on(int(host), "capacity needed")
             self._apply(rest, chosen)
             rest = rest[chosen < 0]
         for i in rest[~self._queue_logged[rest]]:
@@ -441,6 +515,7 @@ class Simulation:
             for t, group in _by_time(self.jobs.submit_s):
                 eng.at(t, lambda ids=group: self._on_submit(ids))
         eng.at(0.0, self._note_initially_empty)
+        self.windows.schedule()
         eng.every(self.period_s, self._on_period)
         if self.consolidation is not None:
             c = self.consolidation.interval_s
@@ -449,6 +524,7 @@ class Simulation:
         end = eng.now
         self._emit_period(end)
         self.totals.sim_time_s = end
+        self.totals.evacuations = self.windows.finished()
         self.totals.intervals = eng.intervals
         self.totals.events = eng.events
         if self.progress is not None:
@@ -459,6 +535,17 @@ class Simulation:
         h = self.dc.hosts
         for host in np.flatnonzero((h.state == HostState.ON) & (h.vm_count == 0)):
             self._note_empty(int(host))
+
+
+def default_fabric(dc: Datacenter, params: MigrationParams | None = None) -> MigrationFabric:
+    """Migrations over the hosts' NICs with no fabric or uplink limit, for VMs that dirty no
+    memory and send no traffic of their own unless told."""
+    h, v = dc.hosts, dc.vms
+    n_s = max(len(dc.site_names), int(h.site.max(initial=-1)) + 1)
+    links = Links(h.nic_bytes_s, h.site, np.full(n_s, np.inf), np.full(n_s, np.inf))
+    n = len(v)
+    return MigrationFabric(params or MigrationParams(), links, v.ram_bytes, np.zeros(n),
+                           np.full(n, np.inf), np.zeros(n), v.host)
 
 
 def _by_time(times: np.ndarray) -> list[tuple[float, np.ndarray]]:

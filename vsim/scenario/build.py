@@ -11,8 +11,16 @@ import numpy as np
 
 from vsim.errors import Problem, ScenarioError
 from vsim.model.datacenter import Datacenter, Hosts, HostState, Vms
-from vsim.model.interfaces import ConsolidationSettings, DemandSource, Placement, PowerManagement
+from vsim.model.interfaces import (
+    ConsolidationSettings,
+    DemandSource,
+    Maintenance,
+    Placement,
+    PowerManagement,
+)
 from vsim.model.jobs import Jobs
+from vsim.model.migration import MigrationFabric, MigrationParams
+from vsim.model.network import Links
 from vsim.model.power import PowerCurves
 from vsim.policies import make_placement
 from vsim.policies.consolidation import DynamicConsolidation
@@ -52,6 +60,8 @@ class RunSetup:
     stop_when_jobs_done: bool
     consolidation: ConsolidationSettings | None
     vm_series: list[str]  # the workload series each VM follows ("" for none)
+    migration: MigrationFabric
+    maintenance: list[Maintenance]
 
 
 def _names(group: str, count: int) -> list[str]:
@@ -197,7 +207,7 @@ class _Builder:
         templates: list[str] = []
         cols: dict[str, list] = {k: [] for k in (
             "name", "group", "vcpus", "speed", "ram", "shares", "res", "limit", "template",
-            "priority", "arrival", "lifetime")}
+            "priority", "arrival", "lifetime", "dirty", "wws", "net")}
         sources: list[DemandSource] = []
         series: list[str] = []
         for g, group in enumerate(spec.vms):
@@ -248,6 +258,11 @@ class _Builder:
             cols["priority"] += [group.priority] * count
             cols["arrival"] += list(arrival)
             cols["lifetime"] += list(lifetime)
+            cols["dirty"] += [group.dirty_rate] * count
+            wws = group.working_set
+            cols["wws"] += [group.ram * parse_quantity(wws, "fraction") if isinstance(wws, str)
+                            else min(float(wws), group.ram)] * count
+            cols["net"] += [group.network] * count
             if library is not None and isinstance(spec_w, PlanetLabWorkload) and spec_w.tile_days:
                 # Tiled: each VM follows tile_days traces drawn from the whole library.
                 rng = self.streams.generator(f"workload/{group.workload}/{group.name}/tiles")
@@ -272,7 +287,60 @@ class _Builder:
             arrival_s=np.array(cols["arrival"], dtype=float),
             lifetime_s=np.array(cols["lifetime"], dtype=float),
         )
+        self.vm_memory = {k: np.array(cols[k], dtype=float) for k in ("dirty", "wws", "net")}
         return vms, sources, templates, series
+
+    # --- migration and maintenance -------------------------------------------------------------
+
+    def migration(self, dc: Datacenter) -> MigrationFabric:
+        m, h = self.spec.migration, dc.hosts
+        sites = self.spec.sites
+        fabric = np.array([s.fabric for s in sites] or [math.inf])
+        uplink = np.array([s.uplink for s in sites] or [math.inf])
+        ac = m.auto_converge
+        params = MigrationParams(
+            model=m.model, max_bandwidth_bytes_s=m.max_bandwidth, downtime_limit_s=m.downtime_limit,
+            max_rounds=m.max_rounds, max_sent_ratio=m.max_sent,
+            on_no_convergence=m.on_no_convergence, throttle_initial=ac.initial,
+            throttle_increment=ac.increment, throttle_max=ac.max, throttle_trigger=ac.trigger,
+            zero_page_frac=m.zero_pages, page_bytes=m.page_size, page_overhead_bytes=m.page_overhead,
+            setup_s=m.setup, resume_s=m.resume, device_state_bytes=m.device_state,
+            cpu_cycles_per_byte=m.cpu_cost, postcopy_slowdown=m.postcopy_slowdown,
+            dirty_follows_cpu=m.dirty_follows_cpu, max_per_host=m.max_per_host,
+            max_total=math.inf if m.max_total is None else m.max_total,
+        )
+        mem = self.vm_memory
+        links = Links(h.nic_bytes_s, h.site, fabric, uplink)
+        return MigrationFabric(params, links, dc.vms.ram_bytes, mem["dirty"], mem["wws"],
+                               mem["net"], dc.vms.host)
+
+    def maintenance(self, hosts: Hosts) -> list[Maintenance]:
+        out = []
+        groups = sorted(set(hosts.group))
+        for k, w in enumerate(self.spec.maintenance):
+            if isinstance(w.hosts, str):
+                ids = np.flatnonzero(np.array(hosts.group) == w.hosts)
+                if ids.size == 0:
+                    self.fail(("maintenance", k, "hosts"), f"no host group {w.hosts!r}",
+                              _did_you_mean(w.hosts, groups))
+                    continue
+            else:
+                index = {n: i for i, n in enumerate(hosts.name)}
+                unknown = [n for n in w.hosts if n not in index]
+                for n in unknown:
+                    self.fail(("maintenance", k, "hosts"), f"no host {n!r}",
+                              _did_you_mean(n, hosts.name))
+                if unknown:
+                    continue
+                ids = np.array([index[n] for n in w.hosts], dtype=np.int64)
+            until = math.inf if w.until is None else w.until
+            if until <= w.start:
+                self.fail(("maintenance", k, "until"), "the hosts come back before the drain starts",
+                          "give an until later than start, or leave it out")
+            out.append(Maintenance(
+                w.name or (w.hosts if isinstance(w.hosts, str) else f"maintenance-{k}"), ids,
+                w.start, math.inf if w.max_concurrent is None else float(w.max_concurrent), until))
+        return out
 
     def _check_fits(self, g: int, group: VmGroup, hosts: Hosts) -> None:
         """A VM larger than every host would wait forever: refuse the scenario instead."""
@@ -359,8 +427,11 @@ def build(loaded: LoadedScenario, seed: int | None = None) -> RunSetup:
                 cpu_overcommit=p.cpu_overcommit, ram_overcommit=p.ram_overcommit,
                 underload=c.underload),
             interval_s=c.interval, history=c.history)
+    dc = Datacenter(hosts, vms, sites, templates)
+    maintenance = b.maintenance(hosts)
+    b.raise_if_failed()
     return RunSetup(
-        dc=Datacenter(hosts, vms, sites, templates),
+        dc=dc,
         sources=sources,
         jobs=jobs,
         placement=placement,
@@ -370,4 +441,6 @@ def build(loaded: LoadedScenario, seed: int | None = None) -> RunSetup:
         stop_when_jobs_done=until_done,
         consolidation=consolidation,
         vm_series=series,
+        migration=b.migration(dc),
+        maintenance=maintenance,
     )

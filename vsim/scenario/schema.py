@@ -80,6 +80,8 @@ Lifetime = _quantity("time", "6 h", allow=("forever", "never", "inf"), positive=
 Duration = _quantity("time", "2 d", allow=("jobs-done",), positive=True)
 Delay = _quantity("time", "30 min", allow=("never",))
 Bandwidth = _quantity("bandwidth", "1 Gbit/s", positive=True)
+Rate = _quantity("bandwidth", "20 MiB/s")
+BandwidthLimit = _quantity("bandwidth", "128 MiB/s", allow=("unlimited", "none"), positive=True)
 
 
 class Strict(BaseModel):
@@ -88,6 +90,10 @@ class Strict(BaseModel):
 
 class Site(Strict):
     name: str
+    fabric: BandwidthLimit = Field(math.inf, description="switching capacity shared by all "
+                                   "migrations within the site (unlimited: non-blocking)")
+    uplink: BandwidthLimit = Field(math.inf, description="link to the other sites, each way; "
+                                   "migrations between sites share it")
 
 
 class PowerSpec(Strict):
@@ -141,7 +147,8 @@ class HostGroup(Strict):
     ram: RamSize
     power: PowerSpec = PowerSpec(idle=100.0, max=250.0)
     boot_time: Time = 120.0
-    network: Bandwidth = Field(125e6, description="NIC bandwidth; migrations copy RAM over it")
+    network: Bandwidth = Field(125e6, description="NIC bandwidth each way; migrations and the "
+                               "VMs' own traffic share it max-min fairly")
     initially: Literal["on", "off"] = "on"
 
     @model_validator(mode="before")
@@ -182,6 +189,23 @@ def _trace_share(value: Any) -> Any:
 TraceShare = Annotated[str, BeforeValidator(_trace_share)]
 
 
+def _working_set(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().endswith("%"):
+        parse_quantity(value, "fraction")
+        return value.strip()
+    number = parse_quantity(value, "bytes")
+    if number < 0:
+        raise ValueError(f"must not be negative, got {value!r}")
+    return number
+
+
+WorkingSet = Annotated[
+    str | float, BeforeValidator(_working_set),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}],
+                    "description": "bytes such as '512 MiB', or a share of RAM such as '25%'"}),
+]
+
+
 class VmGroup(Strict):
     name: str
     count: Annotated[int, Field(ge=1)] | TraceShare | None = Field(
@@ -197,6 +221,11 @@ class VmGroup(Strict):
     priority: int = Field(0, description="queued VMs are placed in priority order, highest first")
     workload: str | None = Field(None, description="a name under workloads; none: idle")
     lifetime: Lifetime | None = Field(None, description="overrides the workload's lifetimes")
+    dirty_rate: Rate = Field(10 * 2.0**20, description="memory written per second at 100% CPU "
+                             "(scaled by utilisation unless migration.dirty_follows_cpu is false)")
+    working_set: WorkingSet = Field("25%", description="writable working set: the most memory "
+                                    "one pre-copy round can find dirty; bytes or a share of RAM")
+    network: Rate = Field(0.0, description="the VM's own traffic each way over its host's NIC")
 
 
 class Diurnal(Strict):
@@ -318,6 +347,57 @@ class ConsolidationSpec(Strict):
         return name
 
 
+class AutoConverge(Strict):
+    """QEMU's auto-converge: throttle the vCPUs of a VM whose migration does not converge."""
+
+    initial: Fraction = 0.2
+    increment: Fraction = 0.1
+    max: Fraction = 0.99
+    trigger: Fraction = Field(0.5, description="a round counts as dirtying fast when the pages it "
+                              "dirtied exceed this share of what it sent; two in a row step up")
+
+
+class MigrationSpec(Strict):
+    """Live migration (semantics: vsim). Defaults are QEMU's where QEMU has one."""
+
+    model: Literal["precopy", "postcopy", "ram-over-bandwidth"] = Field(
+        "precopy", description="precopy: iterative pre-copy; postcopy: switch over at once and "
+        "pull pages after; ram-over-bandwidth: RAM / NIC bandwidth, nothing shared (the peers')")
+    max_bandwidth: BandwidthLimit = Field(128 * 2.0**20, description="per migration")
+    downtime_limit: Interval = Field(0.3, description="stop and copy once the rest fits in this")
+    max_rounds: int | None = Field(30, ge=1, description="pre-copy rounds before giving up on "
+                                   "convergence (none: no cap)")
+    max_sent: float | None = Field(None, gt=0, description="bytes sent over RAM before giving "
+                                   "up on convergence (Xen: 3)")
+    on_no_convergence: Literal["force", "abort", "auto-converge", "postcopy"] = Field(
+        "force", description="force: stop and copy anyway; abort: the VM stays; auto-converge: "
+        "throttle its vCPUs (caps then force); postcopy: switch over and pull the rest")
+    auto_converge: AutoConverge = AutoConverge()
+    zero_pages: Fraction = Field(0.0, description="share of RAM never written: not sent")
+    page_size: RamSize = 4096.0
+    page_overhead: Bytes = Field(8.0, description="header bytes per page on the wire")
+    setup: Time = 0.05
+    resume: Time = 0.02
+    device_state: Bytes = Field(2.0**20, description="sent while the VM is paused")
+    cpu_cost: float = Field(1.0, ge=0.0, description="CPU cycles per byte sent, on each of the "
+                            "two hosts")
+    postcopy_slowdown: Fraction = Field(0.5, description="share of a VM's CPU lost to remote "
+                                        "page faults until post-copy has pulled every page")
+    dirty_follows_cpu: bool = True
+    max_per_host: int = Field(8, ge=1, description="concurrent migrations in or out of a host")
+    max_total: int | None = Field(None, ge=1, description="concurrent migrations in all")
+
+
+class MaintenanceSpec(Strict):
+    """Drain hosts by live migration, switch them off, and (with until) bring them back."""
+
+    name: str | None = None
+    hosts: str | list[str] = Field(description="a host group, or a list of host names")
+    start: Time
+    until: Time | None = Field(None, description="when the hosts come back; none: never")
+    max_concurrent: int | None = Field(None, ge=1, description="migrations of this drain at a time")
+
+
 class PowerManagementSpec(Strict):
     power_on_when_needed: bool = True
     idle_off_after: Delay = Field(math.inf, description="switch empty hosts off after this; never: keep on")
@@ -350,5 +430,7 @@ class Scenario(Strict):
     jobs: list[JobGroup] = Field(default_factory=list)
     placement: Placement = Placement()
     consolidation: ConsolidationSpec | None = None
+    migration: MigrationSpec = MigrationSpec()
+    maintenance: list[MaintenanceSpec] = Field(default_factory=list)
     power_management: PowerManagementSpec = PowerManagementSpec()
     output: Output = Output()
