@@ -1,0 +1,191 @@
+"""The live migration model against closed forms (Clark et al., NSDI 2005; Akoush et al., MASCOTS
+2010) and first principles. Each test drives the migration fabric by itself (``run_alone``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from vsim.model.migration import MigrationFabric, MigrationParams
+from vsim.model.network import Links
+
+GIB = 2.0**30
+MIB = 2.0**20
+GBIT = 125e6  # 1 Gbit/s in bytes/s
+
+# No fixed costs, no page headers, no caps: the pure pre-copy model of the literature.
+PURE = MigrationParams(setup_s=0.0, resume_s=0.0, device_state_bytes=0.0, page_overhead_bytes=0.0,
+                       max_rounds=None, dirty_follows_cpu=False, max_bandwidth_bytes_s=math.inf)
+
+
+def fabric(params: MigrationParams, ram: list[float], dirty: list[float], *, n_hosts: int = 2,
+           nic: float = GBIT, wws: list[float] | None = None, net: list[float] | None = None,
+           sites: list[int] | None = None, uplink: float = math.inf) -> MigrationFabric:
+    n = len(ram)
+    site = np.array(sites if sites is not None else [0] * n_hosts)
+    n_sites = int(site.max()) + 1
+    links = Links(np.full(n_hosts, nic), site, np.full(n_sites, math.inf), np.full(n_sites, uplink))
+    return MigrationFabric(params, links, np.array(ram), np.array(dirty),
+                           np.array(wws if wws is not None else [math.inf] * n),
+                           np.array(net if net is not None else [0.0] * n),
+                           np.zeros(n, dtype=np.int32))
+
+
+def test_precopy_with_a_constant_dirty_rate_follows_the_closed_form() -> None:
+    # M = 1 GiB over B = 1 Gbit/s while the VM dirties D = 40 MiB/s: rho = D / B. Round i sends
+    # V_i = M rho^i. After round n the next would send V_(n+1); it stops when that fits in the
+    # 300 ms limit (V_(n+1) <= 0.3 B), and sends it with the VM paused.
+    m, b, d = GIB, GBIT, 40 * MIB
+    rho = d / b
+    n = next(i for i in range(100) if m * rho ** (i + 1) <= 0.3 * b)
+    precopy_s = (m / b) * (1 - rho ** (n + 1)) / (1 - rho)
+    stop_s = m * rho ** (n + 1) / b
+    f = fabric(PURE, [m], [d])
+    f.request(0, 0, 1, 0.0, "test")
+    (done,) = f.run_alone()
+    # rho = 0.3355: rounds of 1074, 360, 121 and 40.6 MB; then 13.6 MB fits in 0.3 s x 125 MB/s.
+    assert n == 3
+    assert done.rounds == n + 1
+    assert done.ended_s == pytest.approx(precopy_s + stop_s)
+    assert done.downtime_s == pytest.approx(stop_s)
+    assert done.bytes == pytest.approx(m * (1 - rho ** (n + 2)) / (1 - rho))
+    assert done.outcome == "completed"
+
+
+def test_the_writable_working_set_bounds_what_a_round_finds_dirty() -> None:
+    # Round 0 takes M / B = 8.59 s, during which D = 100 MiB/s would dirty 859 MiB; the working
+    # set W = 64 MiB caps it. Round 1 sends W in W / B = 0.537 s, dirtying min(53.7 MiB, W) =
+    # 53.7 MiB; that is above 0.3 B = 37.5 MB, so round 2 sends it, dirtying 100 MiB/s x 0.45 s
+    # = 45.0 MiB... the rounds shrink by rho = D / B = 0.839 until one fits in 300 ms.
+    m, b, d, w = GIB, GBIT, 100 * MIB, 64 * MIB
+    rho = d / b
+    v = [m, w]
+    while v[-1] * rho > 0.3 * b:
+        v.append(v[-1] * rho)
+    stop = v[-1] * rho
+    f = fabric(PURE, [m], [d], wws=[w])
+    f.request(0, 0, 1, 0.0, "test")
+    (done,) = f.run_alone()
+    assert done.rounds == len(v)
+    assert done.ended_s == pytest.approx((sum(v) + stop) / b)
+    assert done.downtime_s == pytest.approx(stop / b)
+
+
+def test_a_vm_that_dirties_faster_than_the_link_never_converges() -> None:
+    # D >= B: every round finds at least as much dirty as it sent (up to the working set), so
+    # the remainder never fits in 300 ms. The round cap (30) then forces stop-and-copy: the VM
+    # is paused while its whole working set goes over, W / B.
+    m, b, w = GIB, GBIT, 512 * MIB
+    params = replace(PURE, max_rounds=30)
+    f = fabric(params, [m], [200 * MIB], wws=[w])
+    f.request(0, 0, 1, 0.0, "test")
+    (done,) = f.run_alone()
+    assert done.outcome == "forced"
+    assert done.rounds == 30
+    assert done.downtime_s == pytest.approx(w / b)
+    assert done.ended_s == pytest.approx((m + 29 * w) / b + w / b)
+
+    aborted = fabric(replace(params, on_no_convergence="abort"), [m], [200 * MIB], wws=[w])
+    aborted.request(0, 0, 1, 0.0, "test")
+    (gave_up,) = aborted.run_alone()
+    assert gave_up.outcome == "aborted" and gave_up.downtime_s == 0.0
+    assert gave_up.ended_s == pytest.approx((m + 29 * w) / b)
+
+
+def test_auto_converge_throttles_from_20_percent_in_10_percent_steps() -> None:
+    # D = 150 MiB/s > B = 119.2 MiB/s. Each round dirties more than half of what it sent, so
+    # after every second round the throttle steps: 20 %, 30 %, 40 %, ... The dirty rate is
+    # D x (1 - throttle); rounds shrink once D (1 - t) < B, and it converges when a round's dirt
+    # fits in 300 ms: V_(i+1) = D (1 - t) V_i / B <= 0.3 B.
+    m, b, d, w = GIB, GBIT, 150 * MIB, 1024 * MIB
+    params = replace(PURE, on_no_convergence="auto-converge")
+    f = fabric(params, [m], [d], wws=[w])
+    f.request(0, 0, 1, 0.0, "test")
+    (done,) = f.run_alone()
+    # Replay the rule by hand.
+    v, t, high, rounds, elapsed = m, 0.0, 0, 0, 0.0
+    while True:
+        took = v / b
+        elapsed += took
+        rounds += 1
+        nxt = min(d * (1 - t) * took, w)
+        if nxt <= 0.3 * b:
+            break
+        high = high + 1 if nxt > 0.5 * v else 0
+        if high >= 2:
+            t = 0.2 if t == 0 else min(t + 0.1, 0.99)
+            high = 0
+        v = nxt
+    assert done.outcome == "completed"
+    assert done.throttle == pytest.approx(t) and t >= 0.2
+    assert done.rounds == rounds
+    assert done.ended_s == pytest.approx(elapsed + nxt / b)
+
+
+def test_two_equal_migrations_on_one_link_take_twice_as_long_as_one() -> None:
+    one = fabric(PURE, [GIB], [0.0])
+    one.request(0, 0, 1, 0.0, "test")
+    (alone,) = one.run_alone()
+    two = fabric(PURE, [GIB, GIB], [0.0, 0.0])
+    two.request(0, 0, 1, 0.0, "test")
+    two.request(1, 0, 1, 0.0, "test")
+    shared = two.run_alone()
+    assert alone.ended_s == pytest.approx(GIB / GBIT)
+    assert [r.ended_s for r in shared] == pytest.approx([2 * GIB / GBIT] * 2)
+
+
+def test_when_one_migration_ends_the_other_speeds_up() -> None:
+    # 1 GiB and 3 GiB share a NIC: each gets B / 2 until the first ends at 2 GiB / B; the other
+    # has 2 GiB left then, at B: it ends at 4 GiB / B (as if the link had carried 4 GiB alone).
+    f = fabric(PURE, [GIB, 3 * GIB], [0.0, 0.0])
+    f.request(0, 0, 1, 0.0, "test")
+    f.request(1, 0, 1, 0.0, "test")
+    ends = sorted(r.ended_s for r in f.run_alone())
+    assert ends == pytest.approx([2 * GIB / GBIT, 4 * GIB / GBIT])
+
+
+def test_a_vms_own_traffic_takes_its_max_min_share_of_the_nic() -> None:
+    # VM 1 (not migrating) sends 50 MB/s each way on host 0's NIC; the migration of VM 0 gets
+    # the rest of the 125 MB/s: the VM's flow is below the fair share (62.5 MB/s), so it keeps
+    # all of it and the migration takes 75 MB/s.
+    f = fabric(PURE, [GIB, GIB], [0.0, 0.0], net=[0.0, 50e6])
+    f.request(0, 0, 1, 0.0, "test")
+    (done,) = f.run_alone()
+    assert done.ended_s == pytest.approx(GIB / 75e6)
+
+
+def test_max_bandwidth_and_the_inter_site_uplink_cap_a_migration() -> None:
+    capped = fabric(replace(PURE, max_bandwidth_bytes_s=32 * MIB), [GIB], [0.0])
+    capped.request(0, 0, 1, 0.0, "test")
+    assert capped.run_alone()[0].ended_s == pytest.approx(GIB / (32 * MIB))
+    # Hosts 0 and 1 in different sites joined by 100 Mbit/s uplinks.
+    wan = fabric(PURE, [GIB], [0.0], sites=[0, 1], uplink=12.5e6)
+    wan.request(0, 0, 1, 0.0, "test")
+    assert wan.run_alone()[0].ended_s == pytest.approx(GIB / 12.5e6)
+
+
+def test_postcopy_downtime_does_not_depend_on_ram() -> None:
+    # Post-copy pauses the VM only for its device state and the resume; the pages follow.
+    params = replace(PURE, model="postcopy", device_state_bytes=MIB, resume_s=0.02)
+    downtimes = []
+    for ram in (GIB, 16 * GIB):
+        f = fabric(params, [ram], [50 * MIB])
+        f.request(0, 0, 1, 0.0, "test")
+        (done,) = f.run_alone()
+        assert done.postcopy and done.rounds == 0
+        assert done.ended_s == pytest.approx((MIB + ram) / GBIT + 0.02)
+        downtimes.append(done.downtime_s)
+    assert downtimes == pytest.approx([MIB / GBIT + 0.02] * 2)
+
+
+def test_the_per_host_limit_queues_migrations() -> None:
+    f = fabric(replace(PURE, max_per_host=1), [GIB, GIB], [0.0, 0.0])
+    f.request(0, 0, 1, 0.0, "test")
+    f.request(1, 0, 1, 0.0, "test")
+    first, second = f.run_alone()
+    assert first.ended_s == pytest.approx(GIB / GBIT)
+    assert second.began_s == pytest.approx(GIB / GBIT)
+    assert second.ended_s == pytest.approx(2 * GIB / GBIT)
