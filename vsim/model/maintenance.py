@@ -41,6 +41,7 @@ class MaintenanceWindows:
         self.sim = sim
         self.windows = windows
         self.records: list[EvacuationRecord | None] = [None] * len(windows)
+        self.over = [False] * len(windows)
         self.host_off = np.zeros(len(sim.dc.hosts), dtype=bool)  # no new VMs on these
         for k, w in enumerate(windows):
             sim.fabric.group_limit[k] = w.max_concurrent
@@ -83,7 +84,7 @@ class MaintenanceWindows:
     def evacuate(self, k: int) -> None:
         """Find destinations for the VMs still on the drained hosts; finish when none is left."""
         sim, w, rec = self.sim, self.windows[k], self.records[k]
-        if rec is None or not math.isnan(rec.end_s):
+        if rec is None or not math.isnan(rec.end_s) or self.over[k]:
             return
         dc, v, h = sim.dc, sim.dc.vms, sim.dc.hosts
         vms = self._vms_on(k)
@@ -117,6 +118,7 @@ class MaintenanceWindows:
 
     def _end(self, k: int) -> None:
         sim, w = self.sim, self.windows[k]
+        self.over[k] = True  # VMs still on their way out finish moving; no more leave
         self.host_off[w.hosts] = False
         for host in w.hosts.tolist():
             if sim.dc.hosts.state[host] == HostState.OFF and sim.dc.hosts.vm_count[host] == 0:

@@ -509,3 +509,16 @@ class MigrationFabric:
             done += self.fire(now)
             self.admit(now)
         return done
+
+    def check_invariants(self, migrating: np.ndarray) -> None:
+        """Raise AssertionError when the fabric disagrees with the datacenter (used by tests):
+        ``migrating`` marks the VMs the datacenter has in migration."""
+        assert np.array_equal(self.phase != Phase.NONE, migrating), "fabric and VM states agree"
+        ids = self._ids
+        assert set(ids.tolist()).isdisjoint(self.waiting), "a migration waits or runs, not both"
+        assert np.all(self.phase[ids] > Phase.WAITING) and np.all(self.phase[self.waiting] == Phase.WAITING)
+        busy = (np.bincount(self.source[ids], minlength=len(self.busy))
+                + np.bincount(self.dest[ids], minlength=len(self.busy)))
+        assert np.array_equal(busy, self.busy), "per-host migration counts match"
+        assert np.all(self.busy <= self.p.max_per_host), "per-host limit holds"
+        assert np.all(self.left[ids] >= 0) and np.all(self.rate[ids] >= 0)

@@ -1,0 +1,110 @@
+"""Live migration inside whole runs: maintenance drains, departures mid-copy, post-copy."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import GIB, events_of, run_text
+
+import vsim
+from vsim.errors import ScenarioError
+
+# Rack a (one host) holds three idle 1 GiB VMs; rack b (one host) has room for them. The drain
+# at 60 s moves them one at a time. Each copy takes the default 50 ms setup, one round of RAM
+# plus 8-byte page headers over the 1 Gbit/s NIC, the 1 MiB device state, and a 20 ms resume.
+DRAIN = """
+    name: drain
+    duration: 10 min
+    period: 1 min
+    hosts:
+      - {name: rack-a, cores: 4, core_speed: 1 GHz, ram: 8 GiB, network: 1 Gbit/s}
+      - {name: rack-b, cores: 4, core_speed: 1 GHz, ram: 8 GiB, network: 1 Gbit/s}
+    vms:
+      - {name: v, count: 3, ram: 1 GiB, dirty_rate: 0 B/s}
+    placement: {policy: first-fit}
+    maintenance:
+      - {hosts: rack-a, start: 1 min, max_concurrent: 1}
+"""
+STOP_COPY_S = 2**20 / 125e6
+ONE_S = 0.05 + GIB * (1 + 8 / 4096) / 125e6 + STOP_COPY_S + 0.02
+
+
+def test_a_drain_moves_every_vm_one_at_a_time_then_switches_the_rack_off() -> None:
+    result = run_text(DRAIN)
+    m = result.tables["migrations"]
+    assert m["reason"].tolist() == ["maintenance"] * 3
+    assert (m["from_host"] == 0).all() and (m["to_host"] == 1).all()
+    assert m["duration_s"].tolist() == pytest.approx([ONE_S] * 3)
+    assert m["queued_s"].tolist() == pytest.approx([0.0, ONE_S, 2 * ONE_S])
+    (drain,) = result.summary["maintenance"]
+    assert drain["vms"] == 3 and drain["migrations"] == 3 and drain["unplaced"] == 0
+    assert drain["drained_s"] == pytest.approx(3 * ONE_S)
+    assert drain["worst_downtime_s"] == pytest.approx(STOP_COPY_S + 0.02)
+    # RAM over the NIC, one at a time, no setup, headers, device state or resume.
+    assert drain["predicted_ram_over_bandwidth_s"] == pytest.approx(3 * GIB / 125e6)
+    assert events_of(result, "host_off") == [(pytest.approx(60 + 3 * ONE_S), "rack-a", "maintenance")]
+    hosts = result.tables["hosts"]
+    last = hosts[hosts["time_s"] == hosts["time_s"].max()].set_index("host")
+    assert last.loc[0, "vms"] == 0 and last.loc[1, "vms"] == 3
+
+
+def test_drained_hosts_take_no_new_vms_and_come_back_after_the_window() -> None:
+    text = DRAIN.replace("max_concurrent: 1}", "max_concurrent: 3, until: 5 min}")
+    result = run_text(text)
+    assert [e[1] for e in events_of(result, "host_power_on")] == ["rack-a"]
+    assert events_of(result, "host_power_on")[0][0] == pytest.approx(300.0)
+    # Three at a time over one NIC: each gets a third, so all end together.
+    m = result.tables["migrations"]
+    assert m["queued_s"].tolist() == [0.0, 0.0, 0.0]
+    ends = (m["time_s"] + m["duration_s"]).to_numpy()
+    assert ends == pytest.approx([ends[0]] * 3)
+
+
+def test_a_vm_that_departs_mid_copy_abandons_its_migration() -> None:
+    text = DRAIN.replace("{name: v, count: 3, ram: 1 GiB, dirty_rate: 0 B/s}",
+                         "{name: v, count: 1, ram: 1 GiB, dirty_rate: 0 B/s, lifetime: 65 s}")
+    result = run_text(text)
+    (row,) = result.tables["migrations"].itertuples()
+    assert row.outcome == "abandoned" and row.duration_s == pytest.approx(5.0)
+    assert result.summary["migrations"] == 0
+    (drain,) = result.summary["maintenance"]
+    assert drain["drained_s"] == pytest.approx(5.0)  # nothing is left on the rack once it has gone
+
+
+def test_in_post_copy_the_vm_runs_on_the_destination_slowed_by_page_faults() -> None:
+    # One vCPU busy at 100 % of 1 GHz. Post-copy resumes it on rack-b after 50 ms setup, 1 MiB
+    # of device state and 20 ms; the 1 GiB of pages then take 8.6 s, during which remote page
+    # faults cost it half its CPU (postcopy_slowdown 0.5).
+    text = DRAIN.replace("{name: v, count: 3, ram: 1 GiB, dirty_rate: 0 B/s}",
+                         "{name: v, count: 1, ram: 1 GiB, workload: busy}").replace(
+        "period: 1 min", "period: 1 s").replace(
+        "    placement:", "    workloads: {busy: {kind: constant, level: 100%}}\n"
+        "    migration: {model: postcopy}\n    placement:")
+    result = run_text(text)
+    hosts = result.tables["hosts"]
+    during = hosts[(hosts["time_s"] >= 61) & (hosts["time_s"] < 68)]
+    assert during[during["host"] == 1]["cpu_alloc_hz"].tolist() == pytest.approx([0.5e9] * 7)
+    assert during[during["host"] == 0]["cpu_alloc_hz"].tolist() == pytest.approx([0.0] * 7)
+    (row,) = result.tables["migrations"].itertuples()
+    assert row.postcopy and row.rounds == 0
+    assert row.downtime_s == pytest.approx(STOP_COPY_S + 0.02)
+
+
+def test_auto_converge_throttles_the_vcpus_of_a_vm_that_dirties_too_fast() -> None:
+    text = DRAIN.replace("{name: v, count: 3, ram: 1 GiB, dirty_rate: 0 B/s}",
+                         "{name: v, count: 1, ram: 4 GiB, workload: busy, dirty_rate: 400 MiB/s}").replace(
+        "    placement:", "    workloads: {busy: {kind: constant, level: 100%}}\n"
+        "    migration: {on_no_convergence: auto-converge}\n    placement:")
+    result = run_text(text)
+    (row,) = result.tables["migrations"].itertuples()
+    assert row.outcome == "completed" and row.throttle_frac >= 0.2
+    vms = result.tables["vms"]
+    migrating = vms[vms["time_s"] == 60.0]
+    # Throttled, the VM gets less than it asks for while it migrates.
+    assert (migrating["cpu_alloc_hz"] < migrating["cpu_demand_hz"]).all()
+
+
+def test_an_unknown_host_group_in_a_drain_is_named_with_a_suggestion() -> None:
+    with pytest.raises(ScenarioError) as err:
+        vsim.run(vsim.parse_scenario(DRAIN.replace("hosts: rack-a,", "hosts: rack-x,")))
+    text = str(err.value)
+    assert "maintenance.0.hosts" in text and "rack-x" in text and "did you mean" in text
