@@ -84,6 +84,20 @@ class RoundEnd(IntEnum):
 TIMER = (Phase.SETUP, Phase.RESUME)
 FLOWING = (Phase.PRECOPY, Phase.STOPCOPY, Phase.SWITCHOVER, Phase.POSTCOPY)
 PAUSED = (Phase.STOPCOPY, Phase.RESUME, Phase.SWITCHOVER)
+FLAT = (Phase.STOPCOPY, Phase.SWITCHOVER, Phase.POSTCOPY)  # bytes to send, no rounds
+
+
+def _table(phases: tuple[Phase, ...]) -> np.ndarray:
+    """A lookup table: ``_table(P)[phase]`` is True for the phases in P (cheaper than isin)."""
+    out = np.zeros(len(Phase), dtype=bool)
+    out[list(phases)] = True
+    return out
+
+
+IS_TIMER, IS_FLOWING, IS_PAUSED, IS_FLAT = map(_table, (TIMER, FLOWING, PAUSED, FLAT))
+_SETUP, _PRECOPY, _STOPCOPY, _RESUME, _SWITCHOVER, _POSTCOPY = map(int, (
+    Phase.SETUP, Phase.PRECOPY, Phase.STOPCOPY, Phase.RESUME, Phase.SWITCHOVER, Phase.POSTCOPY))
+_STOP, _NO_CONVERGENCE = int(RoundEnd.STOP), int(RoundEnd.NO_CONVERGENCE)
 _EPS_S = 1e-9
 
 
@@ -120,6 +134,7 @@ class MigrationFabric:
         self.wws = np.asarray(wws_bytes, dtype=float)
         self.net = np.asarray(net_bytes_s, dtype=float)
         self.vm_host = vm_host  # the datacenter's array: where each VM's traffic leaves
+        self._senders = np.flatnonzero(self.net > 0)
         if params.model == "ram-over-bandwidth":
             self.dirty_max = np.zeros_like(self.dirty_max)
         n = len(self.ram)
@@ -149,7 +164,14 @@ class MigrationFabric:
         self.busy = np.zeros(links.n_hosts, dtype=np.int64)  # migrations in or out per host
         self._ids = np.zeros(0, dtype=np.int64)
         self._changed_flows = True
-        self._until = np.zeros(0)  # time to each active migration's next visible transition
+        # Each migration's state is kept as of its own anchor time and brought up to date only
+        # when needed (its transition, or a change of its rate or dirty rate), so that an event
+        # costs in proportion to the migrations it touches. ``due_at``: its next visible
+        # transition; ``_seen_*``: what that prediction rests on.
+        self.anchor = np.zeros(n)
+        self.due_at = np.full(n, np.inf)
+        self._fresh = np.zeros(n, dtype=bool)
+        self._seen_rate = np.zeros(n)
 
     # --- what the simulation reads --------------------------------------------------------------
 
@@ -160,11 +182,15 @@ class MigrationFabric:
 
     def in_phase(self, *phases: Phase) -> np.ndarray:
         ids = self._ids
-        return ids[np.isin(self.phase[ids], phases)]
+        return ids[_table(phases)[self.phase[ids]]]
+
+    def flowing(self) -> np.ndarray:
+        ids = self._ids
+        return ids[IS_FLOWING[self.phase[ids]]]
 
     def host_cpu_overhead_hz(self) -> np.ndarray:
         """CPU the migrations take on each host (sender and receiver) at the current rates."""
-        ids = self.in_phase(*FLOWING)
+        ids = self.flowing()
         cycles = self.p.cpu_cycles_per_byte * self.rate[ids]
         n = self.links.n_hosts
         return (np.bincount(self.source[ids], weights=cycles, minlength=n)
@@ -206,11 +232,13 @@ class MigrationFabric:
             started.append(vm)
         self.waiting = still
         if started:
-            self._set_ids(np.union1d(self._ids, np.array(started, dtype=np.int64)))
+            new = np.array(started, dtype=np.int64)
+            self._fresh[new] = False  # predicted at the next update()
+            self._ids = np.union1d(self._ids, new)
         return started
 
     def _begin(self, vm: int, now: float) -> None:
-        self.began[vm] = now
+        self.began[vm] = self.anchor[vm] = now
         self.phase[vm] = Phase.SETUP
         self.left[vm] = self.p.setup_s
         self.sent[vm] = 0.0
@@ -224,23 +252,32 @@ class MigrationFabric:
 
     # --- rates ------------------------------------------------------------------------------------
 
-    def refresh_rates(self) -> None:
+    def refresh_rates(self, now: float) -> None:
         """Link rates of the flows as they are now, recomputed only when the flows changed."""
         if self._changed_flows:
+            self._catch_up(self._ids, now)  # what was sent so far, at the old rates
             self._rates()
             self._changed_flows = False
 
-    def update(self, vm_cpu_frac: np.ndarray) -> None:
+    def update(self, now: float, vm_cpu_frac: np.ndarray) -> None:
         """Dirty rates and the next transitions for the state as it is now; ``vm_cpu_frac`` is
         each VM's delivered CPU over its capacity (a paused VM dirties nothing)."""
         ids = self._ids
-        self.refresh_rates()
+        self.refresh_rates(now)
         act = vm_cpu_frac[ids] if self.p.dirty_follows_cpu else 1.0 - self.throttle[ids]
-        self.dirty[ids] = self.dirty_max[ids] * act
-        self._until = self._time_to_visible(ids)
+        dirty = self.dirty_max[ids] * act
+        # Predict again only where something the prediction rests on has changed.
+        changed = ~self._fresh[ids] | (self.rate[ids] != self._seen_rate[ids]) | (dirty != self.dirty[ids])
+        stale = ids[changed]
+        if stale.size:
+            self._catch_up(stale, now)  # at the old dirty rates
+            self.dirty[stale] = dirty[changed]
+            self.due_at[stale] = now + self._time_to_visible(stale)
+            self._seen_rate[stale] = self.rate[stale]
+            self._fresh[stale] = True
 
     def _rates(self) -> None:
-        ids = self.in_phase(*FLOWING)
+        ids = self.flowing()
         self.rate[self._ids] = 0.0
         if ids.size == 0:
             return
@@ -253,8 +290,7 @@ class MigrationFabric:
         caps = np.full(len(ids), self.p.max_bandwidth_bytes_s)
         # The VMs' own traffic on the NICs the migrations use competes with them (one flow per VM
         # and direction, capped at its demand); elsewhere it cannot change a migration's rate.
-        nics = np.union1d(self.source[ids], self.dest[ids])
-        talkers = np.flatnonzero(np.isin(self.vm_host, nics) & (self.net > 0))
+        talkers = self._talkers_on(np.union1d(self.source[ids], self.dest[ids]))
         if talkers.size:
             host = self.vm_host[talkers].astype(np.int64)
             pad = np.full((2 * talkers.size, paths.shape[1]), -1, dtype=np.int64)
@@ -263,6 +299,14 @@ class MigrationFabric:
             paths = np.vstack([paths, pad])
             caps = np.concatenate([caps, self.net[talkers], self.net[talkers]])
         self.rate[ids] = max_min_rates(paths, caps, links.capacity)[:len(ids)]
+
+    def _talkers_on(self, hosts: np.ndarray) -> np.ndarray:
+        """VMs with traffic of their own on ``hosts``."""
+        if self._senders.size == 0:
+            return self._senders
+        on = np.zeros(self.links.n_hosts + 1, dtype=bool)
+        on[hosts] = True
+        return self._senders[on[self.vm_host[self._senders]]]  # host -1 (none) reads the pad
 
     def flows_changed(self) -> None:
         """The VMs' traffic or placement changed: recompute rates at the next update."""
@@ -293,10 +337,11 @@ class MigrationFabric:
         decision[stop] = RoundEnd.STOP
         return decision, nxt, high
 
-    def _roll(self, ids: np.ndarray, horizon: float, commit: bool) -> np.ndarray:
-        """Run the pre-copy rounds of ``ids`` forward by ``horizon`` seconds (or, for ``inf``,
-        until each reaches a visible round end). Returns the time each spent before stopping at
-        a visible round end (``horizon`` for those that did not reach one)."""
+    def _roll(self, ids: np.ndarray, horizon: np.ndarray | float, commit: bool) -> np.ndarray:
+        """Run the pre-copy rounds of ``ids`` forward by ``horizon`` seconds each (``inf``: until
+        each reaches a visible round end). Returns the time each spent before stopping at a
+        visible round end (its horizon for those that did not reach one)."""
+        horizon = np.broadcast_to(np.asarray(horizon, dtype=float), (len(ids),))
         left = self.left[ids].copy()
         rate = self.rate[ids]
         elapsed = self.round_elapsed[ids].copy()
@@ -305,37 +350,37 @@ class MigrationFabric:
         high = self.high[ids].copy()
         rbytes = self.round_bytes[ids].copy()
         used = np.zeros(len(ids))
-        going = rate > 0
         stopped = np.zeros(len(ids), dtype=bool)
-        while True:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                to_end = np.where(going, left / rate, np.inf)
-            ends = going & (used + to_end <= horizon + _EPS_S)
-            if not ends.any():
+        # Each pass ends the current round of every migration whose round ends within the
+        # horizon; those that go on to an invisible next round take part in the next pass.
+        going = np.flatnonzero(rate > 0)
+        while going.size:
+            to_end = left[going] / rate[going]
+            ends = used[going] + to_end <= horizon[going] + _EPS_S
+            e, took = going[ends], to_end[ends]
+            if e.size == 0:
                 break
-            e = np.flatnonzero(ends)
-            used[e] += to_end[e]
+            used[e] += took
             sent[e] += left[e]
-            elapsed[e] += to_end[e]
+            elapsed[e] += took
             left[e] = 0.0
             decision, nxt, hi = self._round_end(ids[e], elapsed[e], sent[e], rounds[e] + 1,
                                                 high[e], self.throttle[ids[e]], rbytes[e])
             cont = decision == RoundEnd.CONTINUE
             c = e[cont]
-            left[c], rbytes[c], rounds[c], elapsed[c], high[c] = nxt[cont], nxt[cont], rounds[c] + 1, 0.0, hi[cont]
-            visible = e[~cont]
-            stopped[visible] = True
-            going[visible] = False
-        moving = going & ~stopped
-        if math.isfinite(horizon):
-            step = np.where(moving, horizon - used, 0.0)
-            left[moving] -= rate[moving] * step[moving]
-            sent[moving] += rate[moving] * step[moving]
-            elapsed[moving] += step[moving]
-            left[moving] = np.maximum(left[moving], 0.0)
-            used = np.where(stopped, used, horizon)
-        else:
-            used = np.where(stopped, used, np.inf)
+            left[c] = rbytes[c] = nxt[cont]
+            rounds[c] += 1
+            elapsed[c] = 0.0
+            high[c] = hi[cont]
+            stopped[e[~cont]] = True
+            going = c
+        part = np.flatnonzero(~stopped & (rate > 0) & np.isfinite(horizon))
+        step = horizon[part] - used[part]
+        moved = np.minimum(rate[part] * step, left[part])
+        left[part] -= moved
+        sent[part] += moved
+        elapsed[part] += step
+        used = np.where(stopped, used, horizon)
         if commit:
             self.left[ids], self.round_elapsed[ids], self.sent[ids] = left, elapsed, sent
             self.round[ids], self.high[ids], self.round_bytes[ids] = rounds, high, rbytes
@@ -344,36 +389,39 @@ class MigrationFabric:
     def _time_to_visible(self, ids: np.ndarray) -> np.ndarray:
         until = np.full(len(ids), np.inf)
         ph = self.phase[ids]
-        timer = np.isin(ph, TIMER)
+        timer = IS_TIMER[ph]
         until[timer] = self.left[ids[timer]]
-        flat = np.isin(ph, (Phase.STOPCOPY, Phase.SWITCHOVER, Phase.POSTCOPY))
+        flat = IS_FLAT[ph]
         with np.errstate(divide="ignore"):
             until[flat] = self.left[ids[flat]] / self.rate[ids[flat]]
-        pre = ph == Phase.PRECOPY
+        pre = ph == _PRECOPY
         if pre.any():
             until[pre] = self._roll(ids[pre], math.inf, commit=False)
         return until
 
-    def next_event_in(self) -> float:
-        """Time until the next visible transition of any migration (inf: none)."""
-        return float(self._until.min()) if self._until.size else math.inf
+    def next_event_at(self) -> float:
+        """When the next visible transition of any migration happens (inf: none)."""
+        return float(self.due_at[self._ids].min()) if self._ids.size else math.inf
 
-    def advance(self, dt: float) -> None:
-        """Move every migration on by ``dt`` seconds (no visible transition lies inside)."""
-        ids = self._ids
-        if ids.size == 0 or dt <= 0:
+    def _catch_up(self, ids: np.ndarray, now: float) -> None:
+        """Bring ``ids`` from their anchors to ``now`` (no visible transition lies between)."""
+        dt = now - self.anchor[ids]
+        moving = dt > 0
+        ids, dt = ids[moving], dt[moving]
+        if ids.size == 0:
             return
-        self._until = self._until - dt
+        self.anchor[ids] = now
         ph = self.phase[ids]
-        timer = ids[np.isin(ph, TIMER)]
-        self.left[timer] = np.maximum(self.left[timer] - dt, 0.0)
-        flat = ids[np.isin(ph, (Phase.STOPCOPY, Phase.SWITCHOVER, Phase.POSTCOPY))]
-        moved = np.minimum(self.rate[flat] * dt, self.left[flat])
-        self.left[flat] -= moved
-        self.sent[flat] += moved
-        pre = ids[ph == Phase.PRECOPY]
-        if pre.size:
-            self._roll(pre, dt, commit=True)
+        timer = IS_TIMER[ph]
+        self.left[ids[timer]] = np.maximum(self.left[ids[timer]] - dt[timer], 0.0)
+        flat = IS_FLAT[ph]
+        f = ids[flat]
+        moved = np.minimum(self.rate[f] * dt[flat], self.left[f])
+        self.left[f] -= moved
+        self.sent[f] += moved
+        pre = ph == _PRECOPY
+        if pre.any():
+            self._roll(ids[pre], dt[pre], commit=True)
 
     # --- visible transitions ----------------------------------------------------------------------
 
@@ -381,14 +429,25 @@ class MigrationFabric:
         """Apply the transitions due now; returns the migrations that left the fabric."""
         ids = self._ids
         tol = max(_EPS_S, 1e-13 * now)
-        due = ids[self._until <= tol] if ids.size else ids
+        due = ids[self.due_at[ids] <= now + tol]
+        self._catch_up(due, now)
         finished: list[Finished] = []
         p = self.p
         body = (1.0 - p.zero_page_frac) * p.wire_factor
         device = 0.0 if p.model == "ram-over-bandwidth" else p.device_state_bytes
+        # The round-end decisions of all pre-copy migrations due now, at once.
+        pre = due[self.phase[due] == _PRECOPY]
+        decided: dict[int, tuple[int, float]] = {}
+        if pre.size:
+            decision, nxt, high = self._round_end(
+                pre, self.round_elapsed[pre], self.sent[pre], self.round[pre] + 1,
+                self.high[pre], self.throttle[pre], self.round_bytes[pre])
+            self.high[pre] = high
+            decided = dict(zip(pre.tolist(), zip(decision.tolist(), nxt.tolist(), strict=True),
+                               strict=True))
         for vm in due.tolist():
-            ph = self.phase[vm]
-            if ph == Phase.SETUP:
+            ph = int(self.phase[vm])
+            if ph == _SETUP:
                 if self.is_post[vm]:
                     self.post_bytes[vm] = self.ram[vm] * body
                     self._pause(vm, Phase.SWITCHOVER, device, now)
@@ -398,14 +457,9 @@ class MigrationFabric:
                     self.left[vm] = self.round_bytes[vm] = self.ram[vm] * body
                     self.round_elapsed[vm] = 0.0
                 self._changed_flows = True
-            elif ph == Phase.PRECOPY:
-                one = np.array([vm])
-                decision, nxt, high = self._round_end(
-                    one, self.round_elapsed[one], self.sent[one], self.round[one] + 1,
-                    self.high[one], self.throttle[one], self.round_bytes[one])
-                d, n = RoundEnd(int(decision[0])), float(nxt[0])
-                self.high[vm] = int(high[0])
-                if d == RoundEnd.NO_CONVERGENCE:
+            elif ph == _PRECOPY:
+                d, n = decided[vm]
+                if d == _NO_CONVERGENCE:
                     action = p.on_no_convergence
                     if action == "abort":
                         finished.append(self._release(vm, now, "aborted"))
@@ -416,8 +470,8 @@ class MigrationFabric:
                         self._pause(vm, Phase.SWITCHOVER, device, now)
                         continue
                     self.forced[vm] = True
-                    d = RoundEnd.STOP
-                if d == RoundEnd.STOP:
+                    d = _STOP
+                if d == _STOP:
                     self._pause(vm, Phase.STOPCOPY, n + device, now)
                 else:  # throttle step, then the next round
                     t = self.throttle[vm]
@@ -426,12 +480,12 @@ class MigrationFabric:
                     self.round[vm] += 1
                     self.left[vm] = self.round_bytes[vm] = n
                     self.round_elapsed[vm] = 0.0
-            elif ph in (Phase.STOPCOPY, Phase.SWITCHOVER):
+            elif ph == _STOPCOPY or ph == _SWITCHOVER:
                 self.sent[vm] += self.left[vm]
                 self.phase[vm] = Phase.RESUME
                 self.left[vm] = p.resume_s
                 self._changed_flows = True
-            elif ph == Phase.RESUME:
+            elif ph == _RESUME:
                 self.downtime[vm] += now - self.paused_since[vm]
                 self.paused_since[vm] = np.nan
                 if self.is_post[vm] and self.post_bytes[vm] > 0:
@@ -441,18 +495,12 @@ class MigrationFabric:
                     self._changed_flows = True
                 else:
                     finished.append(self._release(vm, now, "forced" if self.forced[vm] else "completed"))
-            elif ph == Phase.POSTCOPY:
+            elif ph == _POSTCOPY:
                 self.sent[vm] += self.left[vm]
                 finished.append(self._release(vm, now, "completed"))
-        if due.size:
-            self._until = np.full(len(self._ids), np.inf)  # stale until the next update()
+        self._fresh[due] = False  # predicted again at the next update()
         return finished
 
-    def _set_ids(self, ids: np.ndarray) -> None:
-        # Predictions are stale until the next update(); the simulation calls it before it asks.
-        self._ids = ids
-        self._until = np.full(len(ids), np.inf)
-        self._changed_flows = True
 
     def _pause(self, vm: int, phase: Phase, nbytes: float, now: float) -> None:
         self.phase[vm] = phase
@@ -464,7 +512,8 @@ class MigrationFabric:
         if self.phase[vm] != Phase.WAITING:
             self.busy[s] -= 1
             self.busy[d] -= 1
-            self._set_ids(self._ids[self._ids != vm])
+            self._ids = self._ids[self._ids != vm]
+            self._changed_flows |= bool(IS_FLOWING[self.phase[vm]])
         if not math.isnan(self.paused_since[vm]):
             self.downtime[vm] += now - self.paused_since[vm]
         started = self.phase[vm] != Phase.WAITING
@@ -474,6 +523,7 @@ class MigrationFabric:
                        float(self.downtime[vm]), float(self.throttle[vm]), outcome,
                        bool(self.is_post[vm]), self.reason.pop(vm, ""), int(self.group[vm]))
         self.phase[vm] = Phase.NONE
+        self.due_at[vm] = np.inf
         self.rate[vm] = 0.0
         self.throttle[vm] = 0.0
         self.paused_since[vm] = np.nan
@@ -484,6 +534,7 @@ class MigrationFabric:
         gone = [int(vm) for vm in vms if self.phase[vm] != Phase.NONE]
         if not gone:
             return []
+        self._catch_up(np.array(gone, dtype=np.int64), now)
         waiting = set(self.waiting)
         self.waiting = [vm for vm in self.waiting if vm not in set(gone)]
         out = []
@@ -500,12 +551,10 @@ class MigrationFabric:
         done: list[Finished] = []
         self.admit(now)
         while len(self._ids):
-            self.update(frac * (1.0 - self.throttle))
-            dt = self.next_event_in()
-            if not math.isfinite(dt):
+            self.update(now, frac * (1.0 - self.throttle))
+            now = self.next_event_at()
+            if not math.isfinite(now):
                 raise RuntimeError("migrations can make no progress (a rate is zero)")
-            self.advance(dt)
-            now += dt
             done += self.fire(now)
             self.admit(now)
         return done

@@ -30,7 +30,7 @@ from vsim.model.interfaces import (
 )
 from vsim.model.jobs import Jobs
 from vsim.model.maintenance import MaintenanceWindows
-from vsim.model.migration import PAUSED, Finished, MigrationFabric, MigrationParams, Phase
+from vsim.model.migration import IS_PAUSED, Finished, MigrationFabric, MigrationParams, Phase
 from vsim.model.network import Links
 
 __all__ = ["Simulation"]
@@ -122,7 +122,7 @@ class Simulation:
         self.demand_hz = np.where(running, demand, 0.0)
         self.alloc_hz[:] = 0.0
         fab = self.fabric
-        fab.refresh_rates()
+        fab.refresh_rates(self.engine.now)
         self._overhead_hz = fab.host_cpu_overhead_hz()
         post = fab.in_phase(Phase.POSTCOPY)
         self._exec_host = v.host.copy()
@@ -134,7 +134,7 @@ class Simulation:
             cap = np.minimum(v.limit_hz[ids], v.vcpus[ids] * h.core_hz[host])
             if fab.active.size:
                 # Paused for the switch-over: nothing; throttled by auto-converge: the rest.
-                cap *= np.where(np.isin(fab.phase[ids], PAUSED), 0.0, 1.0 - fab.throttle[ids])
+                cap *= np.where(IS_PAUSED[fab.phase[ids]], 0.0, 1.0 - fab.throttle[ids])
             self.alloc_hz[ids] = self.scheduler.allocate(
                 host, self.demand_hz[ids], v.shares[ids], v.reservation_hz[ids], cap,
                 np.maximum(h.capacity_hz - self._overhead_hz, 0.0),
@@ -143,7 +143,7 @@ class Simulation:
                 # Remote page faults stall the vCPUs of a VM in post-copy.
                 self.alloc_hz[post] *= 1.0 - fab.p.postcopy_slowdown
         if fab.active.size:
-            fab.update(np.divide(self.alloc_hz, v.capacity_hz, out=np.zeros(len(v)),
+            fab.update(self.engine.now, np.divide(self.alloc_hz, v.capacity_hz, out=np.zeros(len(v)),
                                  where=v.capacity_hz > 0))
         if self.jobs is not None:
             share = np.divide(self.job_demand_hz, self.demand_hz,
@@ -188,7 +188,6 @@ class Simulation:
             # in), as measured here rather than CloudSim's fixed 10 %.
             lost = self.demand_hz[moving] - self.alloc_hz[moving]
             t.migration_degradation_hz_s += float(lost.sum()) * dt
-            self.fabric.advance(dt)
         t.energy_j += float(energy.sum())
         t.demand_hz_s += float(self.demand_hz.sum()) * dt
         t.alloc_hz_s += float(self.alloc_hz.sum()) * dt
@@ -212,11 +211,11 @@ class Simulation:
                 self._completion_token += 1
                 token = self._completion_token
                 self.engine.at(self.engine.now + due, lambda: self._on_completion(token))
-            step = self.fabric.next_event_in()
+            when = self.fabric.next_event_at()
             self._fabric_token += 1
-            if math.isfinite(step):
+            if math.isfinite(when):
                 token = self._fabric_token
-                self.engine.at(self.engine.now + step, lambda: self._on_fabric(token))
+                self.engine.at(max(when, self.engine.now), lambda: self._on_fabric(token))
         if self.stop_when_jobs_done and self.jobs is not None and self.jobs.finished_all:
             self.engine.stop()  # every job completed or was killed with its VM
         elif self.stop_when_jobs_done and self._stalled():
