@@ -480,7 +480,7 @@ class MigrationFabric:
                     self.round[vm] += 1
                     self.left[vm] = self.round_bytes[vm] = n
                     self.round_elapsed[vm] = 0.0
-            elif ph == _STOPCOPY or ph == _SWITCHOVER:
+            elif ph in (_STOPCOPY, _SWITCHOVER):
                 self.sent[vm] += self.left[vm]
                 self.phase[vm] = Phase.RESUME
                 self.left[vm] = p.resume_s
