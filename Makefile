@@ -26,6 +26,7 @@ test: lint
 
 bench: $(BIN)/vsim
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/migrations.py
 
 workloads: $(BIN)/vsim
 	$(BIN)/python workloads/planetlab/build.py ../shared/data/planetlab

@@ -108,3 +108,20 @@ def test_an_unknown_host_group_in_a_drain_is_named_with_a_suggestion() -> None:
         vsim.run(vsim.parse_scenario(DRAIN.replace("hosts: rack-a,", "hosts: rack-x,")))
     text = str(err.value)
     assert "maintenance.0.hosts" in text and "rack-x" in text and "did you mean" in text
+
+
+def test_with_ram_over_bandwidth_a_drain_takes_what_the_peers_predict() -> None:
+    # The peers' model (RAM / NIC, nothing shared, no fixed costs) simulated, and the same
+    # estimate computed by list scheduling: they agree. Pre-copy takes longer than either.
+    text = DRAIN.replace("max_concurrent: 1}", "max_concurrent: 2}")
+    naive = run_text(text.replace("    placement:", "    migration: {model: ram-over-bandwidth}\n"
+                                  "    placement:"))
+    (drain,) = naive.summary["maintenance"]
+    # Two at a time at the full NIC each (nothing shared): 1 GiB / 125e6, then the third.
+    assert drain["drained_s"] == pytest.approx(2 * GIB / 125e6)
+    assert drain["drained_s"] == pytest.approx(drain["predicted_ram_over_bandwidth_s"])
+    # Pre-copy: the first two share the NIC (each round 0 and stop-and-copy take twice as long),
+    # then the third runs alone.
+    round_0 = GIB * (1 + 8 / 4096) / 125e6
+    (real,) = run_text(text).summary["maintenance"]
+    assert real["drained_s"] == pytest.approx(0.05 + 2 * round_0 + 2 * STOP_COPY_S + 0.02 + ONE_S)

@@ -20,7 +20,7 @@ event. The rates of all flows come from :func:`max_min_rates` whenever the set o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 
 import numpy as np
@@ -127,6 +127,10 @@ class MigrationFabric:
     def __init__(self, params: MigrationParams, links: Links, ram_bytes: np.ndarray,
                  dirty_bytes_s: np.ndarray, wws_bytes: np.ndarray, net_bytes_s: np.ndarray,
                  vm_host: np.ndarray) -> None:
+        if params.model == "ram-over-bandwidth":
+            # The peers' model: RAM over the slower NIC and nothing else.
+            params = replace(params, setup_s=0.0, resume_s=0.0, device_state_bytes=0.0,
+                             page_overhead_bytes=0.0, zero_page_frac=0.0, cpu_cycles_per_byte=0.0)
         self.p = params
         self.links = links
         self.ram = np.asarray(ram_bytes, dtype=float)
@@ -434,7 +438,7 @@ class MigrationFabric:
         finished: list[Finished] = []
         p = self.p
         body = (1.0 - p.zero_page_frac) * p.wire_factor
-        device = 0.0 if p.model == "ram-over-bandwidth" else p.device_state_bytes
+        device = p.device_state_bytes
         # The round-end decisions of all pre-copy migrations due now, at once.
         pre = due[self.phase[due] == _PRECOPY]
         decided: dict[int, tuple[int, float]] = {}
