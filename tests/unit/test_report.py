@@ -105,6 +105,15 @@ def run() -> tuple[dict[str, pd.DataFrame], dict, dict]:
                 "finish_s": [600.0, np.nan],
             }
         ),
+        "migrations": pd.DataFrame(
+            {
+                "time_s": [300.0, 300.0],
+                "vm": [0, 1],
+                "duration_s": [8.7, 3.0],
+                "downtime_s": [0.028, 0.0],
+                "outcome": ["completed", "aborted"],
+            }
+        ),
     }
     summary = {
         "scenario": "tiny",
@@ -124,6 +133,9 @@ def run() -> tuple[dict[str, pd.DataFrame], dict, dict]:
         "vms_unplaced": 0,
         "jobs": {"completed": 1, "total": 2, "makespan_s": 600.0, "mean_completion_s": 600.0},
         "wall_time_s": 1.5,
+        "maintenance": [{"name": "rack-a", "vms": 1, "migrations": 1, "drained_s": 8.7,
+                         "predicted_ram_over_bandwidth_s": 8.6, "worst_downtime_s": 0.028,
+                         "unplaced": 0}],
     }
     meta = {
         "vsim_version": "0.1.0",
@@ -141,6 +153,7 @@ SECTIONS = {  # table -> (section id, figure div ids drawn from it)
     "hosts": ("sec-heatmap", ["fig-host-heatmap", "fig-host-energy"]),
     "vms": ("sec-ready", ["fig-ready-hist", "fig-ready-time"]),
     "jobs": ("sec-jobs", ["fig-job-times"]),
+    "migrations": ("sec-migrations", ["fig-migration-time", "fig-migration-downtime"]),
     "events": ("sec-events", []),
 }
 
@@ -343,6 +356,9 @@ def test_full_report_has_every_section_and_loads_nothing_from_the_network(run) -
         for fig in figures:
             assert f'id="{fig}"' in rest
     assert '<section id="sec-energy">' in rest
+    # One completed and one aborted migration; the drain's row, with its times readable.
+    assert "2 live migrations (1 completed, 1 aborted)" in rest and "worst 28 ms" in rest
+    assert "<td>rack-a</td>" in rest and "8.7 s" in rest
     # Header and key figures, formatted.
     for text in (
         "<h1>tiny</h1>",

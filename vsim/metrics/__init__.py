@@ -237,7 +237,7 @@ def summarize(rec: Recorder, totals: RunTotals, jobs: Jobs | None, *, scenario: 
             {"name": e.name, "start_s": e.start_s, "vms": e.vms, "migrations": e.migrations,
              "drained_s": None if math.isnan(e.end_s) else e.end_s - e.start_s,
              "unplaced": e.unplaced, "worst_downtime_s": e.worst_downtime_s,
-             "bytes": e.bytes, "predicted_ram_over_bandwidth_s": e.predicted_ram_over_bandwidth_s}
+             "sent_bytes": e.bytes, "predicted_ram_over_bandwidth_s": e.predicted_ram_over_bandwidth_s}
             for e in totals.evacuations]
     if jobs is not None:
         done = ~np.isnan(jobs.finish_s)
@@ -261,12 +261,12 @@ def _migration_summary(records: list[MigrationRecord]) -> dict[str, Any]:
     took = np.array([r.duration_s for r in ran])
     return {
         **outcomes,
-        "duration_s_mean": float(took.mean()) if took.size else 0.0,
-        "duration_s_max": float(took.max()) if took.size else 0.0,
-        "downtime_s_mean": float(down.mean()) if down.size else 0.0,
-        "downtime_s_max": float(down.max()) if down.size else 0.0,
-        "bytes": float(sum(r.bytes for r in ran)),
-        "queued_s_max": float(max((r.queued_s for r in ran), default=0.0)),
+        "duration_mean_s": float(took.mean()) if took.size else 0.0,
+        "duration_max_s": float(took.max()) if took.size else 0.0,
+        "downtime_mean_s": float(down.mean()) if down.size else 0.0,
+        "downtime_max_s": float(down.max()) if down.size else 0.0,
+        "sent_bytes": float(sum(r.bytes for r in ran)),
+        "queued_max_s": float(max((r.queued_s for r in ran), default=0.0)),
     }
 
 

@@ -215,3 +215,13 @@ def job_completion_figure(completion_s: np.ndarray) -> go.Figure:
     )
     return _histogram_figure(completion_s, f"completion time, finish − start ({unit})", "jobs",
                              scale=scale)
+
+
+def migration_duration_figure(duration_s: np.ndarray) -> go.Figure:
+    """How many live migrations took how long, from start to the VM running on its destination."""
+    return _histogram_figure(duration_s, "migration time (s)", "migrations")
+
+
+def migration_downtime_figure(downtime_s: np.ndarray) -> go.Figure:
+    """How many live migrations paused their VM for how long (x in ms)."""
+    return _histogram_figure(downtime_s * 1000.0, "downtime (ms)", "migrations")

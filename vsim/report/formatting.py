@@ -46,6 +46,16 @@ _LABELS = {
     "jobs.total": "Jobs submitted",
     "jobs.makespan_s": "Job makespan",
     "jobs.mean_completion_s": "Job completion time, mean",
+    "migration.completed": "Migrations completed",
+    "migration.forced": "Migrations forced to stop-and-copy",
+    "migration.aborted": "Migrations aborted",
+    "migration.abandoned": "Migrations abandoned (VM departed)",
+    "migration.duration_mean_s": "Migration time, mean",
+    "migration.duration_max_s": "Migration time, longest",
+    "migration.downtime_mean_s": "Migration downtime, mean",
+    "migration.downtime_max_s": "Migration downtime, worst",
+    "migration.sent_bytes": "Migration traffic",
+    "migration.queued_max_s": "Migration wait for a slot, longest",
     "wall_time_s": "Wall time of the run",
 }
 # Shown in the page header instead, or redundant with another row (energy is shown in kWh).

@@ -238,6 +238,41 @@ def _jobs_section(ctx: _Context) -> _Section | None:
     return _Section("sec-jobs", "Jobs", body)
 
 
+def _migrations_section(ctx: _Context) -> _Section | None:
+    mig = ctx.table("migrations", ["duration_s", "downtime_s", "outcome"])
+    if mig is None:
+        return None
+    ran = mig[mig["outcome"].astype(str) != "abandoned"]
+    outcomes = ", ".join(f"{n:,} {k}" for k, n in mig["outcome"].astype(str).value_counts().items())
+    parts = []
+    if len(ran):
+        parts.append(_figure_html(figs.migration_duration_figure(ran["duration_s"].to_numpy()),
+                                  "fig-migration-time"))
+        parts.append(_caption(
+            f"{len(mig):,} live migrations ({outcomes}). Time from start to the VM running on "
+            f"its destination: median {format_duration(float(ran['duration_s'].median()))}, "
+            f"longest {format_duration(float(ran['duration_s'].max()))}."))
+        moved = ran[ran["outcome"].astype(str) != "aborted"]
+        if len(moved):
+            parts.append(_figure_html(figs.migration_downtime_figure(moved["downtime_s"].to_numpy()),
+                                      "fig-migration-downtime"))
+            parts.append(_caption(
+                f"Downtime (VM paused for the switch-over): median "
+                f"{float(moved['downtime_s'].median()) * 1000:.0f} ms, worst "
+                f"{float(moved['downtime_s'].max()) * 1000:.0f} ms."))
+    drains = ctx.summary.get("maintenance") or []
+    if drains:
+        frame = pd.DataFrame([{
+            "drain": d["name"], "VMs": d["vms"], "migrations": d["migrations"],
+            "drained in": d["drained_s"], "RAM / bandwidth predicts": d["predicted_ram_over_bandwidth_s"],
+            "worst downtime (ms)": d["worst_downtime_s"] * 1000.0, "left behind": d["unplaced"],
+        } for d in drains])
+        parts.append("<h3>Maintenance drains</h3>" + html_table(frame, {
+            "drained in": format_duration, "RAM / bandwidth predicts": format_duration,
+            "worst downtime (ms)": lambda v: f"{v:,.0f}"}))
+    return _Section("sec-migrations", "Live migrations", "".join(parts)) if parts else None
+
+
 def _events_section(ctx: _Context) -> _Section | None:
     events = ctx.table("events", ["kind"])
     if events is None:
@@ -268,6 +303,7 @@ _SECTIONS = (
     _ready_section,
     _energy_section,
     _jobs_section,
+    _migrations_section,
     _events_section,
 )
 
