@@ -14,21 +14,42 @@ if TYPE_CHECKING:
 __all__ = ["HISTORY", "Planner", "power_at"]
 
 HISTORY = 30  # PowerVm.HISTORY_LENGTH
+# How close to the limit LR's linear screen may land and still decide: its rounding differs from
+# the exact fit's by ~1e-15 for utilisation histories of order 1, so 1e-9 leaves a wide berth.
+SCREEN_MARGIN = 1e-9
+_OK, _OVER, _UNSURE = 0, 1, 2
 
 
 def power_at(table: np.ndarray, h: np.ndarray | int, u: np.ndarray | float) -> np.ndarray:
     """PowerModelSpecPower.getPower as CloudSim computes it; ties between hosts hinge on its
-    rounding: a utilisation whose remainder by 0.1 is exactly 0 reads that table point.
-    Utilisations are in [0, 1] here (CloudSim refuses others)."""
-    u = np.asarray(u, dtype=float)
-    x = u * 10
-    i1 = x.astype(np.int64)  # floor, for u >= 0
-    i2 = np.minimum(i1 + (x > i1), 10)
-    flat = table.ravel()
-    base = np.asarray(h) * table.shape[1]
-    p1, p2 = flat[base + i1], flat[base + i2]
-    interp = p1 + (p2 - p1) / 10 * (u - i1 / 10) * 100
-    return np.where(np.fmod(u, 0.1) == 0, p1, interp)
+    rounding: P = p[i] + (p[i + 1] - p[i]) / 10 * (u - i / 10) * 100 with i = floor(10 u), and a
+    utilisation whose remainder by 0.1 is exactly 0 reads that table point. Utilisations are in
+    [0, 1] here (CloudSim refuses others)."""
+    return _PowerTable(table).at(np.asarray(h), np.asarray(u, dtype=float))
+
+
+class _PowerTable:
+    """``power_at`` for one table, with the per-segment slopes computed once.
+
+    The remainder test needs no fmod: in [0, 1] only u = 0, 0.1, 0.2, 0.4 and 0.8 are exact
+    multiples of the double 0.1 (3 x 0.1, 5 x 0.1, ... are not representable), and for each of
+    them 10 u rounds to an integer, where the interpolation already returns p[i] (the slope term
+    is multiplied by zero). So the slope is taken only where 10 u > i, exactly as CloudSim's
+    p[i + 1] - p[i] is zero otherwise."""
+
+    def __init__(self, table: np.ndarray) -> None:
+        self.width = table.shape[1]
+        self.flat = table.ravel()
+        slope = np.zeros_like(table)
+        slope[:, :-1] = (table[:, 1:] - table[:, :-1]) / 10
+        self.slope = slope.ravel()
+
+    def at(self, h: np.ndarray, u: np.ndarray) -> np.ndarray:
+        x = u * 10
+        i1 = x.astype(np.int64)  # floor, for u >= 0
+        at = h * self.width + i1
+        slope = np.where(x > i1, self.slope[at], 0.0)
+        return self.flat[at] + slope * (u - i1 / 10) * 100
 
 
 class Planner:
@@ -60,9 +81,23 @@ class Planner:
         self.available = np.zeros(n_h)
         self._refresh(slice(None))
         hosts_all = np.arange(n_h)
-        self.power_now = power_at(s.power_table, hosts_all, np.minimum(dc.u_last, 1.0))
+        self.power = _PowerTable(s.power_table)
+        self.power_now = self.power.at(hosts_all, np.minimum(dc.u_last, 1.0))
         self.moving = dc.migrating_out()
         self.moving[pv] = True
+        # LR's prediction is linear in the history, so a host's prediction with a VM added is
+        # its own plus the VM's, up to rounding: find_host screens all candidates at once with
+        # that and runs the exact test only where the screen is within SCREEN_MARGIN of the limit.
+        self.lr_weights: np.ndarray | None = None
+        linear_weights = getattr(self.detector, "linear_weights", None)
+        if linear_weights is not None:
+            # Histories are newest first: the last k values oldest first are columns k-1..0.
+            self.lr_weights = np.asarray(linear_weights())[::-1].copy()
+            self.lin = self.hist[:, :len(self.lr_weights)] @ self.lr_weights
+            _, self.n_trim = self._trimmed(self.hist)
+            # A negative entry (rounding left by a VM taken off) could cancel a VM's value exactly;
+            # the trimmed length of the sum is then not the larger of the two: test such hosts exactly.
+            self.negative = (self.hist < 0).any(axis=1)
 
     # Host state as CloudSim's policy sees it --------------------------------------------
 
@@ -117,6 +152,12 @@ class Planner:
         self.hist[host] += sign * dc.hist[vm] * dc.s.vm_mips[vm] / dc.mips[host]
         self.u_res[host] += sign * min(dc.request[vm], dc.s.pe_mips[host])
         self._refresh_one(host)
+        if self.lr_weights is not None:
+            row = self.hist[host]
+            self.lin[host] = row[:len(self.lr_weights)] @ self.lr_weights
+            nz = np.flatnonzero(row)
+            self.n_trim[host] = nz[-1] + 1 if nz.size else 0
+            self.negative[host] = row.min() < 0
         if sign > 0:
             self.lists[host].append(vm)
         else:
@@ -132,7 +173,54 @@ class Planner:
         cand = np.flatnonzero(ok)
         if cand.size == 0:
             return -1
-        cost = power_at(dc.s.power_table, cand, after[cand]) - self.power_now[cand]
+        cost = self.power.at(cand, after[cand]) - self.power_now[cand]
+        verdict = self._screen(vm, cand)
+        if verdict is None:
+            return self._first_not_overloaded(vm, cand, cost)
+        # Cheapest first, lowest host id on ties (argmin takes the first minimum), skipping the
+        # hosts the screen found overloaded; an uncertain one gets the exact test.
+        cost[verdict == _OVER] = np.inf
+        while True:
+            i = int(np.argmin(cost))
+            if cost[i] == np.inf:
+                return -1
+            if verdict[i] == _OK or not self.overloaded(cand[i:i + 1], vm)[0]:
+                return int(cand[i])
+            cost[i] = np.inf
+
+    def _screen(self, vm: int, cand: np.ndarray) -> np.ndarray | None:
+        """Overload verdicts of ``cand`` with ``vm`` added (_OK, _OVER or _UNSURE), for THR
+        (exact) and LR (linear screen); None for detectors that need the exact test throughout.
+        An empty host is never refused: the VM alone is what it would run."""
+        dc = self.dc
+        util = (self.req[cand] + dc.request[vm]) / dc.mips[cand]  # as ``overloaded`` computes it
+        if not getattr(self.detector, "uses_history", True):
+            verdict = self._by_utilisation(util).astype(np.int8)  # THR: exact, all at once
+        elif self.lr_weights is not None:
+            row = dc.hist[vm]
+            nz = np.flatnonzero(row)
+            n = np.maximum(self.n_trim[cand], nz[-1] + 1 if nz.size else 0)
+            share = dc.s.vm_mips[vm] / dc.mips[cand]
+            k = len(self.lr_weights)
+            predicted = self.lin[cand] + share * float(row[:k] @ self.lr_weights)
+            verdict = np.where(predicted >= 1.0, _OVER, _OK).astype(np.int8)
+            verdict[np.abs(predicted - 1.0) <= SCREEN_MARGIN] = _UNSURE
+            short = n < k
+            if short.any():  # too short a history to fit: the detector's fallback, exactly
+                verdict[short] = self._by_utilisation(util[short])
+            verdict[self.negative[cand]] = _UNSURE
+        else:
+            return None
+        verdict[self.alloc[cand] == 0] = _OK
+        return verdict
+
+    def _by_utilisation(self, util: np.ndarray) -> np.ndarray:
+        """The detector's verdict on hosts without (enough) history: it reads only ``util``."""
+        return self.detector(util, np.zeros((len(util), HISTORY)), np.zeros(len(util), np.int64))
+
+    def _first_not_overloaded(self, vm: int, cand: np.ndarray, cost: np.ndarray) -> int:
+        """The cheapest candidate that ``vm`` would not overload, testing a few at a time."""
+        alloc = self.alloc
         order = np.argsort(cost, kind="stable")
         start, chunk = 0, 4
         while start < order.size:
