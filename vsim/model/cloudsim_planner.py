@@ -11,7 +11,7 @@ import numpy as np
 if TYPE_CHECKING:
     from vsim.model.cloudsim_compat import _Datacenter
 
-__all__ = ["HISTORY", "Planner", "power_at"]
+__all__ = ["HISTORY", "Planner", "PowerTable", "power_at"]
 
 HISTORY = 30  # PowerVm.HISTORY_LENGTH
 # How close to the limit LR's linear screen may land and still decide: its rounding differs from
@@ -25,10 +25,10 @@ def power_at(table: np.ndarray, h: np.ndarray | int, u: np.ndarray | float) -> n
     rounding: P = p[i] + (p[i + 1] - p[i]) / 10 * (u - i / 10) * 100 with i = floor(10 u), and a
     utilisation whose remainder by 0.1 is exactly 0 reads that table point. Utilisations are in
     [0, 1] here (CloudSim refuses others)."""
-    return _PowerTable(table).at(np.asarray(h), np.asarray(u, dtype=float))
+    return PowerTable(table).at(np.asarray(h), np.asarray(u, dtype=float))
 
 
-class _PowerTable:
+class PowerTable:
     """``power_at`` for one table, with the per-segment slopes computed once.
 
     The remainder test needs no fmod: in [0, 1] only u = 0, 0.1, 0.2, 0.4 and 0.8 are exact
@@ -81,7 +81,7 @@ class Planner:
         self.available = np.zeros(n_h)
         self._refresh(slice(None))
         hosts_all = np.arange(n_h)
-        self.power = _PowerTable(s.power_table)
+        self.power = dc.power
         self.power_now = self.power.at(hosts_all, np.minimum(dc.u_last, 1.0))
         self.moving = dc.migrating_out()
         self.moving[pv] = True
@@ -92,11 +92,14 @@ class Planner:
         linear_weights = getattr(self.detector, "linear_weights", None)
         if linear_weights is not None:
             # Histories are newest first: the last k values oldest first are columns k-1..0.
-            self.lr_weights = np.asarray(linear_weights())[::-1].copy()
-            self.lin = self.hist[:, :len(self.lr_weights)] @ self.lr_weights
-            _, self.n_trim = self._trimmed(self.hist)
-            # A negative entry (rounding left by a VM taken off) could cancel a VM's value exactly;
-            # the trimmed length of the sum is then not the larger of the two: test such hosts exactly.
+            w = self.lr_weights = np.asarray(linear_weights())[::-1].copy()
+            k = len(w)
+            self.lin, self.vm_lin = self.hist[:, :k] @ w, dc.hist[:, :k] @ w
+            # Whether the trimmed history has k values: a nonzero value k or more back. A host's
+            # with a VM added has them when either has (the values are >= 0) ...
+            self.long, self.vm_long = self.hist[:, k - 1:].any(axis=1), dc.hist[:, k - 1:].any(axis=1)
+            # ... unless a negative entry (rounding left by a VM taken off) cancels the VM's value
+            # exactly: such hosts get the exact test (the flag stays up for the tick).
             self.negative = (self.hist < 0).any(axis=1)
 
     # Host state as CloudSim's policy sees it --------------------------------------------
@@ -155,9 +158,11 @@ class Planner:
         if self.lr_weights is not None:
             row = self.hist[host]
             self.lin[host] = row[:len(self.lr_weights)] @ self.lr_weights
-            nz = np.flatnonzero(row)
-            self.n_trim[host] = nz[-1] + 1 if nz.size else 0
-            self.negative[host] = row.min() < 0
+            if sign > 0:
+                self.long[host] |= self.vm_long[vm]
+            else:
+                self.long[host] = row[len(self.lr_weights) - 1:].any()
+                self.negative[host] |= row.min() < 0
         if sign > 0:
             self.lists[host].append(vm)
         else:
@@ -193,26 +198,26 @@ class Planner:
         (exact) and LR (linear screen); None for detectors that need the exact test throughout.
         An empty host is never refused: the VM alone is what it would run."""
         dc = self.dc
-        util = (self.req[cand] + dc.request[vm]) / dc.mips[cand]  # as ``overloaded`` computes it
         if not getattr(self.detector, "uses_history", True):
-            verdict = self._by_utilisation(util).astype(np.int8)  # THR: exact, all at once
+            verdict = self._by_utilisation(self._util_with(vm, cand)).view(np.int8)  # THR, exact
         elif self.lr_weights is not None:
-            row = dc.hist[vm]
-            nz = np.flatnonzero(row)
-            n = np.maximum(self.n_trim[cand], nz[-1] + 1 if nz.size else 0)
             share = dc.s.vm_mips[vm] / dc.mips[cand]
-            k = len(self.lr_weights)
-            predicted = self.lin[cand] + share * float(row[:k] @ self.lr_weights)
-            verdict = np.where(predicted >= 1.0, _OVER, _OK).astype(np.int8)
+            predicted = self.lin[cand] + share * self.vm_lin[vm]
+            verdict = (predicted >= 1.0).view(np.int8)  # _OVER or _OK
             verdict[np.abs(predicted - 1.0) <= SCREEN_MARGIN] = _UNSURE
-            short = n < k
-            if short.any():  # too short a history to fit: the detector's fallback, exactly
-                verdict[short] = self._by_utilisation(util[short])
+            if not self.vm_long[vm]:
+                short = ~self.long[cand]
+                if short.any():  # too short a history to fit: the detector's fallback, exactly
+                    verdict[short] = self._by_utilisation(self._util_with(vm, cand[short]))
             verdict[self.negative[cand]] = _UNSURE
         else:
             return None
         verdict[self.alloc[cand] == 0] = _OK
         return verdict
+
+    def _util_with(self, vm: int, hosts: np.ndarray) -> np.ndarray:
+        """Utilisation of ``hosts`` with ``vm`` added, as ``overloaded`` computes it."""
+        return (self.req[hosts] + self.dc.request[vm]) / self.dc.mips[hosts]
 
     def _by_utilisation(self, util: np.ndarray) -> np.ndarray:
         """The detector's verdict on hosts without (enough) history: it reads only ``util``."""

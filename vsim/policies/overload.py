@@ -28,6 +28,7 @@ inputs.
 
 from __future__ import annotations
 
+import bisect
 import inspect
 import math
 from collections.abc import Callable
@@ -244,7 +245,11 @@ class MedianAbsoluteDeviation(_AdaptiveThreshold):
 
     def _spread_one(self, values: list[float]) -> float:
         med = _commons_median_one(values)
-        return _commons_median_one(sorted(abs(med - x) for x in values))
+        # |med - x| over sorted values is two sorted runs: med - x below the median (reversed)
+        # and x - med above it (the same doubles as abs(med - x)); sorted() merges runs fast.
+        k = bisect.bisect_right(values, med)
+        below = [med - x for x in values[k - 1::-1]] if k else []
+        return _commons_median_one(sorted(below + [x - med for x in values[k:]]))
 
 
 def _commons_median_one(values: list[float]) -> float:
