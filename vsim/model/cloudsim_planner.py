@@ -224,19 +224,24 @@ class Planner:
         return self.detector(util, np.zeros((len(util), HISTORY)), np.zeros(len(util), np.int64))
 
     def _first_not_overloaded(self, vm: int, cand: np.ndarray, cost: np.ndarray) -> int:
-        """The cheapest candidate that ``vm`` would not overload, testing a few at a time."""
-        alloc = self.alloc
-        order = np.argsort(cost, kind="stable")
-        start, chunk = 0, 4
-        while start < order.size:
-            hosts = cand[order[start:start + chunk]]
-            busy = alloc[hosts] != 0
-            ok = ~busy
-            if busy.any():
-                ok[busy] = ~self.overloaded(hosts[busy], vm)
-            if ok.any():
-                return int(hosts[np.argmax(ok)])
-            start, chunk = start + chunk, chunk * 4
+        """The cheapest candidate that ``vm`` would not overload (ties: lowest host id), testing
+        one host at a time: the first one or two usually pass."""
+        dc = self.dc
+        r = dc.request[vm]
+        vm_hist = dc.hist[vm]
+        vm_mips = dc.s.vm_mips[vm]
+        alloc, req, hist, mips = self.alloc, self.req, self.hist, dc.mips
+        one = self.detector.one
+        for h in cand[np.argsort(cost, kind="stable")].tolist():
+            if alloc[h] == 0:
+                return h
+            # ``overloaded([h], vm)``, on one row: the same operations on the same doubles.
+            row = (hist[h] + vm_hist * (vm_mips / mips[h])).tolist()
+            n = len(row)
+            while n and row[n - 1] == 0:
+                n -= 1
+            if not one(float((req[h] + r) / mips[h]), row[:n][::-1]):
+                return h
         return -1
 
     def place_all(self, vms: list[int], excluded: np.ndarray, all_or_nothing: bool
