@@ -8,10 +8,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import vsim
 import vsim.model.simulation as simulation
-from vsim.model.datacenter import VmState
+from vsim.model.datacenter import HostState, PlacementView, VmState
+from vsim.model.interfaces import ConsolidationView
+from vsim.model.power import POWER_TABLES, PowerCurves
+from vsim.policies.consolidation import PowerAwarePlacer
+from vsim.policies.overload import make_overload_detector
 
 
 def random_scenario(rng: np.random.Generator, i: int) -> dict:
@@ -71,3 +77,89 @@ def test_invariants_hold_at_every_instant(i: int, monkeypatch) -> None:
     hosts, info = result.tables["hosts"], result.tables["host_info"].set_index("host")
     ram = info.loc[hosts["host"], "ram_bytes"].to_numpy() * data["placement"]["ram_overcommit"]
     assert (hosts["mem_used_bytes"].to_numpy() <= ram * (1 + 1e-9)).all()
+
+
+# PABFD's shortcuts decide exactly as the full test: the overload screen of best_host (THR at
+# once, LR by its linear form) against the detector on every candidate, and the undo log against
+# the state before a dropped plan.
+
+GIB = 1024.0**3
+
+
+def random_view(seed: int, width: int = 30) -> ConsolidationView:
+    rng = np.random.default_rng(seed)
+    n_h, n_v = int(rng.integers(3, 30)), int(rng.integers(1, 60))
+    cores = rng.integers(1, 4, n_h).astype(float)
+    capacity = cores * rng.choice([1.86e9, 2.66e9], n_h)
+    vm_capacity = rng.choice([0.5e9, 1e9, 2e9, 2.5e9], n_v)
+    # Coarse grids make equal costs and histories right at the limits frequent.
+    vm_history = np.round(rng.random((n_v, width)) * 8) / 8
+    vm_n_valid = rng.integers(0, width + 1, n_v)
+    vm_demand = np.round(rng.random(n_v) * 8) / 8 * vm_capacity
+    vm_host = rng.integers(0, n_h, n_v)
+    host_history = np.zeros((n_h, width))
+    np.add.at(host_history, vm_host, vm_history * vm_capacity[:, None])
+    host_history /= capacity[:, None]
+    host_n_valid = np.zeros(n_h, dtype=np.int64)
+    np.maximum.at(host_n_valid, vm_host, vm_n_valid)
+    vm_ram = rng.choice([0.5, 1.0, 2.0], n_v) * GIB
+    tables = list(POWER_TABLES.values())
+    power = PowerCurves(tables, [0.0, 0.0], of_host=rng.integers(0, 2, n_h))
+    zeros = np.zeros(n_h)
+    placement = PlacementView(
+        host_cores=cores, host_capacity_hz=capacity, host_ram_bytes=np.full(n_h, 8 * GIB),
+        host_state=np.full(n_h, HostState.ON), host_vcpus_used=np.bincount(vm_host, minlength=n_h)
+        .astype(float), host_ram_used=np.bincount(vm_host, weights=vm_ram, minlength=n_h),
+        host_reservation_used_hz=zeros, host_vm_count=np.bincount(vm_host, minlength=n_h),
+        host_cpu_committed_hz=np.bincount(vm_host, weights=vm_capacity, minlength=n_h),
+        vm_vcpus=np.ones(n_v), vm_ram_bytes=vm_ram, vm_reservation_hz=np.zeros(n_v),
+        vm_capacity_hz=vm_capacity, vm_priority=np.zeros(n_v), power=power)
+    return ConsolidationView(
+        placement=placement, power=power,
+        host_demand_hz=np.bincount(vm_host, weights=vm_demand, minlength=n_h),
+        vm_demand_hz=vm_demand, vm_host=vm_host, vm_state=np.full(n_v, VmState.RUNNING),
+        vm_history=vm_history, vm_n_valid=vm_n_valid, host_history=host_history,
+        host_n_valid=host_n_valid)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), detector=st.sampled_from(["thr", "lr", "lrr"]),
+       safety=st.sampled_from([0.8, 1.0, 1.2]))
+def test_screened_best_host_is_the_full_scan(seed: int, detector: str, safety: float) -> None:
+    view = random_view(seed)
+    params = {"threshold": safety * 0.7} if detector == "thr" else {"safety": safety}
+    det = make_overload_detector(detector, **params)
+    screened = PowerAwarePlacer(view, det, cpu_overcommit=4.0, ram_overcommit=1.0)
+    full = PowerAwarePlacer(view, det, cpu_overcommit=4.0, ram_overcommit=1.0)
+    full._screen = lambda *args: None  # the detector on every candidate, cheapest first
+    rng = np.random.default_rng(seed)
+    n_h = len(view.host_demand_hz)
+    # Place every VM in turn (moves change the state the next choice sees).
+    for vm in rng.permutation(len(view.vm_demand_hz)).tolist():
+        allowed = rng.random(n_h) < 0.8
+        a, b = screened.best_host(vm, allowed), full.best_host(vm, allowed)
+        assert a == b
+        if a >= 0:
+            screened.move(vm, int(view.vm_host[vm]), a)
+            full.move(vm, int(view.vm_host[vm]), b)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_rollback_restores_the_exact_state(seed: int) -> None:
+    view = random_view(seed)
+    placer = PowerAwarePlacer(view, make_overload_detector("lr"), 4.0, 1.0)
+    before = [a.copy() for a in (placer.demand, placer.history, placer.n_valid, placer.vcpus,
+                                 placer.ram, placer.power_now, placer.lin)]
+    rng = np.random.default_rng(seed)
+    n_h = len(view.host_demand_hz)
+    placer.tentative()
+    for vm in range(len(view.vm_demand_hz)):
+        placer.move(vm, int(view.vm_host[vm]), int(rng.integers(0, n_h)))
+    placer.rollback()
+    after = (placer.demand, placer.history, placer.n_valid, placer.vcpus, placer.ram,
+             placer.power_now)
+    for x, y in zip(before, after, strict=False):
+        assert x.tobytes() == y.tobytes()
+    # The LR screen's host terms are recomputed per host: the same up to rounding.
+    assert np.allclose(before[-1], placer.lin, rtol=0, atol=1e-12)

@@ -15,7 +15,7 @@ from conftest import REPO, scenario
 
 import vsim
 from vsim.errors import ScenarioError
-from vsim.model.cloudsim_planner import power_at
+from vsim.model.cloudsim_planner import Planner, power_at
 
 PLANETLAB = REPO / "scenarios" / "planetlab"
 COMPAT = {"semantics": "cloudsim"}
@@ -93,3 +93,34 @@ def test_the_day_is_a_field() -> None:
         PLANETLAB / "dvfs.yaml", overrides={**COMPAT, "workloads.trace.day": "20110306"}
     )).tables["vm_info"]["group"].value_counts()
     assert sorted(groups.tolist()) == sorted([225, 225, 225, 898 - 3 * 225])
+
+
+def test_power_needs_no_remainder_test() -> None:
+    # power_at skips CloudSim's "u % 0.1 == 0" test (see PowerTable); the same doubles as the
+    # formula with it, including at and next to every table point.
+    table = np.array([[86.0, 89.4, 92.6, 96.0, 99.5, 102.0, 106.0, 108.0, 112.0, 114.0, 117.0],
+                      [93.7, 97.0, 101.0, 105.0, 110.0, 116.0, 121.0, 125.0, 129.0, 133.0, 135.0]])
+    points = np.r_[np.arange(11) / 10, np.arange(11) * 0.1, np.linspace(0, 1, 1001)]
+    u = np.clip(np.r_[points, np.nextafter(points, 2), np.nextafter(points, -1),
+                      np.random.default_rng(3).random(100_000)], 0.0, 1.0)
+    h = np.arange(len(u)) % 2
+    x = u * 10
+    i1 = x.astype(np.int64)
+    i2 = np.minimum(i1 + (x > i1), 10)
+    p1, p2 = table[h, i1], table[h, i2]
+    cloudsim = np.where(np.fmod(u, 0.1) == 0, p1, p1 + (p2 - p1) / 10 * (u - i1 / 10) * 100)
+    assert power_at(table, h, u).tobytes() == cloudsim.tobytes()
+
+
+@pytest.mark.parametrize("name", ["thr-mmt", "lr-mmt"])
+def test_placement_screen_decides_as_the_full_test(name: str, monkeypatch: pytest.MonkeyPatch
+                                                   ) -> None:
+    # find_host screens candidates (THR exactly, LR by its linear form); without the screen
+    # every candidate gets the detector itself. Four hours cover the short-history fallback
+    # and hundreds of placements.
+    screened = run_compat(name, duration="4 h")
+    monkeypatch.setattr(Planner, "_screen", lambda self, vm, cand: None)
+    full = run_compat(name, duration="4 h")
+    assert screened.summary["energy_j"] == full.summary["energy_j"]
+    assert screened.tables["migrations"].equals(full.tables["migrations"])
+    assert len(full.tables["migrations"]) > 100

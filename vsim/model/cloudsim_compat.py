@@ -29,7 +29,7 @@ from typing import Protocol
 
 import numpy as np
 
-from vsim.model.cloudsim_planner import HISTORY, Planner, power_at
+from vsim.model.cloudsim_planner import HISTORY, Planner, PowerTable
 
 __all__ = ["CompatResult", "CompatSpec", "run_cloudsim"]
 
@@ -80,6 +80,8 @@ class _Datacenter:
         self.s = s
         h, n = len(s.pe_mips), len(s.vm_mips)
         self.mips = s.pe_mips * s.pes
+        self.hosts = np.arange(h)
+        self.power = PowerTable(s.power_table)
         self.host = np.full(n, -1, dtype=np.int64)  # where the VM runs (source while migrating)
         self.alive = np.ones(n, dtype=bool)
         self.vms_of: list[list[int]] = [[] for _ in range(h)]  # CloudSim's host VM lists
@@ -222,14 +224,13 @@ class _Datacenter:
         self.reallocate()
         self.u_last = self.host_alloc() / self.mips
         if dt > 0:
-            hosts = np.arange(len(self.mips))
+            hosts = self.hosts
             if self.s.mode == "npa":
-                e = power_at(self.s.power_table, hosts, np.ones(len(hosts))) * dt
+                e = self.power.at(hosts, np.ones(len(hosts))) * dt
             else:
-                safe = np.minimum(previous, 1.0)
-                e = np.where(previous > 0, (power_at(self.s.power_table, hosts, safe) + (
-                    power_at(self.s.power_table, hosts, np.minimum(self.u_last, 1.0))
-                    - power_at(self.s.power_table, hosts, safe)) / 2) * dt, 0.0)
+                p0 = self.power.at(hosts, np.minimum(previous, 1.0))
+                p1 = self.power.at(hosts, np.minimum(self.u_last, 1.0))
+                e = np.where(previous > 0, (p0 + (p1 - p0) / 2) * dt, 0.0)
             self.res.energy_j += float(e.sum())
             self.res.timeline.append((t, dt, float(e.sum()), int(np.count_nonzero(previous > 0))))
         self.entries(t)
@@ -312,7 +313,7 @@ def _initial_placement(dc: _Datacenter) -> None:
             ok &= ~(busy & alone)
             cand = np.flatnonzero(ok)
             if cand.size:
-                cost = power_at(s.power_table, cand, after[cand]) - s.power_table[cand, 0]
+                cost = dc.power.at(cand, after[cand]) - s.power_table[cand, 0]
                 host = int(cand[np.argmin(cost)])
             else:
                 host = -1

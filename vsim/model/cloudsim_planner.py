@@ -11,24 +11,45 @@ import numpy as np
 if TYPE_CHECKING:
     from vsim.model.cloudsim_compat import _Datacenter
 
-__all__ = ["HISTORY", "Planner", "power_at"]
+__all__ = ["HISTORY", "Planner", "PowerTable", "power_at"]
 
 HISTORY = 30  # PowerVm.HISTORY_LENGTH
+# How close to the limit LR's linear screen may land and still decide: its rounding differs from
+# the exact fit's by ~1e-15 for utilisation histories of order 1, so 1e-9 leaves a wide berth.
+SCREEN_MARGIN = 1e-9
+_OK, _OVER, _UNSURE = 0, 1, 2
 
 
 def power_at(table: np.ndarray, h: np.ndarray | int, u: np.ndarray | float) -> np.ndarray:
     """PowerModelSpecPower.getPower as CloudSim computes it; ties between hosts hinge on its
-    rounding: a utilisation whose remainder by 0.1 is exactly 0 reads that table point.
-    Utilisations are in [0, 1] here (CloudSim refuses others)."""
-    u = np.asarray(u, dtype=float)
-    x = u * 10
-    i1 = x.astype(np.int64)  # floor, for u >= 0
-    i2 = np.minimum(i1 + (x > i1), 10)
-    flat = table.ravel()
-    base = np.asarray(h) * table.shape[1]
-    p1, p2 = flat[base + i1], flat[base + i2]
-    interp = p1 + (p2 - p1) / 10 * (u - i1 / 10) * 100
-    return np.where(np.fmod(u, 0.1) == 0, p1, interp)
+    rounding: P = p[i] + (p[i + 1] - p[i]) / 10 * (u - i / 10) * 100 with i = floor(10 u), and a
+    utilisation whose remainder by 0.1 is exactly 0 reads that table point. Utilisations are in
+    [0, 1] here (CloudSim refuses others)."""
+    return PowerTable(table).at(np.asarray(h), np.asarray(u, dtype=float))
+
+
+class PowerTable:
+    """``power_at`` for one table, with the per-segment slopes computed once.
+
+    The remainder test needs no fmod: in [0, 1] only u = 0, 0.1, 0.2, 0.4 and 0.8 are exact
+    multiples of the double 0.1 (3 x 0.1, 5 x 0.1, ... are not representable), and for each of
+    them 10 u rounds to an integer, where the interpolation already returns p[i] (the slope term
+    is multiplied by zero). So the slope is taken only where 10 u > i, exactly as CloudSim's
+    p[i + 1] - p[i] is zero otherwise."""
+
+    def __init__(self, table: np.ndarray) -> None:
+        self.width = table.shape[1]
+        self.flat = table.ravel()
+        slope = np.zeros_like(table)
+        slope[:, :-1] = (table[:, 1:] - table[:, :-1]) / 10
+        self.slope = slope.ravel()
+
+    def at(self, h: np.ndarray, u: np.ndarray) -> np.ndarray:
+        x = u * 10
+        i1 = x.astype(np.int64)  # floor, for u >= 0
+        at = h * self.width + i1
+        slope = np.where(x > i1, self.slope[at], 0.0)
+        return self.flat[at] + slope * (u - i1 / 10) * 100
 
 
 class Planner:
@@ -60,9 +81,26 @@ class Planner:
         self.available = np.zeros(n_h)
         self._refresh(slice(None))
         hosts_all = np.arange(n_h)
-        self.power_now = power_at(s.power_table, hosts_all, np.minimum(dc.u_last, 1.0))
+        self.power = dc.power
+        self.power_now = self.power.at(hosts_all, np.minimum(dc.u_last, 1.0))
         self.moving = dc.migrating_out()
         self.moving[pv] = True
+        # LR's prediction is linear in the history, so a host's prediction with a VM added is
+        # its own plus the VM's, up to rounding: find_host screens all candidates at once with
+        # that and runs the exact test only where the screen is within SCREEN_MARGIN of the limit.
+        self.lr_weights: np.ndarray | None = None
+        linear_weights = getattr(self.detector, "linear_weights", None)
+        if linear_weights is not None:
+            # Histories are newest first: the last k values oldest first are columns k-1..0.
+            w = self.lr_weights = np.asarray(linear_weights())[::-1].copy()
+            k = len(w)
+            self.lin, self.vm_lin = self.hist[:, :k] @ w, dc.hist[:, :k] @ w
+            # Whether the trimmed history has k values: a nonzero value k or more back. A host's
+            # with a VM added has them when either has (the values are >= 0) ...
+            self.long, self.vm_long = self.hist[:, k - 1:].any(axis=1), dc.hist[:, k - 1:].any(axis=1)
+            # ... unless a negative entry (rounding left by a VM taken off) cancels the VM's value
+            # exactly: such hosts get the exact test (the flag stays up for the tick).
+            self.negative = (self.hist < 0).any(axis=1)
 
     # Host state as CloudSim's policy sees it --------------------------------------------
 
@@ -117,6 +155,14 @@ class Planner:
         self.hist[host] += sign * dc.hist[vm] * dc.s.vm_mips[vm] / dc.mips[host]
         self.u_res[host] += sign * min(dc.request[vm], dc.s.pe_mips[host])
         self._refresh_one(host)
+        if self.lr_weights is not None:
+            row = self.hist[host]
+            self.lin[host] = row[:len(self.lr_weights)] @ self.lr_weights
+            if sign > 0:
+                self.long[host] |= self.vm_long[vm]
+            else:
+                self.long[host] = row[len(self.lr_weights) - 1:].any()
+                self.negative[host] |= row.min() < 0
         if sign > 0:
             self.lists[host].append(vm)
         else:
@@ -132,18 +178,70 @@ class Planner:
         cand = np.flatnonzero(ok)
         if cand.size == 0:
             return -1
-        cost = power_at(dc.s.power_table, cand, after[cand]) - self.power_now[cand]
-        order = np.argsort(cost, kind="stable")
-        start, chunk = 0, 4
-        while start < order.size:
-            hosts = cand[order[start:start + chunk]]
-            busy = alloc[hosts] != 0
-            ok = ~busy
-            if busy.any():
-                ok[busy] = ~self.overloaded(hosts[busy], vm)
-            if ok.any():
-                return int(hosts[np.argmax(ok)])
-            start, chunk = start + chunk, chunk * 4
+        cost = self.power.at(cand, after[cand]) - self.power_now[cand]
+        verdict = self._screen(vm, cand)
+        if verdict is None:
+            return self._first_not_overloaded(vm, cand, cost)
+        # Cheapest first, lowest host id on ties (argmin takes the first minimum), skipping the
+        # hosts the screen found overloaded; an uncertain one gets the exact test.
+        cost[verdict == _OVER] = np.inf
+        while True:
+            i = int(np.argmin(cost))
+            if cost[i] == np.inf:
+                return -1
+            if verdict[i] == _OK or not self.overloaded(cand[i:i + 1], vm)[0]:
+                return int(cand[i])
+            cost[i] = np.inf
+
+    def _screen(self, vm: int, cand: np.ndarray) -> np.ndarray | None:
+        """Overload verdicts of ``cand`` with ``vm`` added (_OK, _OVER or _UNSURE), for THR
+        (exact) and LR (linear screen); None for detectors that need the exact test throughout.
+        An empty host is never refused: the VM alone is what it would run."""
+        dc = self.dc
+        if not getattr(self.detector, "uses_history", True):
+            verdict = self._by_utilisation(self._util_with(vm, cand)).view(np.int8)  # THR, exact
+        elif self.lr_weights is not None:
+            share = dc.s.vm_mips[vm] / dc.mips[cand]
+            predicted = self.lin[cand] + share * self.vm_lin[vm]
+            verdict = (predicted >= 1.0).view(np.int8)  # _OVER or _OK
+            verdict[np.abs(predicted - 1.0) <= SCREEN_MARGIN] = _UNSURE
+            if not self.vm_long[vm]:
+                short = ~self.long[cand]
+                if short.any():  # too short a history to fit: the detector's fallback, exactly
+                    verdict[short] = self._by_utilisation(self._util_with(vm, cand[short]))
+            verdict[self.negative[cand]] = _UNSURE
+        else:
+            return None
+        verdict[self.alloc[cand] == 0] = _OK
+        return verdict
+
+    def _util_with(self, vm: int, hosts: np.ndarray) -> np.ndarray:
+        """Utilisation of ``hosts`` with ``vm`` added, as ``overloaded`` computes it."""
+        return (self.req[hosts] + self.dc.request[vm]) / self.dc.mips[hosts]
+
+    def _by_utilisation(self, util: np.ndarray) -> np.ndarray:
+        """The detector's verdict on hosts without (enough) history: it reads only ``util``."""
+        return self.detector(util, np.zeros((len(util), HISTORY)), np.zeros(len(util), np.int64))
+
+    def _first_not_overloaded(self, vm: int, cand: np.ndarray, cost: np.ndarray) -> int:
+        """The cheapest candidate that ``vm`` would not overload (ties: lowest host id), testing
+        one host at a time: the first one or two usually pass."""
+        dc = self.dc
+        r = dc.request[vm]
+        vm_hist = dc.hist[vm]
+        vm_mips = dc.s.vm_mips[vm]
+        alloc, req, hist, mips = self.alloc, self.req, self.hist, dc.mips
+        one = self.detector.one
+        for h in cand[np.argsort(cost, kind="stable")].tolist():
+            if alloc[h] == 0:
+                return h
+            # ``overloaded([h], vm)``, on one row: the same operations on the same doubles.
+            row = (hist[h] + vm_hist * (vm_mips / mips[h])).tolist()
+            n = len(row)
+            while n and row[n - 1] == 0:
+                n -= 1
+            if not one(float((req[h] + r) / mips[h]), row[:n][::-1]):
+                return h
         return -1
 
     def place_all(self, vms: list[int], excluded: np.ndarray, all_or_nothing: bool

@@ -31,6 +31,10 @@ from vsim.policies.selection import VmSelection
 __all__ = ["DynamicConsolidation", "PowerAwarePlacer"]
 
 _EPS = 1e-9
+# How close to the limit LR's linear screen may land and still decide: its rounding differs from
+# the exact fit's by ~1e-15 for utilisation histories of order 1, so 1e-9 leaves a wide berth.
+SCREEN_MARGIN = 1e-9
+_OK, _OVER, _UNSURE = 0, 1, 2
 
 
 @dataclass
@@ -49,13 +53,31 @@ class PowerAwarePlacer:
 
     def __post_init__(self) -> None:
         v = self.view
+        p = v.placement
         self.demand = v.host_demand_hz.copy()
         self.history = v.host_history.copy()
         self.n_valid = v.host_n_valid.copy()
-        self.vcpus = v.placement.host_vcpus_used.copy()
-        self.ram = v.placement.host_ram_used.copy()
-        self.capacity = v.placement.host_capacity_hz
+        self.vcpus = p.host_vcpus_used.copy()
+        self.ram = p.host_ram_used.copy()
+        self.capacity = p.host_capacity_hz
         self._roomiest: tuple[int, int] | None = None
+        self._log: list[tuple] | None = None  # undo records while a plan is tentative
+        # Per-host limits of best_host's filters, fixed within a tick.
+        self.vcpu_limit = p.host_cores * self.cpu_overcommit + _EPS
+        self.ram_limit = p.host_ram_bytes * self.ram_overcommit * (1 + _EPS)
+        self.cpu_limit = self.capacity * (1 + _EPS)
+        self.power_now = v.power.watts(self.util())  # elementwise: the same as per host
+        # LR's prediction is linear in the history, so a host's prediction with a VM added is
+        # its own plus the VM's scaled share, up to rounding: best_host screens all candidates
+        # with that and runs the detector only where the screen lands within SCREEN_MARGIN of
+        # the limit. THR reads only the utilisation and is decided for all candidates at once.
+        self.lr_weights: np.ndarray | None = None
+        weights = getattr(self.detector, "linear_weights", None)
+        if weights is not None and self.history.shape[1] >= len(weights()):
+            self.lr_weights = np.asarray(weights())
+            k = len(self.lr_weights)
+            self.lin = self.history[:, -k:] @ self.lr_weights
+            self.vm_lin = v.vm_history[:, -k:] @ self.lr_weights
 
     def util(self, hosts: np.ndarray | slice = slice(None)) -> np.ndarray:
         return self.demand[hosts] / self.capacity[hosts]
@@ -72,11 +94,16 @@ class PowerAwarePlacer:
         """Tentatively take ``vm`` off ``source`` and put it on ``dest`` (-1: nowhere)."""
         p = self.view.placement
         self._roomiest = None
+        for h in (source, dest):
+            if h >= 0 and self._log is not None:
+                self._log.append((h, self.demand[h], self.history[h].copy(), self.n_valid[h],
+                                  self.vcpus[h], self.ram[h]))
         if source >= 0:
             self.demand[source] -= self.view.vm_demand_hz[vm]
             self.history[source] -= self._vm_share(vm, np.array([source]))[0]
             self.vcpus[source] -= p.vm_vcpus[vm]
             self.ram[source] -= p.vm_ram_bytes[vm]
+            self._changed(source)
         if dest >= 0:
             one = np.array([dest])
             self.demand[dest] += self.view.vm_demand_hz[vm]
@@ -84,13 +111,39 @@ class PowerAwarePlacer:
             self.n_valid[dest] = max(self.n_valid[dest], self.view.vm_n_valid[vm])
             self.vcpus[dest] += p.vm_vcpus[vm]
             self.ram[dest] += p.vm_ram_bytes[vm]
+            self._changed(dest)
 
-    def save(self) -> tuple[np.ndarray, ...]:
-        return tuple(a.copy() for a in (self.demand, self.history, self.n_valid, self.vcpus, self.ram))
+    def _changed(self, h: int) -> None:
+        """Refresh the per-host quantities derived from the tentative state."""
+        self.power_now[h] = self.view.power.watts(self.util(np.array([h])), np.array([h]))[0]
+        if self.lr_weights is not None:
+            self.lin[h] = self.history[h, -len(self.lr_weights):] @ self.lr_weights
 
-    def restore(self, saved: tuple[np.ndarray, ...]) -> None:
-        self.demand, self.history, self.n_valid, self.vcpus, self.ram = saved
+    def tentative(self) -> None:
+        """Start recording moves so that ``rollback`` can undo them exactly."""
+        self._log = []
+
+    def commit(self) -> None:
+        self._log = None
+
+    def rollback(self) -> None:
+        """Undo the moves since ``tentative``, restoring the very same values."""
+        assert self._log is not None
+        for h, demand, history, n_valid, vcpus, ram in reversed(self._log):
+            self.demand[h], self.history[h], self.n_valid[h] = demand, history, n_valid
+            self.vcpus[h], self.ram[h] = vcpus, ram
+            self._changed(h)
+        self._log = None
         self._roomiest = None
+
+    def room(self, allowed: np.ndarray) -> tuple[float, float]:
+        """The most RAM and CPU room (bytes, Hz) of any allowed host (-inf if none)."""
+        if not allowed.any():
+            return -np.inf, -np.inf
+        p = self.view.placement
+        ram_room = np.where(allowed, p.host_ram_bytes * self.ram_overcommit - self.ram, -np.inf)
+        cpu_room = np.where(allowed, self.capacity - self.demand, -np.inf)
+        return float(ram_room.max()), float(cpu_room.max())
 
     def might_fit(self, vms: np.ndarray, allowed: np.ndarray) -> bool:
         """A quick necessary condition: each VM alone fits the roomiest allowed host in RAM and
@@ -117,17 +170,68 @@ class PowerAwarePlacer:
         """PABFD's choice for ``vm`` among ``allowed`` hosts, or -1."""
         p, v = self.view.placement, self.view
         r = v.vm_demand_hz[vm]
-        ok = allowed & (p.host_cores >= p.vm_vcpus[vm])
-        ok &= self.vcpus + p.vm_vcpus[vm] <= p.host_cores * self.cpu_overcommit + _EPS
-        ok &= self.ram + p.vm_ram_bytes[vm] <= p.host_ram_bytes * self.ram_overcommit * (1 + _EPS)
-        ok &= self.demand + r <= self.capacity * (1 + _EPS)
-        cand = np.flatnonzero(ok)
+        # The filters, on the hosts that pass the cheapest one first (the same comparisons).
+        cand = np.flatnonzero(allowed & (self.demand + r <= self.cpu_limit))
+        if cand.size == 0:
+            return -1
+        vcpus, ram = p.vm_vcpus[vm], p.vm_ram_bytes[vm]
+        ok = (p.host_cores[cand] >= vcpus) & (self.vcpus[cand] + vcpus <= self.vcpu_limit[cand])
+        ok &= self.ram[cand] + ram <= self.ram_limit[cand]
+        cand = cand[ok]
         if cand.size == 0:
             return -1
         after = (self.demand[cand] + r) / self.capacity[cand]
-        power = v.power.watts(after, cand) - v.power.watts(self.util(cand), cand)
-        # Cheapest first (ties: lowest host id); the detector, the costly test, runs only until
-        # a host passes it. An empty host is never refused: the VM alone is what it would run.
+        power = v.power.watts(after, cand) - self.power_now[cand]
+        verdict = self._screen(vm, cand, after)
+        if verdict is None:
+            return self._first_not_overloaded(vm, cand, after, power)
+        # Cheapest first, lowest host id on ties (argmin takes the first minimum), skipping
+        # the hosts the screen found overloaded; an uncertain one gets the detector itself.
+        power[verdict == _OVER] = np.inf
+        while True:
+            i = int(np.argmin(power))
+            if power[i] == np.inf:
+                return -1
+            if verdict[i] == _OK or not self._overloaded_with(vm, cand[i:i + 1], after[i:i + 1])[0]:
+                return int(cand[i])
+            power[i] = np.inf
+
+    def _overloaded_with(self, vm: int, hosts: np.ndarray, after: np.ndarray) -> np.ndarray:
+        """The detector on ``hosts`` (all busy) with ``vm`` added."""
+        hist = self.history[hosts] + self._vm_share(vm, hosts)
+        n = np.maximum(self.n_valid[hosts], self.view.vm_n_valid[vm])
+        return self.detector(after, hist, n)
+
+    def _screen(self, vm: int, cand: np.ndarray, after: np.ndarray) -> np.ndarray | None:
+        """Verdicts (_OK, _OVER, _UNSURE) on ``cand`` with ``vm`` added, or None when the
+        detector needs its full test throughout. An empty host is never refused: the VM alone
+        is what it would run."""
+        if not getattr(self.detector, "uses_history", True):
+            verdict = self._by_utilisation(after).view(np.int8)
+        elif self.lr_weights is not None:
+            v = self.view
+            k = len(self.lr_weights)
+            share = v.placement.vm_capacity_hz[vm] / self.capacity[cand]
+            predicted = self.lin[cand] + share * self.vm_lin[vm]
+            verdict = (predicted >= 1.0).view(np.int8)  # _OVER or _OK
+            verdict[np.abs(predicted - 1.0) <= SCREEN_MARGIN] = _UNSURE
+            short = np.maximum(self.n_valid[cand], v.vm_n_valid[vm]) < k
+            if short.any():  # too little history to fit a line: the detector's fallback
+                verdict[short] = self._by_utilisation(after[short])
+        else:
+            return None
+        verdict[self.demand[cand] <= 0] = _OK
+        return verdict
+
+    def _by_utilisation(self, util: np.ndarray) -> np.ndarray:
+        """The detector's verdict on hosts without (enough) history: it reads only ``util``."""
+        n = len(util)
+        return self.detector(util, np.zeros((n, 0)), np.zeros(n, dtype=np.int64))
+
+    def _first_not_overloaded(self, vm: int, cand: np.ndarray, after: np.ndarray,
+                              power: np.ndarray) -> int:
+        """The cheapest candidate that ``vm`` would not overload, testing a chunk at a time:
+        the detector, the costly test, runs only until a host passes it."""
         order = np.argsort(power, kind="stable")
         start, chunk = 0, 16
         while start < order.size:
@@ -136,10 +240,7 @@ class PowerAwarePlacer:
             busy = self.demand[hosts] > 0
             ok = ~busy
             if busy.any():
-                b = hosts[busy]
-                hist = self.history[b] + self._vm_share(vm, b)
-                n = np.maximum(self.n_valid[b], v.vm_n_valid[vm])
-                ok[busy] = ~self.detector(after[pick][busy], hist, n)
+                ok[busy] = ~self._overloaded_with(vm, hosts[busy], after[pick][busy])
             if ok.any():
                 return int(hosts[np.argmax(ok)])
             start, chunk = start + chunk, chunk * 4
@@ -165,11 +266,15 @@ class DynamicConsolidation:
         hosts = np.flatnonzero(occupied)
         overloaded = np.zeros(len(on), dtype=bool)
         overloaded[hosts] = placer.overloaded(hosts)
+        # The movable VMs grouped by host, in id order: host h's are on_host[bounds[h]:bounds[h + 1]].
+        on_host = np.flatnonzero(movable)
+        on_host = on_host[np.argsort(view.vm_host[on_host], kind="stable")]
+        bounds = np.searchsorted(view.vm_host[on_host], np.arange(len(on) + 1))
 
         # 1. Overloaded hosts give up VMs until the detector is satisfied.
         leaving: list[tuple[int, int]] = []  # (vm, source)
         for h in np.flatnonzero(overloaded):
-            candidates = list(np.flatnonzero(movable & (view.vm_host == h)))
+            candidates = on_host[bounds[h]:bounds[h + 1]].tolist()
             while candidates:
                 c = np.array(candidates)
                 pick = self.selection(p.vm_ram_bytes[c], view.vm_demand_hz[c] / p.vm_capacity_hz[c],
@@ -216,10 +321,22 @@ class DynamicConsolidation:
         util = placer.util()
         candidates = np.flatnonzero(~sources_done)
         candidates = candidates[np.argsort(util[candidates], kind="stable")]
-        on_host = np.flatnonzero(movable)
-        on_host = on_host[np.argsort(view.vm_host[on_host], kind="stable")]
-        bounds = np.searchsorted(view.vm_host[on_host], np.arange(len(on) + 1))
-        for source in candidates:
+        # might_fit compares a source's largest VM with the roomiest allowed host. Rooms only
+        # shrink and hosts only leave `allowed` during the loop (a dropped plan is undone), so a
+        # source that fails against the roomiest host now fails at its turn too. Such hopeless
+        # sources are skipped; all their turn did was leave `allowed` (unless they had received
+        # VMs by then), which is applied, in order, before the next source that is tried.
+        hopeless = self._hopeless(placer, candidates, allowed, on_host, bounds)
+        pending: list[int] = []
+        for source, skip in zip(candidates.tolist(), hopeless.tolist(), strict=True):
+            if skip:
+                pending.append(source)
+                continue
+            for h in pending:
+                if not sources_done[h]:
+                    sources_done[h] = True
+                    allowed[h] = False
+            pending.clear()
             if sources_done[source]:
                 continue  # it has received VMs in the meantime
             sources_done[source] = True
@@ -228,18 +345,35 @@ class DynamicConsolidation:
             vms = vms[np.argsort(-view.vm_demand_hz[vms], kind="stable")]
             if not placer.might_fit(vms, allowed):
                 continue
-            saved = placer.save()
+            placer.tentative()
             plan: list[Migration] = []
-            for vm in vms:
-                dest = placer.best_host(int(vm), allowed)
+            for vm in vms.tolist():
+                dest = placer.best_host(vm, allowed)
                 if dest < 0:
                     break
-                placer.move(int(vm), int(source), dest)
-                plan.append(Migration(int(vm), dest, "underload"))
+                placer.move(vm, int(source), dest)
+                plan.append(Migration(vm, dest, "underload"))
             if len(plan) < len(vms):
-                placer.restore(saved)  # drop the partial plan, exactly
+                placer.rollback()  # drop the partial plan, exactly
                 continue
+            placer.commit()
             decisions += plan
             for m in plan:
                 sources_done[m.dest] = True  # a host that receives VMs is not emptied now
         return decisions
+
+    @staticmethod
+    def _hopeless(placer: PowerAwarePlacer, candidates: np.ndarray, allowed: np.ndarray,
+                  on_host: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+        """Sources whose largest VM (RAM or CPU) exceeds the most room of any allowed host."""
+        v = placer.view
+        ram_room, cpu_room = placer.room(allowed)
+        starts = bounds[:-1]
+        some = bounds[1:] > starts
+        ram_max = np.zeros(len(starts))
+        cpu_max = np.zeros(len(starts))
+        if some.any():
+            ram_max[some] = np.maximum.reduceat(v.placement.vm_ram_bytes[on_host], starts[some])
+            cpu_max[some] = np.maximum.reduceat(v.vm_demand_hz[on_host], starts[some])
+        fits = (ram_max <= ram_room * (1 + _EPS)) & (cpu_max <= cpu_room * (1 + _EPS))
+        return some[candidates] & ~fits[candidates]

@@ -28,10 +28,12 @@ inputs.
 
 from __future__ import annotations
 
+import bisect
 import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -123,6 +125,9 @@ class OverloadDetector:
     (oldest first), with the same arithmetic: placement loops ask about one host at a time.
     """
 
+    # False for a detector that reads only ``util``: callers may then pass an empty history.
+    uses_history: ClassVar[bool] = True
+
     def __call__(self, util: np.ndarray, history: np.ndarray, n_valid: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
@@ -142,6 +147,7 @@ class StaticThreshold(OverloadDetector):
     """THR: overloaded when the utilisation exceeds a fixed threshold (strictly greater)."""
 
     threshold: float = 0.8
+    uses_history: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "threshold", _finite("threshold", self.threshold))
@@ -239,7 +245,11 @@ class MedianAbsoluteDeviation(_AdaptiveThreshold):
 
     def _spread_one(self, values: list[float]) -> float:
         med = _commons_median_one(values)
-        return _commons_median_one(sorted(abs(med - x) for x in values))
+        # |med - x| over sorted values is two sorted runs: med - x below the median (reversed)
+        # and x - med above it (the same doubles as abs(med - x)); sorted() merges runs fast.
+        k = bisect.bisect_right(values, med)
+        below = [med - x for x in values[k - 1::-1]] if k else []
+        return _commons_median_one(sorted(below + [x - med for x in values[k:]]))
 
 
 def _commons_median_one(values: list[float]) -> float:
@@ -331,6 +341,20 @@ class LocalRegression(OverloadDetector):
         if len(values) < REGRESSION_VALUES:
             return util > FALLBACK_THRESHOLD
         return self._predict_one(values[-REGRESSION_VALUES:]) >= 1.0
+
+    def linear_weights(self) -> np.ndarray:
+        """w (10,) with ``predicted`` = w @ (last 10 values, oldest first), up to rounding.
+
+        The least-squares line at x = 1..10 evaluated at 11 is linear in the values:
+        a + 11 b = sum y_j (1/10 + (11 - 5.5)(x_j - 5.5) / 82.5). Callers use it to screen many
+        hosts at once (it is additive over the VMs of a host) and decide with ``predicted`` or
+        ``one`` only where the screen lands within rounding distance of the limit.
+        """
+        x = np.arange(1.0, REGRESSION_VALUES + 1)
+        centred = x - x.mean()
+        at = REGRESSION_VALUES + REGRESSION_STEPS_AHEAD
+        return self.safety * (1.0 / REGRESSION_VALUES + (at - x.mean()) * centred
+                              / (centred @ centred))
 
     def __call__(self, util: np.ndarray, history: np.ndarray, n_valid: np.ndarray) -> np.ndarray:
         util, history, n_valid = _check(util, history, n_valid)
