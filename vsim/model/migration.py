@@ -167,6 +167,7 @@ class MigrationFabric:
         self.group_limit: dict[int, float] = {}
         self.busy = np.zeros(links.n_hosts, dtype=np.int64)  # migrations in or out per host
         self._ids = np.zeros(0, dtype=np.int64)
+        self.touched = self._ids
         self._changed_flows = True
         # Each migration's state is kept as of its own anchor time and brought up to date only
         # when needed (its transition, or a change of its rate or dirty rate), so that an event
@@ -210,32 +211,37 @@ class MigrationFabric:
         self.reason[vm] = reason
         self.waiting.append(vm)
 
-    def admit(self, now: float) -> list[int]:
-        """Start waiting migrations, first come first served, as far as the limits allow."""
+    def admit(self, now: float, ready: np.ndarray | None = None) -> list[int]:
+        """Start waiting migrations, first come first served, as far as the limits allow and
+        their destinations are ``ready`` (a mask over hosts; None: all are)."""
         started: list[int] = []
         if not self.waiting:
             return started
         total = len(self._ids)
-        in_group: dict[int, int] = {}
-        for g in self.group_limit:
-            in_group[g] = int(np.count_nonzero(self.group[self._ids] == g))
+        limit_total, limit_host = self.p.max_total, self.p.max_per_host
+        if total >= limit_total:
+            return started
+        in_group = {g: int(np.count_nonzero(self.group[self._ids] == g)) for g in self.group_limit}
+        busy = self.busy.tolist()  # scalar work on Python ints: cheaper than numpy scalars
+        ok = ready.tolist() if ready is not None else None
+        waiting = np.array(self.waiting, dtype=np.int64)
         still: list[int] = []
-        for vm in self.waiting:
-            s, d, g = int(self.source[vm]), int(self.dest[vm]), int(self.group[vm])
-            room = (total < self.p.max_total and self.busy[s] < self.p.max_per_host
-                    and self.busy[d] < self.p.max_per_host
-                    and in_group.get(g, 0) < self.group_limit.get(g, math.inf))
-            if not room:
+        for vm, s, d, g in zip(self.waiting, self.source[waiting].tolist(),
+                               self.dest[waiting].tolist(), self.group[waiting].tolist(), strict=True):
+            if (total >= limit_total or busy[s] >= limit_host or busy[d] >= limit_host
+                    or (ok is not None and not ok[d])
+                    or in_group.get(g, 0) >= self.group_limit.get(g, math.inf)):
                 still.append(vm)
                 continue
             total += 1
             in_group[g] = in_group.get(g, 0) + 1
-            self.busy[s] += 1
-            self.busy[d] += 1
+            busy[s] += 1
+            busy[d] += 1
             self._begin(vm, now)
             started.append(vm)
         self.waiting = still
         if started:
+            self.busy[:] = busy
             new = np.array(started, dtype=np.int64)
             self._fresh[new] = False  # predicted at the next update()
             self._ids = np.union1d(self._ids, new)
@@ -434,6 +440,7 @@ class MigrationFabric:
         ids = self._ids
         tol = max(_EPS_S, 1e-13 * now)
         due = ids[self.due_at[ids] <= now + tol]
+        self.touched = due  # for the simulation: whose VMs and hosts changed
         self._catch_up(due, now)
         finished: list[Finished] = []
         p = self.p

@@ -94,6 +94,9 @@ class Simulation:
         self._exec_host = dc.vms.host.copy()  # where each VM runs: its host, or in post-copy its destination
         self._overhead_hz = np.zeros(n_h)  # CPU the migrations take on each host
         self._fabric_token = 0
+        self._dirty_hosts = np.zeros(n_h + 1, dtype=bool)  # the last entry: VMs on no host
+        self._partly_dirty = False
+        self._admit_due = False
         self.windows = MaintenanceWindows(self, maintenance or [])
 
     # --- integration between events -------------------------------------------------------------
@@ -109,25 +112,38 @@ class Simulation:
         self._p_vm_present = np.zeros(n_v)
 
     def _recompute(self) -> None:
-        """CPU sharing for the state as it is now, for every host at once."""
+        """CPU sharing for the state as it is now: for every host at once, or, when only some
+        migrations moved on (``_dirty_hosts``), for the hosts they touch."""
         v, h = self.dc.vms, self.dc.hosts
         running = _running(v.state)
+        full = self._dirty or self.jobs is not None
         if self.jobs is not None:
             self.jobs.activate(running, self.engine.now)
             threads = self.jobs.threads_per_vm(len(v))
             self.job_demand_hz = np.minimum(threads, v.vcpus) * v.vcpu_hz
-        demand = np.minimum(self.trace_frac * v.capacity_hz + self.job_demand_hz, v.capacity_hz)
-        # Only a running VM demands CPU: one that waits for a host is not powered on (its wait
-        # shows as queueing, not as CPU ready).
-        self.demand_hz = np.where(running, demand, 0.0)
-        self.alloc_hz[:] = 0.0
+        if full:
+            demand = np.minimum(self.trace_frac * v.capacity_hz + self.job_demand_hz, v.capacity_hz)
+            # Only a running VM demands CPU: one that waits for a host is not powered on (its
+            # wait shows as queueing, not as CPU ready).
+            self.demand_hz = np.where(running, demand, 0.0)
+            self.alloc_hz[:] = 0.0
         fab = self.fabric
         fab.refresh_rates(self.engine.now)
         self._overhead_hz = fab.host_cpu_overhead_hz()
         post = fab.in_phase(Phase.POSTCOPY)
         self._exec_host = v.host.copy()
         self._exec_host[post] = fab.dest[post]
-        ids = np.flatnonzero(running)
+        if full:
+            ids = np.flatnonzero(running)
+        else:
+            # The hosts the migrations touched, and every host a flow runs on (its rate, so the
+            # CPU the copy takes there, may have changed): the rest stand as they were.
+            touched = self._dirty_hosts
+            flowing = fab.flowing()
+            touched[fab.source[flowing]] = True
+            touched[fab.dest[flowing]] = True
+            ids = np.flatnonzero(running & touched[self._exec_host])
+            post = post[touched[self._exec_host[post]]]
         if ids.size:
             host = self._exec_host[ids].astype(np.int64)
             # Each vCPU runs on one core at a time: a VM uses at most vcpus x the host's core speed.
@@ -144,15 +160,17 @@ class Simulation:
                 self.alloc_hz[post] *= 1.0 - fab.p.postcopy_slowdown
         if fab.active.size:
             fab.update(self.engine.now, np.divide(self.alloc_hz, v.capacity_hz, out=np.zeros(len(v)),
-                                 where=v.capacity_hz > 0))
+                                                  where=v.capacity_hz > 0))
         if self.jobs is not None:
             share = np.divide(self.job_demand_hz, self.demand_hz,
                               out=np.zeros_like(self.demand_hz), where=self.demand_hz > 0)
             self.jobs.set_rates(self.alloc_hz * share, threads)
         self._dirty = False
+        self._dirty_hosts[:] = False
+        self._partly_dirty = False
 
     def _integrate(self, t0: float, t1: float) -> None:
-        if self._dirty:
+        if self._dirty or self._partly_dirty:
             self._recompute()
         dt = t1 - t0
         h, v = self.dc.hosts, self.dc.vms
@@ -201,10 +219,12 @@ class Simulation:
         When nothing changed, rates and the scheduled next completion are still right."""
         if self._consolidate_due:
             self._consolidate_due = False
-            if self._dirty:
+            if self._dirty or self._partly_dirty:
                 self._recompute()
             self._consolidate()
-        if self._dirty:
+        if self._admit_due:
+            self._admit()
+        if self._dirty or self._partly_dirty:
             self._recompute()
             due = self.jobs.time_to_next_completion() if self.jobs is not None else math.inf
             if math.isfinite(due):
@@ -234,6 +254,11 @@ class Simulation:
 
     def changed(self) -> None:
         self._dirty = True
+
+    def changed_hosts(self, hosts: np.ndarray) -> None:
+        """Only what runs on ``hosts`` changed (a migration moved on): recompute just those."""
+        self._dirty_hosts[hosts] = True
+        self._partly_dirty = True
 
     def _on_sample(self, source: DemandSource, k: int) -> None:
         self.trace_frac[source.vms] = source.row(k)
@@ -369,30 +394,30 @@ class Simulation:
         self._empty_since[dest] = np.nan  # it is receiving a VM: not idle
         self.fabric.request(vm, source, dest, now, reason, group)
         self.obs.event(now, "migration_request", v.name[vm], f"{h.name[source]} -> {h.name[dest]} ({reason})")
-        self._admit()
+        self._admit_due = True  # once, after every decision of this instant
 
     def _admit(self) -> None:
-        # A destination still booting cannot receive yet: hold those back.
-        h = self.dc.hosts
-        booting = [vm for vm in self.fabric.waiting if h.state[self.fabric.dest[vm]] != HostState.ON]
-        if booting:
-            self.fabric.waiting = [vm for vm in self.fabric.waiting if vm not in set(booting)]
-        started = self.fabric.admit(self.engine.now)
-        self.fabric.waiting += booting
+        self._admit_due = False
+        h, fab = self.dc.hosts, self.fabric
+        # A destination still booting cannot receive yet.
+        started = fab.admit(self.engine.now, ready=h.state == HostState.ON)
         if started:
             v = self.dc.vms
             self.obs.events(self.engine.now, "migration_start", [v.name[i] for i in started],
-                            [f"{h.name[self.fabric.source[i]]} -> {h.name[self.fabric.dest[i]]}"
-                             for i in started])
-            self.changed()
+                            [f"{h.name[fab.source[i]]} -> {h.name[fab.dest[i]]}" for i in started])
+            self.changed_hosts(fab.source[started])  # nothing runs differently until the copy
+            # begins, but the fabric must predict the new migrations' first transition
 
     def _on_fabric(self, token: int) -> None:
         if token != self._fabric_token:
             return  # a later recompute moved the next transition
-        self.changed()
-        for f in self.fabric.fire(self.engine.now):
+        finished = self.fabric.fire(self.engine.now)
+        touched = self.fabric.touched
+        self.changed_hosts(np.concatenate([self.fabric.source[touched], self.fabric.dest[touched]]))
+        for f in finished:
             self._finished(f)
-        self._admit()
+        if finished:
+            self._admit_due = True
 
     def _finished(self, f: Finished) -> None:
         v, h = self.dc.vms, self.dc.hosts
