@@ -269,12 +269,14 @@ class MigrationFabric:
             self._rates()
             self._changed_flows = False
 
-    def update(self, now: float, vm_cpu_frac: np.ndarray) -> None:
-        """Dirty rates and the next transitions for the state as it is now; ``vm_cpu_frac`` is
-        each VM's delivered CPU over its capacity (a paused VM dirties nothing)."""
+    def update(self, now: float, vm_cpu_hz: np.ndarray, vm_capacity_hz: np.ndarray) -> None:
+        """Dirty rates and the next transitions for the state as it is now, given each VM's
+        delivered CPU and its capacity (a paused VM dirties nothing)."""
         ids = self._ids
         self.refresh_rates(now)
-        act = vm_cpu_frac[ids] if self.p.dirty_follows_cpu else 1.0 - self.throttle[ids]
+        cap = vm_capacity_hz[ids]
+        act = (np.divide(vm_cpu_hz[ids], cap, out=np.zeros(len(ids)), where=cap > 0)
+               if self.p.dirty_follows_cpu else 1.0 - self.throttle[ids])
         dirty = self.dirty_max[ids] * act
         # Predict again only where something the prediction rests on has changed.
         changed = ~self._fresh[ids] | (self.rate[ids] != self._seen_rate[ids]) | (dirty != self.dirty[ids])
@@ -562,7 +564,7 @@ class MigrationFabric:
         done: list[Finished] = []
         self.admit(now)
         while len(self._ids):
-            self.update(now, frac * (1.0 - self.throttle))
+            self.update(now, frac * (1.0 - self.throttle), np.ones(len(self.ram)))
             now = self.next_event_at()
             if not math.isfinite(now):
                 raise RuntimeError("migrations can make no progress (a rate is zero)")

@@ -131,7 +131,10 @@ class Simulation:
         fab.refresh_rates(self.engine.now)
         self._overhead_hz = fab.host_cpu_overhead_hz()
         post = fab.in_phase(Phase.POSTCOPY)
-        self._exec_host = v.host.copy()
+        if full:
+            self._exec_host = v.host.copy()
+        else:  # only the VMs whose migration just moved on can have changed host
+            self._exec_host[fab.touched] = v.host[fab.touched]
         self._exec_host[post] = fab.dest[post]
         if full:
             ids = np.flatnonzero(running)
@@ -159,8 +162,7 @@ class Simulation:
                 # Remote page faults stall the vCPUs of a VM in post-copy.
                 self.alloc_hz[post] *= 1.0 - fab.p.postcopy_slowdown
         if fab.active.size:
-            fab.update(self.engine.now, np.divide(self.alloc_hz, v.capacity_hz, out=np.zeros(len(v)),
-                                                  where=v.capacity_hz > 0))
+            fab.update(self.engine.now, self.alloc_hz, v.capacity_hz)
         if self.jobs is not None:
             share = np.divide(self.job_demand_hz, self.demand_hz,
                               out=np.zeros_like(self.demand_hz), where=self.demand_hz > 0)
