@@ -1,0 +1,222 @@
+"""The pre-copy round model and every parameter of live migration.
+
+Pre-copy (Clark et al., NSDI 2005) sends all of a VM's memory in round 0 (less its zero pages),
+then in each next round the pages dirtied during the previous one: at the VM's dirty rate, but never
+more than its writable working set. When what is left could be sent within the downtime limit, the
+VM pauses and the rest goes over in a stop-and-copy (QEMU's rule, default 300 ms). A migration that
+does not converge within the round or byte caps (Xen's style) is forced to stop-and-copy, aborted,
+or switched to post-copy; with auto-converge the VM's vCPUs are throttled instead, from 20 % in 10 %
+steps to 99 % whenever the dirty pages of two rounds exceed half of what was sent (QEMU's defaults).
+
+A round ending is not an event unless it changes something others see (the VM pauses, is throttled,
+or the flow ends). Between such events the rounds of all migrations are rolled forward together,
+one pass per round, by :class:`PrecopyRounds`, which the migration fabric builds on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+__all__ = ["MigrationParams", "Phase", "PrecopyRounds", "RoundEnd"]
+
+MIB = 2.0**20
+
+
+@dataclass(frozen=True)
+class MigrationParams:
+    """Every parameter of the migration model, in one place so that calibration can fit them."""
+
+    model: str = "precopy"  # precopy | postcopy | ram-over-bandwidth (the peers' RAM / NIC)
+    max_bandwidth_bytes_s: float = 128 * MIB  # QEMU's max-bandwidth per migration
+    downtime_limit_s: float = 0.3  # QEMU's downtime-limit
+    max_rounds: int | None = 30  # pre-copy rounds before the migration counts as not converging
+    max_sent_ratio: float | None = None  # bytes sent / RAM before the same (Xen: 3)
+    on_no_convergence: str = "force"  # force | abort | auto-converge | postcopy
+    throttle_initial: float = 0.2  # QEMU cpu-throttle-initial
+    throttle_increment: float = 0.1  # QEMU cpu-throttle-increment
+    throttle_max: float = 0.99  # QEMU's CPU_THROTTLE_PCT_MAX
+    throttle_trigger: float = 0.5  # QEMU throttle-trigger-threshold: dirtied / sent in a round
+    zero_page_frac: float = 0.0  # share of RAM that is zero pages, not sent in round 0
+    page_bytes: float = 4096.0
+    page_overhead_bytes: float = 8.0  # header per page on the wire
+    setup_s: float = 0.05  # connection, dirty logging on
+    resume_s: float = 0.02  # the VM starting on the destination
+    device_state_bytes: float = 1 * MIB  # vCPU and device state sent while the VM is paused
+    cpu_cycles_per_byte: float = 1.0  # on each of source and destination, per byte sent
+    postcopy_slowdown: float = 0.5  # share of a VM's CPU lost to remote page faults in post-copy
+    dirty_follows_cpu: bool = True  # dirty rate scales with the VM's CPU utilisation
+    max_per_host: int = 8  # concurrent migrations per host, in or out (vSphere: 8 at 10 GbE)
+    max_total: float = math.inf  # concurrent migrations in the whole datacenter
+
+    @property
+    def wire_factor(self) -> float:
+        return 1.0 + self.page_overhead_bytes / self.page_bytes
+
+
+class Phase(IntEnum):
+    NONE = 0
+    WAITING = 1  # for a slot under the concurrency limits
+    SETUP = 2  # timer
+    PRECOPY = 3  # bytes of the current round
+    STOPCOPY = 4  # bytes; VM paused
+    RESUME = 5  # timer; VM paused, about to run on the destination
+    SWITCHOVER = 6  # post-copy: device state, VM paused
+    POSTCOPY = 7  # bytes; the VM runs on the destination, slowed by page faults
+
+
+class RoundEnd(IntEnum):
+    CONTINUE = 0
+    STOP = 1  # converged: stop-and-copy
+    THROTTLE = 2  # auto-converge steps the throttle up
+    NO_CONVERGENCE = 3  # a cap was hit
+
+
+TIMER = (Phase.SETUP, Phase.RESUME)
+FLOWING = (Phase.PRECOPY, Phase.STOPCOPY, Phase.SWITCHOVER, Phase.POSTCOPY)
+PAUSED = (Phase.STOPCOPY, Phase.RESUME, Phase.SWITCHOVER)
+FLAT = (Phase.STOPCOPY, Phase.SWITCHOVER, Phase.POSTCOPY)  # bytes to send, no rounds
+
+
+def phase_table(phases: tuple[Phase, ...]) -> np.ndarray:
+    """A lookup table: ``phase_table(P)[phase]`` is True for the phases in P (cheaper than isin)."""
+    out = np.zeros(len(Phase), dtype=bool)
+    out[list(phases)] = True
+    return out
+
+
+IS_TIMER, IS_FLOWING, IS_PAUSED, IS_FLAT = map(phase_table, (TIMER, FLOWING, PAUSED, FLAT))
+PHASE_SETUP, PHASE_PRECOPY, PHASE_STOPCOPY, PHASE_RESUME, PHASE_SWITCHOVER, PHASE_POSTCOPY = map(int, (
+    Phase.SETUP, Phase.PRECOPY, Phase.STOPCOPY, Phase.RESUME, Phase.SWITCHOVER, Phase.POSTCOPY))
+ROUND_STOP, ROUND_NO_CONVERGENCE = int(RoundEnd.STOP), int(RoundEnd.NO_CONVERGENCE)
+EPS_S = 1e-9
+
+
+class PrecopyRounds:
+    """The round arithmetic over the fabric's per-VM arrays (see :class:`MigrationFabric`)."""
+
+    p: MigrationParams
+    phase: np.ndarray
+    left: np.ndarray
+    rate: np.ndarray
+    dirty: np.ndarray
+    wws: np.ndarray
+    ram: np.ndarray
+    round: np.ndarray
+    round_bytes: np.ndarray
+    round_elapsed: np.ndarray
+    sent: np.ndarray
+    throttle: np.ndarray
+    high: np.ndarray
+    anchor: np.ndarray
+
+    def _round_end(self, ids: np.ndarray, elapsed: np.ndarray, sent_total: np.ndarray,
+                   rounds_done: np.ndarray, high: np.ndarray, throttle: np.ndarray,
+                   round_bytes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What follows a pre-copy round: (decision, bytes dirtied meanwhile, high-rate count)."""
+        p = self.p
+        nxt = np.minimum(self.dirty[ids] * elapsed, self.wws[ids]) * p.wire_factor
+        decision = np.full(len(ids), RoundEnd.CONTINUE, dtype=np.int8)
+        rate = self.rate[ids]
+        stop = nxt <= rate * p.downtime_limit_s
+        capped = np.zeros(len(ids), dtype=bool)
+        if p.max_rounds is not None:
+            capped |= rounds_done >= p.max_rounds
+        if p.max_sent_ratio is not None:
+            capped |= sent_total >= p.max_sent_ratio * self.ram[ids]
+        high = np.where(nxt > p.throttle_trigger * round_bytes, high + 1, 0)
+        if p.on_no_convergence == "auto-converge":
+            step = (high >= 2) & (throttle < p.throttle_max)
+            decision[step] = RoundEnd.THROTTLE
+            high = np.where(step, 0, high)
+        decision[capped] = RoundEnd.NO_CONVERGENCE
+        decision[stop] = RoundEnd.STOP
+        return decision, nxt, high
+
+    def _roll(self, ids: np.ndarray, horizon: np.ndarray | float, commit: bool) -> np.ndarray:
+        """Run the pre-copy rounds of ``ids`` forward by ``horizon`` seconds each (``inf``: until
+        each reaches a visible round end). Returns the time each spent before stopping at a
+        visible round end (its horizon for those that did not reach one)."""
+        horizon = np.broadcast_to(np.asarray(horizon, dtype=float), (len(ids),))
+        left = self.left[ids].copy()
+        rate = self.rate[ids]
+        elapsed = self.round_elapsed[ids].copy()
+        sent = self.sent[ids].copy()
+        rounds = self.round[ids].copy()
+        high = self.high[ids].copy()
+        rbytes = self.round_bytes[ids].copy()
+        used = np.zeros(len(ids))
+        stopped = np.zeros(len(ids), dtype=bool)
+        # Each pass ends the current round of every migration whose round ends within the
+        # horizon; those that go on to an invisible next round take part in the next pass.
+        going = np.flatnonzero(rate > 0)
+        while going.size:
+            to_end = left[going] / rate[going]
+            ends = used[going] + to_end <= horizon[going] + EPS_S
+            e, took = going[ends], to_end[ends]
+            if e.size == 0:
+                break
+            used[e] += took
+            sent[e] += left[e]
+            elapsed[e] += took
+            left[e] = 0.0
+            decision, nxt, hi = self._round_end(ids[e], elapsed[e], sent[e], rounds[e] + 1,
+                                                high[e], self.throttle[ids[e]], rbytes[e])
+            cont = decision == RoundEnd.CONTINUE
+            c = e[cont]
+            left[c] = rbytes[c] = nxt[cont]
+            rounds[c] += 1
+            elapsed[c] = 0.0
+            high[c] = hi[cont]
+            stopped[e[~cont]] = True
+            going = c
+        part = np.flatnonzero(~stopped & (rate > 0) & np.isfinite(horizon))
+        step = horizon[part] - used[part]
+        moved = np.minimum(rate[part] * step, left[part])
+        left[part] -= moved
+        sent[part] += moved
+        elapsed[part] += step
+        used = np.where(stopped, used, horizon)
+        if commit:
+            self.left[ids], self.round_elapsed[ids], self.sent[ids] = left, elapsed, sent
+            self.round[ids], self.high[ids], self.round_bytes[ids] = rounds, high, rbytes
+        return used
+
+    def _time_to_visible(self, ids: np.ndarray) -> np.ndarray:
+        until = np.full(len(ids), np.inf)
+        ph = self.phase[ids]
+        timer = IS_TIMER[ph]
+        until[timer] = self.left[ids[timer]]
+        flat = IS_FLAT[ph]
+        with np.errstate(divide="ignore"):
+            until[flat] = self.left[ids[flat]] / self.rate[ids[flat]]
+        pre = ph == PHASE_PRECOPY
+        if pre.any():
+            until[pre] = self._roll(ids[pre], math.inf, commit=False)
+        return until
+
+    def _catch_up(self, ids: np.ndarray, now: float) -> None:
+        """Bring ``ids`` from their anchors to ``now`` (no visible transition lies between)."""
+        dt = now - self.anchor[ids]
+        moving = dt > 0
+        ids, dt = ids[moving], dt[moving]
+        if ids.size == 0:
+            return
+        self.anchor[ids] = now
+        ph = self.phase[ids]
+        timer = IS_TIMER[ph]
+        self.left[ids[timer]] = np.maximum(self.left[ids[timer]] - dt[timer], 0.0)
+        flat = IS_FLAT[ph]
+        f = ids[flat]
+        moved = np.minimum(self.rate[f] * dt[flat], self.left[f])
+        self.left[f] -= moved
+        self.sent[f] += moved
+        pre = ph == PHASE_PRECOPY
+        if pre.any():
+            self._roll(ids[pre], dt[pre], commit=True)
+
+    # --- visible transitions ----------------------------------------------------------------------
+
