@@ -109,6 +109,7 @@ class MigrationFabric(PrecopyRounds):
         self.busy = np.zeros(links.n_hosts, dtype=np.int64)  # migrations in or out per host
         self._ids = np.zeros(0, dtype=np.int64)
         self.touched = self._ids
+        self.rate_changed = self._ids
         self._changed_flows = True
         # Each migration's state is kept as of its own anchor time and brought up to date only
         # when needed (its transition, or a change of its rate or dirty rate), so that an event
@@ -205,6 +206,7 @@ class MigrationFabric(PrecopyRounds):
 
     def refresh_rates(self, now: float) -> None:
         """Link rates of the flows as they are now, recomputed only when the flows changed."""
+        self.rate_changed = self._ids[:0]
         if self._changed_flows:
             self._catch_up(self._ids, now)  # what was sent so far, at the old rates
             self._rates()
@@ -230,6 +232,12 @@ class MigrationFabric(PrecopyRounds):
             self._fresh[stale] = True
 
     def _rates(self) -> None:
+        before = self.rate[self._ids].copy()
+        self._assign_rates()
+        # Whose rate changed, so whose hosts spend a different CPU share on copying.
+        self.rate_changed = self._ids[self.rate[self._ids] != before]
+
+    def _assign_rates(self) -> None:
         ids = self.flowing()
         self.rate[self._ids] = 0.0
         if ids.size == 0:

@@ -85,6 +85,10 @@ class Simulation:
         self._queue_logged = np.zeros(n_v, dtype=bool)
         self._period_start = 0.0
         self._reset_period()
+        self._r_host = np.zeros((len(_HOST_RATES), n_h))
+        self._r_vm = np.zeros((len(_VM_RATES), n_v))
+        self._host_since = np.zeros(n_h)
+        self._vm_since = np.zeros(n_v)
         self.totals = RunTotals(0.0, 0.0, 0.0, 0.0, 0.0, 0, 0)
         w = consolidation.history if consolidation else 1
         self.vm_history = np.zeros((n_v, w))
@@ -103,13 +107,53 @@ class Simulation:
 
     def _reset_period(self) -> None:
         n_h, n_v = len(self.dc.hosts), len(self.dc.vms)
-        self._p_host_on = np.zeros(n_h)
-        self._p_host_demand = np.zeros(n_h)
-        self._p_host_alloc = np.zeros(n_h)
-        self._p_host_energy = np.zeros(n_h)
-        self._p_vm_demand = np.zeros(n_v)
-        self._p_vm_alloc = np.zeros(n_v)
-        self._p_vm_present = np.zeros(n_v)
+        self._p_host = np.zeros((len(_HOST_RATES), n_h))
+        self._p_vm = np.zeros((len(_VM_RATES), n_v))
+
+    # Rates are constant between two recomputes, so each host's and VM's period sums are brought
+    # up to date only when its rates are about to change or the period ends: an event that
+    # touches two hosts costs two hosts' work, not the whole datacenter's.
+
+    def _flush(self, hosts: np.ndarray | slice, vms: np.ndarray | slice) -> None:
+        now = self.engine.now
+        dt = now - self._host_since[hosts]
+        self._p_host[:, hosts] += self._r_host[:, hosts] * dt
+        self._host_since[hosts] = now
+        dt = now - self._vm_since[vms]
+        self._p_vm[:, vms] += self._r_vm[:, vms] * dt
+        self._vm_since[vms] = now
+
+    def _set_rates(self, hosts: np.ndarray | slice, vms: np.ndarray | slice,
+                   running_ids: np.ndarray) -> None:
+        """The rates of ``hosts`` and ``vms`` from the state as it is now (``running_ids``: the
+        running VMs on ``hosts``)."""
+        self._flush(hosts, vms)
+        h, v = self.dc.hosts, self.dc.vms
+        n_h = len(h)
+        where = self._exec_host[running_ids]
+        alloc = np.bincount(where, weights=self.alloc_hz[running_ids], minlength=n_h)[hosts]
+        demand = np.bincount(where, weights=self.demand_hz[running_ids], minlength=n_h)[hosts]
+        state, cap, over = h.state[hosts], h.capacity_hz[hosts], self._overhead_hz[hosts]
+        on = state == HostState.ON
+        util = np.divide(alloc + over, cap, out=np.zeros(len(cap)), where=cap > 0)
+        rows = np.arange(n_h)[hosts]
+        watts = np.where(on, h.power.watts(util, rows),
+                         np.where(state == HostState.BOOTING, h.power.idle_w[rows], h.power.off_w[rows]))
+        # SLATAH counts host time at full load with demand left unserved (Beloglazov & Buyya).
+        overloaded = on & (alloc + over >= cap * (1 - 1e-9)) & (demand > alloc * (1 + 1e-9))
+        r = self._r_host
+        r[0, hosts], r[1, hosts], r[2, hosts], r[3, hosts], r[4, hosts] = (
+            on, demand, alloc, watts, overloaded)
+        r = self._r_vm
+        state = v.state[vms]
+        r[0, vms] = self.demand_hz[vms]
+        r[1, vms] = self.alloc_hz[vms]
+        r[2, vms] = (state != VmState.FUTURE) & (state != VmState.DONE)
+        # PDM: the demand a VM in migration does not get (paused, throttled, faulting pages
+        # in), as measured here rather than CloudSim's fixed 10 %.
+        moving = np.zeros(len(v), dtype=bool)
+        moving[self.fabric.active] = True
+        r[3, vms] = np.where(moving[vms], self.demand_hz[vms] - self.alloc_hz[vms], 0.0)
 
     def _recompute(self) -> None:
         """CPU sharing for the state as it is now: for every host at once, or, when only some
@@ -139,12 +183,11 @@ class Simulation:
         if full:
             ids = np.flatnonzero(running)
         else:
-            # The hosts the migrations touched, and every host a flow runs on (its rate, so the
-            # CPU the copy takes there, may have changed): the rest stand as they were.
+            # The hosts the migrations touched, and those of every flow whose rate changed (so
+            # does the CPU the copy takes there): the rest stand as they were.
             touched = self._dirty_hosts
-            flowing = fab.flowing()
-            touched[fab.source[flowing]] = True
-            touched[fab.dest[flowing]] = True
+            touched[fab.source[fab.rate_changed]] = True
+            touched[fab.dest[fab.rate_changed]] = True
             ids = np.flatnonzero(running & touched[self._exec_host])
             post = post[touched[self._exec_host[post]]]
         if ids.size:
@@ -167,53 +210,18 @@ class Simulation:
             share = np.divide(self.job_demand_hz, self.demand_hz,
                               out=np.zeros_like(self.demand_hz), where=self.demand_hz > 0)
             self.jobs.set_rates(self.alloc_hz * share, threads)
+        if full:
+            self._set_rates(slice(None), slice(None), ids)
+        else:
+            self._set_rates(np.flatnonzero(touched[:-1]), ids, ids)
         self._dirty = False
         self._dirty_hosts[:] = False
         self._partly_dirty = False
 
     def _integrate(self, t0: float, t1: float) -> None:
-        if self._dirty or self._partly_dirty:
-            self._recompute()
-        dt = t1 - t0
-        h, v = self.dc.hosts, self.dc.vms
-        n_h = len(h)
-        on = h.state == HostState.ON
-        host_of_running = np.where(_running(v.state), self._exec_host, n_h)
-        host_alloc = np.bincount(host_of_running, weights=self.alloc_hz, minlength=n_h + 1)[:n_h]
-        host_demand = np.bincount(host_of_running, weights=self.demand_hz, minlength=n_h + 1)[:n_h]
-        util = np.divide(host_alloc + self._overhead_hz, h.capacity_hz, out=np.zeros(n_h),
-                         where=h.capacity_hz > 0)
-        watts = np.where(
-            on, h.power.watts(util),
-            np.where(h.state == HostState.BOOTING, h.power.idle_w, h.power.off_w),
-        )
-        energy = watts * dt
-        self._p_host_on += on * dt
-        self._p_host_demand += host_demand * dt
-        self._p_host_alloc += host_alloc * dt
-        self._p_host_energy += energy
-        present = (v.state != VmState.FUTURE) & (v.state != VmState.DONE)
-        self._p_vm_demand += self.demand_hz * dt
-        self._p_vm_alloc += self.alloc_hz * dt
-        self._p_vm_present += present * dt
-        t = self.totals
-        # SLATAH counts host time at full load with demand left unserved (Beloglazov & Buyya).
-        # A host counts when it runs flat out and some demand is still left unserved.
-        full = host_alloc + self._overhead_hz >= h.capacity_hz * (1 - 1e-9)
-        short = host_demand > host_alloc * (1 + 1e-9)
-        t.host_overloaded_s += float(np.count_nonzero(on & full & short)) * dt
-        moving = self.fabric.active
-        if moving.size:
-            # PDM: the demand a VM in migration does not get (paused, throttled, faulting pages
-            # in), as measured here rather than CloudSim's fixed 10 %.
-            lost = self.demand_hz[moving] - self.alloc_hz[moving]
-            t.migration_degradation_hz_s += float(lost.sum()) * dt
-        t.energy_j += float(energy.sum())
-        t.demand_hz_s += float(self.demand_hz.sum()) * dt
-        t.alloc_hz_s += float(self.alloc_hz.sum()) * dt
-        t.host_on_s += float(on.sum()) * dt
+        # Host and VM sums are kept lazily (see _flush); only jobs advance with every stretch.
         if self.jobs is not None:
-            self.jobs.advance(dt)
+            self.jobs.advance(t1 - t0)
 
     def _settle(self) -> None:
         """After all handlers of an instant: rates for the new state, next job completion.
@@ -448,6 +456,7 @@ class Simulation:
         h = self.dc.hosts
         now = self.engine.now
         h.state[host] = HostState.BOOTING
+        self.changed()  # a booting host draws idle power
         self._host_ready_at[host] = now + float(h.boot_time_s[host])
         self.obs.event(now, "host_power_on", h.name[host], why)
         self.engine.at(now + float(h.boot_time_s[host]), lambda: self._on_host_on(host))
@@ -516,15 +525,24 @@ class Simulation:
         start, dt = self._period_start, end - self._period_start
         if dt <= 0:
             return
+        self._flush(slice(None), slice(None))
         h, v = self.dc.hosts, self.dc.vms
-        present = np.flatnonzero(self._p_vm_present > 0)
+        ph, pv = self._p_host, self._p_vm
+        t = self.totals
+        t.host_on_s += float(ph[0].sum())
+        t.energy_j += float(ph[3].sum())
+        t.host_overloaded_s += float(ph[4].sum())
+        t.demand_hz_s += float(pv[0].sum())
+        t.alloc_hz_s += float(pv[1].sum())
+        t.migration_degradation_hz_s += float(pv[3].sum())
+        present = np.flatnonzero(pv[2] > 0)
         self.obs.period(PeriodSnapshot(
-            time_s=start, dt_s=dt, host_state=h.state.copy(), host_on_s=self._p_host_on,
-            host_demand_hz_s=self._p_host_demand, host_alloc_hz_s=self._p_host_alloc,
-            host_energy_j=self._p_host_energy, host_vm_count=h.vm_count.copy(),
-            host_ram_used=h.ram_used.copy(), vm_ids=present, vm_host=v.host[present].copy(),
-            vm_state=v.state[present].copy(), vm_demand_hz_s=self._p_vm_demand[present],
-            vm_alloc_hz_s=self._p_vm_alloc[present], vm_present_s=self._p_vm_present[present],
+            time_s=start, dt_s=dt, host_state=h.state.copy(), host_on_s=ph[0],
+            host_demand_hz_s=ph[1], host_alloc_hz_s=ph[2], host_energy_j=ph[3],
+            host_vm_count=h.vm_count.copy(), host_ram_used=h.ram_used.copy(), vm_ids=present,
+            vm_host=v.host[present].copy(), vm_state=v.state[present].copy(),
+            vm_demand_hz_s=pv[0][present], vm_alloc_hz_s=pv[1][present],
+            vm_present_s=pv[2][present],
             vms_queued=int(np.count_nonzero(v.state == VmState.QUEUED)),
         ))
         self._reset_period()
@@ -561,6 +579,11 @@ class Simulation:
         h = self.dc.hosts
         for host in np.flatnonzero((h.state == HostState.ON) & (h.vm_count == 0)):
             self._note_empty(int(host))
+
+
+# Rows of the per-host and per-VM rate and period-sum arrays.
+_HOST_RATES = ("on", "cpu_demand_hz", "cpu_alloc_hz", "power_w", "overloaded")
+_VM_RATES = ("cpu_demand_hz", "cpu_alloc_hz", "present", "lost_in_migration_hz")
 
 
 def default_fabric(dc: Datacenter, params: MigrationParams | None = None) -> MigrationFabric:
