@@ -110,6 +110,7 @@ class MigrationFabric(PrecopyRounds):
         self._ids = np.zeros(0, dtype=np.int64)
         self.touched = self._ids
         self.rate_changed = self._ids
+        self.instants = 0  # calls of fire(): instants with a visible transition
         self._changed_flows = True
         # Each migration's state is kept as of its own anchor time and brought up to date only
         # when needed (its transition, or a change of its rate or dirty rate), so that an event
@@ -284,6 +285,7 @@ class MigrationFabric(PrecopyRounds):
         ids = self._ids
         tol = max(EPS_S, 1e-13 * now)
         due = ids[self.due_at[ids] <= now + tol]
+        self.instants += 1
         self.touched = due  # for the simulation: whose VMs and hosts changed
         self._catch_up(due, now)
         finished: list[Finished] = []
