@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from vsim.model.migration import MigrationFabric, MigrationParams
-from vsim.model.network import Links
+from vsim.model.network import Links, max_min_rates
 
 GIB = 2.0**30
 MIB = 2.0**20
@@ -189,3 +189,31 @@ def test_the_per_host_limit_queues_migrations() -> None:
     assert first.ended_s == pytest.approx(GIB / GBIT)
     assert second.began_s == pytest.approx(GIB / GBIT)
     assert second.ended_s == pytest.approx(2 * GIB / GBIT)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_rates_updated_only_where_flows_changed_equal_a_full_recomputation(seed: int) -> None:
+    # Max-min shares split over the connected parts of the flow-link graph, so the fabric
+    # recomputes only the part a starting or ending flow belongs to. At every step its rates
+    # must equal max-min over all flows at once.
+    rng = np.random.default_rng(seed)
+    n, hosts = 40, 12
+    f = fabric(replace(PURE, max_rounds=5, max_bandwidth_bytes_s=80e6), list(rng.uniform(0.2, 2, n) * GIB),
+               list(rng.uniform(0, 60, n) * MIB), n_hosts=hosts, sites=[0] * 6 + [1] * 6, uplink=40e6)
+    f.links.capacity[:hosts] = rng.uniform(20e6, 150e6, hosts)  # unequal NICs, out
+    for vm in range(n):
+        s, d = rng.choice(hosts, 2, replace=False)
+        f.request(vm, int(s), int(d), 0.0, "test")
+    now, steps = 0.0, 0
+    f.admit(now)
+    while len(f.active):
+        f.update(now, np.ones(n), np.ones(n))
+        flowing = f.flowing()
+        if flowing.size:
+            full = max_min_rates(f._paths(flowing), np.full(flowing.size, 80e6), f.links.capacity)
+            np.testing.assert_allclose(f.rate[flowing], full, rtol=1e-12)
+        now = f.next_event_at()
+        f.fire(now)
+        f.admit(now)
+        steps += 1
+    assert steps > 2 * n

@@ -80,6 +80,9 @@ class MigrationFabric(PrecopyRounds):
         self.net = np.asarray(net_bytes_s, dtype=float)
         self.vm_host = vm_host  # the datacenter's array: where each VM's traffic leaves
         self._senders = np.flatnonzero(self.net > 0)
+        self._limited = np.append(np.isfinite(links.capacity), False)  # [-1]: padding
+        self._moved: list[int] = []  # VMs whose flow started or ended since the last rates
+        self._all_flows_stale = True
         if params.model == "ram-over-bandwidth":
             self.dirty_max = np.zeros_like(self.dirty_max)
         n = len(self.ram)
@@ -187,7 +190,7 @@ class MigrationFabric(PrecopyRounds):
             self.busy[:] = busy
             new = np.array(started, dtype=np.int64)
             self._fresh[new] = False  # predicted at the next update()
-            self._ids = np.union1d(self._ids, new)
+            self._ids = np.sort(np.concatenate([self._ids, new]))
         return started
 
     def _begin(self, vm: int, now: float) -> None:
@@ -239,8 +242,12 @@ class MigrationFabric(PrecopyRounds):
         self.rate_changed = self._ids[self.rate[self._ids] != before]
 
     def _assign_rates(self) -> None:
+        active = self._ids
+        self.rate[active[~IS_FLOWING[self.phase[active]]]] = 0.0
         ids = self.flowing()
-        self.rate[self._ids] = 0.0
+        moved = np.array(self._moved, dtype=np.int64)
+        everything = self._all_flows_stale
+        self._moved, self._all_flows_stale = [], False
         if ids.size == 0:
             return
         links = self.links
@@ -248,12 +255,19 @@ class MigrationFabric(PrecopyRounds):
             cap = links.capacity
             self.rate[ids] = np.minimum(cap[links.tx(self.source[ids])], cap[links.rx(self.dest[ids])])
             return
-        paths = links.path(self.source[ids], self.dest[ids])
+        paths = self._paths(ids)
+        if not everything:
+            # Max-min shares split over the connected parts of the flow-link graph: only flows
+            # linked (through shared limited links) to one that started or ended can change.
+            part = self._linked(paths, self._paths(moved))
+            ids, paths = ids[part], paths[part]
+            if ids.size == 0:
+                return
         caps = np.full(len(ids), self.p.max_bandwidth_bytes_s)
         # The VMs' own traffic on the NICs the migrations use competes with them (one flow per VM
         # and direction, capped at its demand); elsewhere it cannot change a migration's rate.
-        talkers = self._talkers_on(np.union1d(self.source[ids], self.dest[ids]))
-        if talkers.size:
+        if self._senders.size:
+            talkers = self._talkers_on(np.union1d(self.source[ids], self.dest[ids]))
             host = self.vm_host[talkers].astype(np.int64)
             pad = np.full((2 * talkers.size, paths.shape[1]), -1, dtype=np.int64)
             pad[:talkers.size, 0] = links.tx(host)
@@ -261,6 +275,24 @@ class MigrationFabric(PrecopyRounds):
             paths = np.vstack([paths, pad])
             caps = np.concatenate([caps, self.net[talkers], self.net[talkers]])
         self.rate[ids] = max_min_rates(paths, caps, links.capacity)[:len(ids)]
+
+    def _paths(self, vms: np.ndarray) -> np.ndarray:
+        """The limited links of the flows of ``vms`` (unlimited ones constrain nothing)."""
+        paths = self.links.path(self.source[vms], self.dest[vms])
+        return np.where(self._limited[paths], paths, -1)
+
+    def _linked(self, paths: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        """Which flows (rows of ``paths``) are connected through shared links to ``seeds``."""
+        mark = np.zeros(len(self._limited), dtype=bool)  # the last entry stands for "no link"
+        mark[seeds[seeds >= 0]] = True
+        while True:
+            part = mark[paths].any(axis=1)
+            reached = paths[part]
+            reached = reached[reached >= 0]
+            new = reached[~mark[reached]]
+            if new.size == 0:
+                return part
+            mark[new] = True
 
     def _talkers_on(self, hosts: np.ndarray) -> np.ndarray:
         """VMs with traffic of their own on ``hosts``."""
@@ -271,7 +303,13 @@ class MigrationFabric(PrecopyRounds):
         return self._senders[on[self.vm_host[self._senders]]]  # host -1 (none) reads the pad
 
     def flows_changed(self) -> None:
-        """The VMs' traffic or placement changed: recompute rates at the next update."""
+        """The VMs' placement changed: with VM traffic, recompute every rate at the next update."""
+        if self._senders.size:
+            self._all_flows_stale = self._changed_flows = True
+
+    def _flow_event(self, vm: int) -> None:
+        """The flow of ``vm`` starts or ends."""
+        self._moved.append(vm)
         self._changed_flows = True
 
     # --- rounds -----------------------------------------------------------------------------------
@@ -313,7 +351,7 @@ class MigrationFabric(PrecopyRounds):
                     self.round[vm] = 0
                     self.left[vm] = self.round_bytes[vm] = self.ram[vm] * body
                     self.round_elapsed[vm] = 0.0
-                self._changed_flows = True
+                self._flow_event(vm)
             elif ph == PHASE_PRECOPY:
                 d, n = decided[vm]
                 if d == ROUND_NO_CONVERGENCE:
@@ -341,7 +379,7 @@ class MigrationFabric(PrecopyRounds):
                 self.sent[vm] += self.left[vm]
                 self.phase[vm] = Phase.RESUME
                 self.left[vm] = p.resume_s
-                self._changed_flows = True
+                self._flow_event(vm)
             elif ph == PHASE_RESUME:
                 self.downtime[vm] += now - self.paused_since[vm]
                 self.paused_since[vm] = np.nan
@@ -349,7 +387,7 @@ class MigrationFabric(PrecopyRounds):
                     self.phase[vm] = Phase.POSTCOPY
                     self.left[vm] = self.post_bytes[vm]
                     self.post_bytes[vm] = 0.0
-                    self._changed_flows = True
+                    self._flow_event(vm)
                 else:
                     finished.append(self._release(vm, now, "forced" if self.forced[vm] else "completed"))
             elif ph == PHASE_POSTCOPY:
@@ -370,7 +408,8 @@ class MigrationFabric(PrecopyRounds):
             self.busy[s] -= 1
             self.busy[d] -= 1
             self._ids = self._ids[self._ids != vm]
-            self._changed_flows |= bool(IS_FLOWING[self.phase[vm]])
+            if IS_FLOWING[self.phase[vm]]:
+                self._flow_event(vm)
         if not math.isnan(self.paused_since[vm]):
             self.downtime[vm] += now - self.paused_since[vm]
         started = self.phase[vm] != Phase.WAITING
