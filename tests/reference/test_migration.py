@@ -192,10 +192,9 @@ def test_the_per_host_limit_queues_migrations() -> None:
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_rates_updated_only_where_flows_changed_equal_a_full_recomputation(seed: int) -> None:
-    # Max-min shares split over the connected parts of the flow-link graph, so the fabric
-    # recomputes only the part a starting or ending flow belongs to. At every step its rates
-    # must equal max-min over all flows at once.
+def test_at_every_step_the_rates_are_max_min_over_the_flows_then(seed: int) -> None:
+    # The fabric recomputes rates only when a flow starts or ends (and leaves out links without
+    # a limit); at every step its rates must equal max-min over all flows of that moment.
     rng = np.random.default_rng(seed)
     n, hosts = 40, 12
     f = fabric(replace(PURE, max_rounds=5, max_bandwidth_bytes_s=80e6), list(rng.uniform(0.2, 2, n) * GIB),

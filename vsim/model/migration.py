@@ -81,8 +81,6 @@ class MigrationFabric(PrecopyRounds):
         self.vm_host = vm_host  # the datacenter's array: where each VM's traffic leaves
         self._senders = np.flatnonzero(self.net > 0)
         self._limited = np.append(np.isfinite(links.capacity), False)  # [-1]: padding
-        self._moved: list[int] = []  # VMs whose flow started or ended since the last rates
-        self._all_flows_stale = True
         if params.model == "ram-over-bandwidth":
             self.dirty_max = np.zeros_like(self.dirty_max)
         n = len(self.ram)
@@ -245,9 +243,6 @@ class MigrationFabric(PrecopyRounds):
         active = self._ids
         self.rate[active[~IS_FLOWING[self.phase[active]]]] = 0.0
         ids = self.flowing()
-        moved = np.array(self._moved, dtype=np.int64)
-        everything = self._all_flows_stale
-        self._moved, self._all_flows_stale = [], False
         if ids.size == 0:
             return
         links = self.links
@@ -255,14 +250,9 @@ class MigrationFabric(PrecopyRounds):
             cap = links.capacity
             self.rate[ids] = np.minimum(cap[links.tx(self.source[ids])], cap[links.rx(self.dest[ids])])
             return
+        # All flows at once: with host NICs chained by migrations in and out, the flows form
+        # one connected graph in practice, so splitting it would not save work.
         paths = self._paths(ids)
-        if not everything:
-            # Max-min shares split over the connected parts of the flow-link graph: only flows
-            # linked (through shared limited links) to one that started or ended can change.
-            part = self._linked(paths, self._paths(moved))
-            ids, paths = ids[part], paths[part]
-            if ids.size == 0:
-                return
         caps = np.full(len(ids), self.p.max_bandwidth_bytes_s)
         # The VMs' own traffic on the NICs the migrations use competes with them (one flow per VM
         # and direction, capped at its demand); elsewhere it cannot change a migration's rate.
@@ -281,19 +271,6 @@ class MigrationFabric(PrecopyRounds):
         paths = self.links.path(self.source[vms], self.dest[vms])
         return np.where(self._limited[paths], paths, -1)
 
-    def _linked(self, paths: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-        """Which flows (rows of ``paths``) are connected through shared links to ``seeds``."""
-        mark = np.zeros(len(self._limited), dtype=bool)  # the last entry stands for "no link"
-        mark[seeds[seeds >= 0]] = True
-        while True:
-            part = mark[paths].any(axis=1)
-            reached = paths[part]
-            reached = reached[reached >= 0]
-            new = reached[~mark[reached]]
-            if new.size == 0:
-                return part
-            mark[new] = True
-
     def _talkers_on(self, hosts: np.ndarray) -> np.ndarray:
         """VMs with traffic of their own on ``hosts``."""
         if self._senders.size == 0:
@@ -303,13 +280,12 @@ class MigrationFabric(PrecopyRounds):
         return self._senders[on[self.vm_host[self._senders]]]  # host -1 (none) reads the pad
 
     def flows_changed(self) -> None:
-        """The VMs' placement changed: with VM traffic, recompute every rate at the next update."""
+        """The VMs' placement changed: with VM traffic, recompute the rates at the next update."""
         if self._senders.size:
-            self._all_flows_stale = self._changed_flows = True
+            self._changed_flows = True
 
     def _flow_event(self, vm: int) -> None:
-        """The flow of ``vm`` starts or ends."""
-        self._moved.append(vm)
+        """The flow of ``vm`` starts or ends: every rate may change."""
         self._changed_flows = True
 
     # --- rounds -----------------------------------------------------------------------------------
