@@ -3,7 +3,12 @@
 The simulation owns the :class:`Datacenter`, the demand sources, the jobs, and the engine. It asks a
 placement callable (a policy, injected so that the model never imports policies) where queued VMs
 go, and reports what happens to an observer: events one by one, and every reporting period the
-time-weighted sums of the period as a :class:`PeriodSnapshot`.
+time-weighted sums of the period as a :class:`PeriodSnapshot`. Live migrations run in the
+:class:`MigrationFabric`; maintenance drains in :class:`MaintenanceWindows`.
+
+Most events change little: a migration step pauses one VM or frees one link. So CPU sharing is
+recomputed for the hosts an event touches only, and the period sums of a host or VM are brought up
+to date only when its rates change or the period ends.
 """
 
 from __future__ import annotations
