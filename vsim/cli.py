@@ -97,6 +97,9 @@ def run_cmd(scenario: str, seed: int | None, out: Path | None, overrides: tuple[
     from vsim.scenario import load_scenario
 
     loaded = load_scenario(_resolve(scenario), list(overrides))
+    if out is not None and out.exists():
+        # Refuse before the run, not after it: a long run must not end in nowhere to write.
+        raise FileExistsError(f"{out} already exists; choose another --out")
     bar = _Progress(loaded.name, quiet)
     try:
         result = run(loaded, seed, progress=bar)

@@ -163,6 +163,14 @@ def test_out_folder_that_exists_is_refused(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
 
 
+def test_an_existing_out_folder_is_refused_before_the_run_not_after(tmp_path: Path) -> None:
+    (tmp_path / "r").mkdir()
+    # Ten years of the quickstart would take many minutes: the refusal must come first.
+    done = vsim_cli("run", str(QUICKSTART), "--out", "r", "--set", "duration=3650 d", cwd=tmp_path,
+                    timeout=60)
+    assert done.returncode == 2 and "already exists" in done.stderr
+
+
 def test_a_shipped_scenario_by_name(tmp_path: Path) -> None:
     done = vsim_cli("run", "quickstart", "--out", "r", "--no-report", "-q", *QUICK, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
