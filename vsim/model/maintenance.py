@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -49,9 +50,9 @@ class MaintenanceWindows:
     def schedule(self) -> None:
         eng = self.sim.engine
         for k, w in enumerate(self.windows):
-            eng.at(w.start_s, lambda k=k: self._begin(k))
+            eng.at(w.start_s, partial(self._begin, k))
             if math.isfinite(w.end_s):
-                eng.at(w.end_s, lambda k=k: self._end(k))
+                eng.at(w.end_s, partial(self._end, k))
 
     def _vms_on(self, k: int) -> np.ndarray:
         v = self.sim.dc.vms
@@ -65,6 +66,7 @@ class MaintenanceWindows:
         vms = self._vms_on(k)
         h, v = sim.dc.hosts, sim.dc.vms
         nic = h.nic_bytes_s
+        assert nic is not None  # Hosts fills in the default
         # The peers' estimate: each VM's RAM over its host's NIC, N at a time, nothing shared.
         predicted = list_schedule_makespan(v.ram_bytes[vms] / nic[v.host[vms]], w.max_concurrent)
         self.records[k] = EvacuationRecord(w.name, sim.engine.now, int(vms.size),

@@ -596,6 +596,7 @@ def default_fabric(dc: Datacenter, params: MigrationParams | None = None) -> Mig
     memory and send no traffic of their own unless told."""
     h, v = dc.hosts, dc.vms
     n_s = max(len(dc.site_names), int(h.site.max(initial=-1)) + 1)
+    assert h.nic_bytes_s is not None  # Hosts fills in the default
     links = Links(h.nic_bytes_s, h.site, np.full(n_s, np.inf), np.full(n_s, np.inf))
     n = len(v)
     return MigrationFabric(params or MigrationParams(), links, v.ram_bytes, np.zeros(n),

@@ -310,6 +310,7 @@ class _Builder:
             max_total=math.inf if m.max_total is None else m.max_total,
         )
         mem = self.vm_memory
+        assert h.nic_bytes_s is not None  # Hosts fills in the default
         links = Links(h.nic_bytes_s, h.site, fabric, uplink)
         return MigrationFabric(params, links, dc.vms.ram_bytes, mem["dirty"], mem["wws"],
                                mem["net"], dc.vms.host)
