@@ -193,7 +193,11 @@ def _working_set(value: Any) -> Any:
     if isinstance(value, str) and value.strip().endswith("%"):
         parse_quantity(value, "fraction")
         return value.strip()
-    number = parse_quantity(value, "bytes")
+    try:
+        number = parse_quantity(value, "bytes")
+    except ValueError:
+        raise ValueError(f"cannot read {value!r} as a working set; write bytes like '512 MiB' "
+                         "or a share of RAM like '25%'") from None
     if number < 0:
         raise ValueError(f"must not be negative, got {value!r}")
     return number
