@@ -105,3 +105,21 @@ def test_no_global_random_state(loaded) -> None:
     random.seed(3)
     vsim.run(loaded, seed=6)
     assert (legacy.random(5).tolist(), random.random()) == expected
+
+
+def test_live_migrations_and_a_drain_are_deterministic_too() -> None:
+    # Consolidation with rounds, auto-converge and a maintenance drain sharing NICs and a fabric.
+    text = RANDOM.replace("    power_management: {idle_off_after: 30 min}\n", """\
+    power_management: {idle_off_after: 30 min}
+    sites: [{name: dc, fabric: 5 Gbit/s}]
+    consolidation: {interval: 10 min, overload: {detector: thr, threshold: 0.7}}
+    migration: {on_no_convergence: auto-converge, max_per_host: 2}
+    maintenance: [{hosts: [h-0, h-1], start: 3 h, max_concurrent: 2, until: 6 h}]
+""").replace("{name: web, count: 30, vcpus: 2, ram: 4 GiB, workload: web}",
+             "{name: web, count: 30, vcpus: 2, ram: 4 GiB, workload: web, dirty_rate: 90 MiB/s, "
+             "network: 200 Mbit/s}")
+    loaded = scenario(text)
+    first, second = vsim.run(loaded, seed=3), vsim.run(loaded, seed=3)
+    assert_same_tables(first, second)
+    assert len(first.tables["migrations"]) > 10
+    assert first.summary["maintenance"][0]["migrations"] > 0
