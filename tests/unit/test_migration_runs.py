@@ -125,3 +125,20 @@ def test_with_ram_over_bandwidth_a_drain_takes_what_the_peers_predict() -> None:
     round_0 = GIB * (1 + 8 / 4096) / 125e6
     (real,) = run_text(text).summary["maintenance"]
     assert real["drained_s"] == pytest.approx(0.05 + 2 * round_0 + 2 * STOP_COPY_S + 0.02 + ONE_S)
+
+
+def test_vm_traffic_that_follows_its_cpu_demand_leaves_the_rest_to_the_migration() -> None:
+    # Both VMs start on rack-a (first fit). 'chatty' sends up to 100 MB/s each way at 100 % CPU
+    # and runs at 40 %, so it uses 40 MB/s of the 125 MB/s NIC. The drain moves 'quiet' first;
+    # chatty's 40 MB/s is below the fair share (62.5 MB/s), so the copy gets the other 85 MB/s.
+    text = DRAIN.replace(
+        "      - {name: v, count: 3, ram: 1 GiB, dirty_rate: 0 B/s}",
+        "      - {name: quiet, count: 1, ram: 1 GiB, dirty_rate: 0 B/s}\n"
+        "      - {name: chatty, count: 1, ram: 1 GiB, dirty_rate: 0 B/s, workload: forty,\n"
+        "         network: 100 MB/s, network_follows_cpu: true}").replace(
+        "    placement:", "    workloads: {forty: {kind: constant, level: 40%}}\n    placement:")
+    m = run_text(text).tables["migrations"]
+    first = m.iloc[0]
+    assert first["vm"] == 0  # quiet goes first, one at a time
+    round_0 = GIB * (1 + 8 / 4096) / 85e6
+    assert first["duration_s"] == pytest.approx(0.05 + round_0 + 2**20 / 85e6 + 0.02)

@@ -80,6 +80,9 @@ class MigrationFabric(PrecopyRounds):
         self.net = np.asarray(net_bytes_s, dtype=float)
         self.vm_host = vm_host  # the datacenter's array: where each VM's traffic leaves
         self._senders = np.flatnonzero(self.net > 0)
+        # VMs whose traffic scales with their CPU demand (from their trace), and that scale now.
+        self.net_follows_cpu = np.zeros(len(self.net), dtype=bool)
+        self.net_scale = np.ones(len(self.net))
         self._limited = np.append(np.isfinite(links.capacity), False)  # [-1]: padding
         if params.model == "ram-over-bandwidth":
             self.dirty_max = np.zeros_like(self.dirty_max)
@@ -263,7 +266,8 @@ class MigrationFabric(PrecopyRounds):
             pad[:talkers.size, 0] = links.tx(host)
             pad[talkers.size:, 0] = links.rx(host)
             paths = np.vstack([paths, pad])
-            caps = np.concatenate([caps, self.net[talkers], self.net[talkers]])
+            traffic = self.net[talkers] * self.net_scale[talkers]
+            caps = np.concatenate([caps, traffic, traffic])
         self.rate[ids] = max_min_rates(paths, caps, links.capacity)[:len(ids)]
 
     def _paths(self, vms: np.ndarray) -> np.ndarray:
@@ -278,6 +282,17 @@ class MigrationFabric(PrecopyRounds):
         on = np.zeros(self.links.n_hosts + 1, dtype=bool)
         on[hosts] = True
         return self._senders[on[self.vm_host[self._senders]]]  # host -1 (none) reads the pad
+
+    def traffic_follows(self, vm_cpu_demand_frac: np.ndarray) -> None:
+        """VMs whose traffic follows their CPU demand send that share of their ``network`` now;
+        rates are recomputed when that changed for a VM with traffic."""
+        follow = self._senders[self.net_follows_cpu[self._senders]]
+        if follow.size == 0:
+            return
+        scale = vm_cpu_demand_frac[follow]
+        if not np.array_equal(scale, self.net_scale[follow]):
+            self.net_scale[follow] = scale
+            self._changed_flows = True
 
     def flows_changed(self) -> None:
         """The VMs' placement changed: with VM traffic, recompute the rates at the next update."""

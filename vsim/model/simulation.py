@@ -176,6 +176,8 @@ class Simulation:
             # wait shows as queueing, not as CPU ready).
             self.demand_hz = np.where(running, demand, 0.0)
             self.alloc_hz[:] = 0.0
+            self.fabric.traffic_follows(np.divide(self.demand_hz, v.capacity_hz,
+                                                  out=np.zeros(len(v)), where=v.capacity_hz > 0))
         fab = self.fabric
         fab.refresh_rates(self.engine.now)
         self._overhead_hz = fab.host_cpu_overhead_hz()

@@ -207,7 +207,7 @@ class _Builder:
         templates: list[str] = []
         cols: dict[str, list] = {k: [] for k in (
             "name", "group", "vcpus", "speed", "ram", "shares", "res", "limit", "template",
-            "priority", "arrival", "lifetime", "dirty", "wws", "net")}
+            "priority", "arrival", "lifetime", "dirty", "wws", "net", "net_follows")}
         sources: list[DemandSource] = []
         series: list[str] = []
         for g, group in enumerate(spec.vms):
@@ -263,6 +263,7 @@ class _Builder:
             cols["wws"] += [group.ram * parse_quantity(wws, "fraction") if isinstance(wws, str)
                             else min(float(wws), group.ram)] * count
             cols["net"] += [group.network] * count
+            cols["net_follows"] += [group.network_follows_cpu] * count
             if library is not None and isinstance(spec_w, PlanetLabWorkload) and spec_w.tile_days:
                 # Tiled: each VM follows tile_days traces drawn from the whole library.
                 rng = self.streams.generator(f"workload/{group.workload}/{group.name}/tiles")
@@ -288,6 +289,7 @@ class _Builder:
             lifetime_s=np.array(cols["lifetime"], dtype=float),
         )
         self.vm_memory = {k: np.array(cols[k], dtype=float) for k in ("dirty", "wws", "net")}
+        self.vm_net_follows = np.array(cols["net_follows"], dtype=bool)
         return vms, sources, templates, series
 
     # --- migration and maintenance -------------------------------------------------------------
@@ -312,8 +314,10 @@ class _Builder:
         mem = self.vm_memory
         assert h.nic_bytes_s is not None  # Hosts fills in the default
         links = Links(h.nic_bytes_s, h.site, fabric, uplink)
-        return MigrationFabric(params, links, dc.vms.ram_bytes, mem["dirty"], mem["wws"],
-                               mem["net"], dc.vms.host)
+        migrations = MigrationFabric(params, links, dc.vms.ram_bytes, mem["dirty"], mem["wws"],
+                                     mem["net"], dc.vms.host)
+        migrations.net_follows_cpu[:] = self.vm_net_follows
+        return migrations
 
     def maintenance(self, hosts: Hosts) -> list[Maintenance]:
         out = []

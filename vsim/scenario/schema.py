@@ -230,6 +230,8 @@ class VmGroup(Strict):
     working_set: WorkingSet = Field("25%", description="writable working set: the most memory "
                                     "one pre-copy round can find dirty; bytes or a share of RAM")
     network: Rate = Field(0.0, description="the VM's own traffic each way over its host's NIC")
+    network_follows_cpu: bool = Field(False, description="scale the traffic by the VM's CPU "
+                                      "demand (as its trace gives it): network at 100%")
 
 
 class Diurnal(Strict):
