@@ -51,7 +51,8 @@ def random_scenario(rng: np.random.Generator, i: int) -> dict:
         },
     }
     data["vms"][0].update(dirty_rate=f"{int(rng.integers(0, 40))} MiB/s",
-                          network=f"{int(rng.integers(0, 200))} Mbit/s")
+                          network=f"{int(rng.integers(0, 200))} Mbit/s",
+                          network_follows_cpu=bool(rng.random() < 0.5))
     if rng.random() < 0.3:
         data["hosts"].append({**data["hosts"][0], "name": "m", "count": 2, "initially": "on"})
         data["maintenance"] = [{"hosts": "m", "start": "1 h", "until": "4 h",
