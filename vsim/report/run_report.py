@@ -246,20 +246,19 @@ def _migrations_section(ctx: _Context) -> _Section | None:
     outcomes = ", ".join(f"{n:,} {k}" for k, n in mig["outcome"].astype(str).value_counts().items())
     parts = []
     if len(ran):
-        parts.append(_figure_html(figs.migration_duration_figure(ran["duration_s"].to_numpy()),
-                                  "fig-migration-time"))
-        parts.append(_caption(
-            f"{len(mig):,} live migrations ({outcomes}). Time from start to the VM running on "
-            f"its destination: median {format_duration(float(ran['duration_s'].median()))}, "
-            f"longest {format_duration(float(ran['duration_s'].max()))}."))
-        moved = ran[ran["outcome"].astype(str) != "aborted"]
-        if len(moved):
-            parts.append(_figure_html(figs.migration_downtime_figure(moved["downtime_s"].to_numpy()),
-                                      "fig-migration-downtime"))
-            parts.append(_caption(
-                f"Downtime (VM paused for the switch-over): median "
-                f"{float(moved['downtime_s'].median()) * 1000:.0f} ms, worst "
-                f"{float(moved['downtime_s'].max()) * 1000:.0f} ms."))
+        took = ran["duration_s"]
+        parts += [_figure_html(figs.migration_duration_figure(took.to_numpy()), "fig-migration-time"),
+                  _caption(f"{len(mig):,} live migrations ({outcomes}). Time from start to the VM "
+                           f"running on its destination: median "
+                           f"{format_duration(float(took.median()))}, longest "
+                           f"{format_duration(float(took.max()))}.")]
+        down = ran.loc[ran["outcome"].astype(str) != "aborted", "downtime_s"]
+        if len(down):
+            parts += [_figure_html(figs.migration_downtime_figure(down.to_numpy()),
+                                   "fig-migration-downtime"),
+                      _caption(f"Downtime (VM paused for the switch-over): median "
+                               f"{float(down.median()) * 1000:.0f} ms, worst "
+                               f"{float(down.max()) * 1000:.0f} ms.")]
     drains = ctx.summary.get("maintenance") or []
     if drains:
         frame = pd.DataFrame([{
