@@ -91,7 +91,7 @@ def phase_table(phases: tuple[Phase, ...]) -> np.ndarray:
 IS_TIMER, IS_FLOWING, IS_PAUSED, IS_FLAT = map(phase_table, (TIMER, FLOWING, PAUSED, FLAT))
 PHASE_SETUP, PHASE_PRECOPY, PHASE_STOPCOPY, PHASE_RESUME, PHASE_SWITCHOVER, PHASE_POSTCOPY = map(int, (
     Phase.SETUP, Phase.PRECOPY, Phase.STOPCOPY, Phase.RESUME, Phase.SWITCHOVER, Phase.POSTCOPY))
-ROUND_STOP, ROUND_NO_CONVERGENCE = int(RoundEnd.STOP), int(RoundEnd.NO_CONVERGENCE)
+ROUND_CONTINUE, ROUND_STOP, ROUND_THROTTLE, ROUND_NO_CONVERGENCE = map(int, RoundEnd)
 EPS_S = 1e-9
 
 
@@ -119,7 +119,7 @@ class PrecopyRounds:
         """What follows a pre-copy round: (decision, bytes dirtied meanwhile, high-rate count)."""
         p = self.p
         nxt = np.minimum(self.dirty[ids] * elapsed, self.wws[ids]) * p.wire_factor
-        decision = np.full(len(ids), RoundEnd.CONTINUE, dtype=np.int8)
+        decision = np.full(len(ids), ROUND_CONTINUE, dtype=np.int8)
         rate = self.rate[ids]
         stop = nxt <= rate * p.downtime_limit_s
         capped = np.zeros(len(ids), dtype=bool)
@@ -130,17 +130,18 @@ class PrecopyRounds:
         high = np.where(nxt > p.throttle_trigger * round_bytes, high + 1, 0)
         if p.on_no_convergence == "auto-converge":
             step = (high >= 2) & (throttle < p.throttle_max)
-            decision[step] = RoundEnd.THROTTLE
+            decision[step] = ROUND_THROTTLE
             high = np.where(step, 0, high)
-        decision[capped] = RoundEnd.NO_CONVERGENCE
-        decision[stop] = RoundEnd.STOP
+        decision[capped] = ROUND_NO_CONVERGENCE
+        decision[stop] = ROUND_STOP
         return decision, nxt, high
 
     def _roll(self, ids: np.ndarray, horizon: np.ndarray | float, commit: bool) -> np.ndarray:
         """Run the pre-copy rounds of ``ids`` forward by ``horizon`` seconds each (``inf``: until
         each reaches a visible round end). Returns the time each spent before stopping at a
         visible round end (its horizon for those that did not reach one)."""
-        horizon = np.broadcast_to(np.asarray(horizon, dtype=float), (len(ids),))
+        horizon = (np.full(len(ids), horizon) if np.isscalar(horizon)
+                   else np.asarray(horizon, dtype=float))
         left = self.left[ids].copy()
         rate = self.rate[ids]
         elapsed = self.round_elapsed[ids].copy()
@@ -165,7 +166,7 @@ class PrecopyRounds:
             left[e] = 0.0
             decision, nxt, hi = self._round_end(ids[e], elapsed[e], sent[e], rounds[e] + 1,
                                                 high[e], self.throttle[ids[e]], rbytes[e])
-            cont = decision == RoundEnd.CONTINUE
+            cont = decision == ROUND_CONTINUE
             c = e[cont]
             left[c] = rbytes[c] = nxt[cont]
             rounds[c] += 1
