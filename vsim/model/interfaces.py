@@ -196,6 +196,6 @@ class RunTotals:
     intervals: int
     events: int
     host_overloaded_s: float = 0.0  # active-host time with demand above capacity (SLATAH)
-    migration_degradation_hz_s: float = 0.0  # 10 % of migrating VMs' demand (PDM)
+    migration_degradation_hz_s: float = 0.0  # demand migrating VMs did not get (PDM)
     migrations: int = 0
     evacuations: list[EvacuationRecord] = field(default_factory=list)

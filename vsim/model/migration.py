@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from vsim.model.datacenter import Datacenter
 from vsim.model.network import Links, max_min_rates
 from vsim.model.precopy import (
     EPS_S,
@@ -39,7 +40,7 @@ from vsim.model.precopy import (
     phase_table,
 )
 
-__all__ = ["IS_PAUSED", "Finished", "MigrationFabric", "MigrationParams", "Phase"]
+__all__ = ["IS_PAUSED", "Finished", "MigrationFabric", "MigrationParams", "Phase", "fabric_for"]
 
 
 @dataclass(frozen=True)
@@ -67,25 +68,25 @@ class MigrationFabric(PrecopyRounds):
 
     def __init__(self, params: MigrationParams, links: Links, ram_bytes: np.ndarray,
                  dirty_bytes_s: np.ndarray, wws_bytes: np.ndarray, net_bytes_s: np.ndarray,
-                 vm_host: np.ndarray) -> None:
+                 vm_host: np.ndarray, net_follows_cpu: np.ndarray | None = None) -> None:
+        self.dirty_max = np.asarray(dirty_bytes_s, dtype=float)
         if params.model == "ram-over-bandwidth":
             # The peers' model: RAM over the slower NIC and nothing else.
             params = replace(params, setup_s=0.0, resume_s=0.0, device_state_bytes=0.0,
                              page_overhead_bytes=0.0, zero_page_frac=0.0, cpu_cycles_per_byte=0.0)
+            self.dirty_max = np.zeros_like(self.dirty_max)
         self.p = params
         self.links = links
         self.ram = np.asarray(ram_bytes, dtype=float)
-        self.dirty_max = np.asarray(dirty_bytes_s, dtype=float)
         self.wws = np.asarray(wws_bytes, dtype=float)
         self.net = np.asarray(net_bytes_s, dtype=float)
         self.vm_host = vm_host  # the datacenter's array: where each VM's traffic leaves
         self._senders = np.flatnonzero(self.net > 0)
         # VMs whose traffic scales with their CPU demand (from their trace), and that scale now.
-        self.net_follows_cpu = np.zeros(len(self.net), dtype=bool)
+        self.net_follows_cpu = (np.zeros(len(self.net), dtype=bool) if net_follows_cpu is None
+                                else np.asarray(net_follows_cpu, dtype=bool))
         self.net_scale = np.ones(len(self.net))
         self._limited = np.append(np.isfinite(links.capacity), False)  # [-1]: padding
-        if params.model == "ram-over-bandwidth":
-            self.dirty_max = np.zeros_like(self.dirty_max)
         n = len(self.ram)
         self.phase = np.zeros(n, dtype=np.uint8)
         self.left = np.zeros(n)  # bytes of a byte phase, seconds of a timer phase
@@ -458,3 +459,25 @@ class MigrationFabric(PrecopyRounds):
         assert np.array_equal(busy, self.busy), "per-host migration counts match"
         assert np.all(self.busy <= self.p.max_per_host), "per-host limit holds"
         assert np.all(self.left[ids] >= 0) and np.all(self.rate[ids] >= 0)
+
+
+def fabric_for(dc: Datacenter, params: MigrationParams | None = None, *,
+               site_fabric: np.ndarray | None = None, site_uplink: np.ndarray | None = None,
+               dirty_bytes_s: np.ndarray | None = None, wws_bytes: np.ndarray | None = None,
+               net_bytes_s: np.ndarray | None = None,
+               net_follows_cpu: np.ndarray | None = None) -> MigrationFabric:
+    """The migration fabric of ``dc``: its hosts' NICs, each site's fabric and uplink (default:
+    unlimited), and per VM its dirty rate, writable working set and own traffic (default: VMs
+    that dirty no memory, with no working-set cap, and send nothing)."""
+    h, v = dc.hosts, dc.vms
+    n_s = max(len(dc.site_names), int(h.site.max(initial=-1)) + 1)
+    assert h.nic_bytes_s is not None  # Hosts fills in the default
+    links = Links(h.nic_bytes_s, h.site,
+                  np.full(n_s, np.inf) if site_fabric is None else site_fabric,
+                  np.full(n_s, np.inf) if site_uplink is None else site_uplink)
+    n = len(v)
+    return MigrationFabric(
+        params or MigrationParams(), links, v.ram_bytes,
+        np.zeros(n) if dirty_bytes_s is None else dirty_bytes_s,
+        np.full(n, np.inf) if wws_bytes is None else wws_bytes,
+        np.zeros(n) if net_bytes_s is None else net_bytes_s, v.host, net_follows_cpu)

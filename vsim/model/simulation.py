@@ -35,8 +35,7 @@ from vsim.model.interfaces import (
 )
 from vsim.model.jobs import Jobs
 from vsim.model.maintenance import MaintenanceWindows
-from vsim.model.migration import IS_PAUSED, Finished, MigrationFabric, MigrationParams, Phase
-from vsim.model.network import Links
+from vsim.model.migration import IS_PAUSED, Finished, MigrationFabric, Phase, fabric_for
 
 __all__ = ["Simulation"]
 
@@ -77,7 +76,7 @@ class Simulation:
         self.progress = progress
         self.consolidation = consolidation
         self.engine = Engine(self._integrate, self._settle)
-        self.fabric = migration or default_fabric(dc)
+        self.fabric = migration or fabric_for(dc)
 
         n_h, n_v = len(dc.hosts), len(dc.vms)
         self.trace_frac = np.zeros(n_v)  # demand from traces, fraction of VM capacity
@@ -99,7 +98,6 @@ class Simulation:
         self.vm_history = np.zeros((n_v, w))
         self.vm_n_valid = np.zeros(n_v, dtype=np.int64)
         self._consolidate_due = False
-        self._host_ready_at = np.zeros(n_h)
         self._exec_host = dc.vms.host.copy()  # where each VM runs: its host, or in post-copy its destination
         self._overhead_hz = np.zeros(n_h)  # CPU the migrations take on each host
         self._fabric_token = 0
@@ -464,7 +462,6 @@ class Simulation:
         now = self.engine.now
         h.state[host] = HostState.BOOTING
         self.changed()  # a booting host draws idle power
-        self._host_ready_at[host] = now + float(h.boot_time_s[host])
         self.obs.event(now, "host_power_on", h.name[host], why)
         self.engine.at(now + float(h.boot_time_s[host]), lambda: self._on_host_on(host))
 
@@ -591,18 +588,6 @@ class Simulation:
 # Rows of the per-host and per-VM rate and period-sum arrays.
 _HOST_RATES = ("on", "cpu_demand_hz", "cpu_alloc_hz", "power_w", "overloaded")
 _VM_RATES = ("cpu_demand_hz", "cpu_alloc_hz", "present", "lost_in_migration_hz")
-
-
-def default_fabric(dc: Datacenter, params: MigrationParams | None = None) -> MigrationFabric:
-    """Migrations over the hosts' NICs with no fabric or uplink limit, for VMs that dirty no
-    memory and send no traffic of their own unless told."""
-    h, v = dc.hosts, dc.vms
-    n_s = max(len(dc.site_names), int(h.site.max(initial=-1)) + 1)
-    assert h.nic_bytes_s is not None  # Hosts fills in the default
-    links = Links(h.nic_bytes_s, h.site, np.full(n_s, np.inf), np.full(n_s, np.inf))
-    n = len(v)
-    return MigrationFabric(params or MigrationParams(), links, v.ram_bytes, np.zeros(n),
-                           np.full(n, np.inf), np.zeros(n), v.host)
 
 
 def _by_time(times: np.ndarray) -> list[tuple[float, np.ndarray]]:

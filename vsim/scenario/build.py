@@ -19,8 +19,7 @@ from vsim.model.interfaces import (
     PowerManagement,
 )
 from vsim.model.jobs import Jobs
-from vsim.model.migration import MigrationFabric, MigrationParams
-from vsim.model.network import Links
+from vsim.model.migration import MigrationFabric, MigrationParams, fabric_for
 from vsim.model.power import PowerCurves
 from vsim.policies import make_placement
 from vsim.policies.consolidation import DynamicConsolidation
@@ -295,7 +294,7 @@ class _Builder:
     # --- migration and maintenance -------------------------------------------------------------
 
     def migration(self, dc: Datacenter) -> MigrationFabric:
-        m, h = self.spec.migration, dc.hosts
+        m = self.spec.migration
         sites = self.spec.sites
         fabric = np.array([s.fabric for s in sites] or [math.inf])
         uplink = np.array([s.uplink for s in sites] or [math.inf])
@@ -312,12 +311,9 @@ class _Builder:
             max_total=math.inf if m.max_total is None else m.max_total,
         )
         mem = self.vm_memory
-        assert h.nic_bytes_s is not None  # Hosts fills in the default
-        links = Links(h.nic_bytes_s, h.site, fabric, uplink)
-        migrations = MigrationFabric(params, links, dc.vms.ram_bytes, mem["dirty"], mem["wws"],
-                                     mem["net"], dc.vms.host)
-        migrations.net_follows_cpu[:] = self.vm_net_follows
-        return migrations
+        return fabric_for(dc, params, site_fabric=fabric, site_uplink=uplink,
+                          dirty_bytes_s=mem["dirty"], wws_bytes=mem["wws"], net_bytes_s=mem["net"],
+                          net_follows_cpu=self.vm_net_follows)
 
     def maintenance(self, hosts: Hosts) -> list[Maintenance]:
         out = []
