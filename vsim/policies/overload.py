@@ -160,13 +160,17 @@ class StaticThreshold(OverloadDetector):
         return util > self.threshold
 
 
-class _AdaptiveThreshold(OverloadDetector):
-    """An upper threshold per host estimated from its history; THR 0.7 where it is too short."""
+class _WithSafety(OverloadDetector):
+    """A detector with a safety parameter (every one but THR), checked to be a finite number."""
 
     safety: float
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "safety", _finite("safety", self.safety))
+
+
+class _AdaptiveThreshold(_WithSafety):
+    """An upper threshold per host estimated from its history; THR 0.7 where it is too short."""
 
     def upper_thresholds(self, history: np.ndarray, n_valid: np.ndarray) -> np.ndarray:
         """Each host's threshold (H,), NaN where the history is too short to estimate one."""
@@ -264,7 +268,7 @@ def _commons_median_one(values: list[float]) -> float:
 
 
 @dataclass(frozen=True)
-class LocalRegression(OverloadDetector):
+class LocalRegression(_WithSafety):
     """LR: overloaded when safety * (a + b x) >= 1, the line fitted to the last 10 values at
     x = 1..10 (oldest at 1) and extrapolated one interval, to x = 11 (Beloglazov & Buyya 2012).
 
@@ -276,9 +280,6 @@ class LocalRegression(OverloadDetector):
     """
 
     safety: float = 1.2
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "safety", _finite("safety", self.safety))
 
     def predicted(self, history: np.ndarray, n_valid: np.ndarray) -> np.ndarray:
         """safety * (a + 11 b) for each host (H,), NaN where fewer than 10 values are valid."""

@@ -13,12 +13,12 @@ from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     WithJsonSchema,
-    field_validator,
     model_validator,
 )
 
@@ -306,17 +306,22 @@ class JobGroup(Strict):
     submit: Time = 0.0
 
 
+def _registered(what: str, known: Iterable[str]) -> Any:
+    """A name that must be one of ``known`` (a registry of policies), refused with a suggestion."""
+    names = list(known)
+
+    def check(name: str) -> str:
+        if name not in names:
+            raise ValueError(unknown_name(what, name, names))
+        return name
+
+    return Annotated[str, AfterValidator(check), Field(description=f"one of: {', '.join(names)}")]
+
+
 class Placement(Strict):
-    policy: str = Field("first-fit", description=f"one of: {', '.join(PLACEMENT_POLICIES)}")
+    policy: _registered("placement policy", PLACEMENT_POLICIES) = "first-fit"  # type: ignore[valid-type]
     cpu_overcommit: float = Field(1.0, gt=0.0, description="vCPUs per physical core")
     ram_overcommit: float = Field(1.0, gt=0.0, description="VM memory per byte of host RAM")
-
-    @field_validator("policy")
-    @classmethod
-    def _known_policy(cls, name: str) -> str:
-        if name not in PLACEMENT_POLICIES:
-            raise ValueError(unknown_name("placement policy", name, PLACEMENT_POLICIES))
-        return name
 
 
 class OverloadSpec(Strict):
@@ -341,16 +346,9 @@ class ConsolidationSpec(Strict):
 
     interval: Interval = 300.0
     overload: OverloadSpec = OverloadSpec()
-    selection: str = Field("mmt", description=f"one of: {', '.join(VM_SELECTION_POLICIES)}")
+    selection: _registered("VM selection policy", VM_SELECTION_POLICIES) = "mmt"  # type: ignore[valid-type]
     underload: bool = Field(True, description="empty the least-used hosts when their VMs fit elsewhere")
     history: int = Field(30, ge=1, description="utilisation values kept per host for the detectors")
-
-    @field_validator("selection")
-    @classmethod
-    def _known_selection(cls, name: str) -> str:
-        if name not in VM_SELECTION_POLICIES:
-            raise ValueError(unknown_name("VM selection policy", name, VM_SELECTION_POLICIES))
-        return name
 
 
 class AutoConverge(Strict):
