@@ -84,25 +84,29 @@ def test_a_later_submission_starts_then() -> None:
     assert jobs["finish_s"].tolist() == [5.0 + 10000 / 1000]
 
 
+# A 4-vCPU worker with one 4-thread job beside a 4-vCPU VM running flat out, on one 4-core host.
+CONTENDED = """
+    name: contended
+    duration: jobs-done
+    period: 1 s
+    hosts:
+      - {name: h, cores: 4, core_speed: 1000 MIPS, ram: 16 GiB}
+    vms:
+      - {name: worker, count: 1, vcpus: 4, ram: 1 GiB}
+      - {name: busy, count: 1, vcpus: 4, ram: 1 GiB, workload: full}
+    workloads:
+      full: {kind: constant, level: 100%}
+    jobs:
+      - {vms: worker, count: 1, threads: 4, length: 10000 MI}
+    placement: {cpu_overcommit: 2}
+"""
+
+
 def test_jobs_on_a_contended_host_take_longer() -> None:
     # A second 4-vCPU VM runs flat out on the same 4-core host (2:1 overcommit). The job's VM
     # wants 4 threads x 1 GHz = 4 GHz, the busy one 4 GHz, on 4 GHz: equal shares give 2 GHz each.
     # The job's 4 threads x 10,000 MI = 4e10 cycles at 2e9 Hz: 20 s instead of 10 s.
-    text = """
-        name: contended
-        duration: jobs-done
-        period: 1 s
-        hosts:
-          - {name: h, cores: 4, core_speed: 1000 MIPS, ram: 16 GiB}
-        vms:
-          - {name: worker, count: 1, vcpus: 4, ram: 1 GiB}
-          - {name: busy, count: 1, vcpus: 4, ram: 1 GiB, workload: full}
-        workloads:
-          full: {kind: constant, level: 100%}
-        jobs:
-          - {vms: worker, count: 1, threads: 4, length: 10000 MI}
-        placement: {cpu_overcommit: 2}
-    """
+    text = CONTENDED
     result = run_text(text)
     expected = (4 * 10000e6) / (4e9 / 2)
     assert result.tables["jobs"]["finish_s"].tolist() == pytest.approx([expected])
@@ -120,21 +124,8 @@ def test_jobs_on_a_contended_host_take_longer() -> None:
 def test_a_job_speeds_up_when_its_competitor_leaves() -> None:
     # As above, but 'busy' leaves after 5 s. For 5 s the worker gets 2 GHz: 1e10 of its 4e10
     # cycles. The remaining 3e10 cycles run at the full 4 GHz: 7.5 s more, 12.5 s in all.
-    text = """
-        name: leaves
-        duration: jobs-done
-        period: 1 s
-        hosts:
-          - {name: h, cores: 4, core_speed: 1000 MIPS, ram: 16 GiB}
-        vms:
-          - {name: worker, count: 1, vcpus: 4, ram: 1 GiB}
-          - {name: busy, count: 1, vcpus: 4, ram: 1 GiB, workload: full, lifetime: 5 s}
-        workloads:
-          full: {kind: constant, level: 100%}
-        jobs:
-          - {vms: worker, count: 1, threads: 4, length: 10000 MI}
-        placement: {cpu_overcommit: 2}
-    """
+    text = CONTENDED.replace("name: contended", "name: leaves").replace(
+        "workload: full}", "workload: full, lifetime: 5 s}")
     result = run_text(text)
     done_while_shared = 5 * 2e9
     expected = 5 + (4 * 10000e6 - done_while_shared) / 4e9
