@@ -88,18 +88,11 @@ class MaintenanceWindows:
         sim, w, rec = self.sim, self.windows[k], self.records[k]
         if rec is None or not math.isnan(rec.end_s) or self.over[k]:
             return
-        dc, v, h = sim.dc, sim.dc.vms, sim.dc.hosts
+        v, h = sim.dc.vms, sim.dc.hosts
         vms = self._vms_on(k)
         todo = vms[v.state[vms] == VmState.RUNNING]
         if todo.size:
-            usable = (h.state != HostState.OFF) & ~self.host_off
-            chosen = sim.placement(dc.view(), todo, usable)
-            off = (h.state == HostState.OFF) & ~self.host_off
-            rest = chosen < 0
-            if rest.any() and sim.power.power_on_when_needed and off.any():
-                chosen[rest] = sim.placement(dc.view(), todo[rest], off)
-                for host in np.unique(chosen[rest & (chosen >= 0)]):
-                    sim.power_on(int(host), "room for a maintenance drain")
+            chosen = sim.choose_hosts(todo, ~self.host_off, "room for a maintenance drain")
             for vm, dest in zip(todo[chosen >= 0].tolist(), chosen[chosen >= 0].tolist(), strict=True):
                 sim.migrate(vm, dest, "maintenance", group=k)
         vms = self._vms_on(k)

@@ -478,27 +478,32 @@ class Simulation:
             self.engine.at(float(end), lambda ids=vm_ids[finite & (ends == end)]: self._on_departure(ids))
 
     def _place_queued(self) -> None:
-        dc, v, h = self.dc, self.dc.vms, self.dc.hosts
+        v = self.dc.vms
         queued = np.flatnonzero(v.state == VmState.QUEUED)
         if queued.size == 0:
             return
         # Higher priority first; within a priority, first come first served (arrival, then id).
         queued = queued[np.lexsort((v.arrival_s[queued], -v.priority[queued]))]
         now = self.engine.now
-        usable = ~self.windows.host_off
-        chosen = self.placement(dc.view(), queued, (h.state != HostState.OFF) & usable)
+        chosen = self.choose_hosts(queued, ~self.windows.host_off, "capacity needed")
         self._apply(queued, chosen)
         rest = queued[chosen < 0]
-        off = (h.state == HostState.OFF) & usable
-        if rest.size and self.power.power_on_when_needed and off.any():
-            chosen = self.placement(dc.view(), rest, off)
-            for host in np.unique(chosen[chosen >= 0]):
-                self.power_on(int(host), "capacity needed")
-            self._apply(rest, chosen)
-            rest = rest[chosen < 0]
         for i in rest[~self._queue_logged[rest]]:
             self.obs.event(now, "vm_queued", v.name[i], "no host has room")
         self._queue_logged[rest] = True
+
+    def choose_hosts(self, vms: np.ndarray, allowed: np.ndarray, why: str) -> np.ndarray:
+        """A host for each of ``vms`` (or -1) among the ``allowed`` ones: hosts that are on or
+        booting first; then, if allowed to, hosts that are off, which are switched on."""
+        dc, h = self.dc, self.dc.hosts
+        chosen = np.array(self.placement(dc.view(), vms, (h.state != HostState.OFF) & allowed))
+        rest = chosen < 0
+        off = (h.state == HostState.OFF) & allowed
+        if rest.any() and self.power.power_on_when_needed and off.any():
+            chosen[rest] = self.placement(dc.view(), vms[rest], off)
+            for host in np.unique(chosen[rest & (chosen >= 0)]):
+                self.power_on(int(host), why)
+        return chosen
 
     def _apply(self, vm_ids: np.ndarray, hosts: np.ndarray) -> None:
         ok = hosts >= 0
