@@ -26,7 +26,7 @@ from vsim.model.simulation import Simulation
 from vsim.scenario import LoadedScenario, build, load_scenario
 from vsim.scenario.compat import build_cloudsim
 
-__all__ = ["Result", "run"]
+__all__ = ["Result", "new_result_folder", "run", "write_folder"]
 
 
 
@@ -47,30 +47,49 @@ class Result:
         is written under a temporary name and renamed at the end. ``extra`` maps file names to
         writers (``report.html`` -> a function that writes it to the given path)."""
         if out is None:
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-            target = _unique(Path("results") / self.scenario.name / f"{stamp}-s{self.seed}")
+            target = new_result_folder(self.scenario.name, f"s{self.seed}")
         else:
             target = Path(out)
-            if target.exists():
-                raise FileExistsError(f"{target} already exists; choose another --out")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.parent / f".{target.name}.partial-{os.getpid()}"
-        try:
-            partial.mkdir()
-            raw = {**self.scenario.raw, "seed": self.seed}
-            (partial / "scenario.yaml").write_text(
-                yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")
-            self.tables.write(partial)
-            (partial / "summary.json").write_text(_json(self.summary), encoding="utf-8")
-            for name, writer in (extra or {}).items():
-                writer(partial / name)
+        raw = {**self.scenario.raw, "seed": self.seed}
+
+        def meta(path: Path) -> None:
             self.meta["peak_memory_bytes"] = _peak_memory()
-            (partial / "meta.json").write_text(_json(self.meta), encoding="utf-8")
-            partial.rename(target)
-        except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise
-        return target
+            path.write_text(_json(self.meta), encoding="utf-8")
+
+        writers: dict[str, Callable[[Path], None]] = {
+            "scenario.yaml": lambda path: path.write_text(
+                yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8"),
+            "": self.tables.write,  # the Parquet tables, into the folder itself
+            "summary.json": lambda path: path.write_text(_json(self.summary), encoding="utf-8"),
+            **(extra or {}),
+            "meta.json": meta,
+        }
+        return write_folder(target, writers)
+
+
+def new_result_folder(name: str, suffix: str = "") -> Path:
+    """``results/<name>/<UTC time>[-suffix]``, numbered if that exists."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return _unique(Path("results") / name / (f"{stamp}-{suffix}" if suffix else stamp))
+
+
+def write_folder(target: Path, writers: Mapping[str, Callable[[Path], None]]) -> Path:
+    """Create the folder ``target`` from ``writers`` (file name -> function writing that file;
+    the name "" gets the folder itself). It appears complete or not at all: everything is written
+    under a temporary name and renamed at the end."""
+    if target.exists():
+        raise FileExistsError(f"{target} already exists; choose another --out")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.parent / f".{target.name}.partial-{os.getpid()}"
+    try:
+        partial.mkdir()
+        for name, writer in writers.items():
+            writer(partial / name if name else partial)
+        partial.rename(target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return target
 
 
 def _unique(path: Path) -> Path:

@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["CpuScheduler", "FluidScheduler", "fluid_share"]
+__all__ = ["CpuScheduler", "FluidScheduler", "contention_loss", "fluid_share"]
 
 
 class CpuScheduler(Protocol):
@@ -139,3 +139,18 @@ def fluid_share(
     lam[exact] = (capacity_hz[exact] - fixed[exact]) / free_w[exact]
     alloc[mine] = np.clip(w * lam[h], lo, hi)
     return alloc
+
+
+def contention_loss(runnable_per_core: np.ndarray, switch_loss: np.ndarray,
+                    interference: np.ndarray) -> np.ndarray:
+    """Share of a host's CPU that time-slicing itself costs, given its runnable vCPUs per core.
+
+    A core with one runnable vCPU never switches. Once vCPUs queue, the host scheduler switches
+    at every slice end, which costs ``switch_loss`` (switch time over slice length), and each vCPU
+    more per core evicts the others' caches and TLBs, costing ``interference`` per extra vCPU.
+    The fluid share then divides what is left. Both are per-host parameters that ``vsim
+    calibrate`` fits to real guests; zero (the default) is the ideal fluid scheduler.
+    """
+    extra = np.maximum(runnable_per_core - 1.0, 0.0)
+    loss = np.where(extra > 0, switch_loss + interference * extra, 0.0)
+    return np.clip(loss, 0.0, 0.95)

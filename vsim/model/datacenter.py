@@ -51,6 +51,9 @@ class Hosts:
     power: PowerCurves
     state: np.ndarray  # HostState, uint8
     nic_bytes_s: np.ndarray | None = None  # network bandwidth per host (default 1 Gbit/s)
+    # The hypervisor's time-slicing costs (see cpu.contention_loss); default none.
+    switch_loss: np.ndarray | None = None
+    interference: np.ndarray | None = None
     # Commitments of the VMs placed on each host (STARTING or RUNNING).
     vcpus_used: np.ndarray = field(init=False)
     ram_used: np.ndarray = field(init=False)
@@ -69,6 +72,10 @@ class Hosts:
         self.capacity_hz = self.cores * self.core_hz
         self.nic_bytes_s = (np.full(n, 125e6) if self.nic_bytes_s is None
                             else np.asarray(self.nic_bytes_s, dtype=float))
+        self.switch_loss = (np.zeros(n) if self.switch_loss is None
+                            else np.asarray(self.switch_loss, dtype=float))
+        self.interference = (np.zeros(n) if self.interference is None
+                             else np.asarray(self.interference, dtype=float))
         self.vcpus_used = np.zeros(n)
         self.ram_used = np.zeros(n)
         self.reservation_used_hz = np.zeros(n)

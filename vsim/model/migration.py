@@ -257,7 +257,10 @@ class MigrationFabric(PrecopyRounds):
         # All flows at once: with host NICs chained by migrations in and out, the flows form
         # one connected graph in practice, so splitting it would not save work.
         paths = self._paths(ids)
-        caps = np.full(len(ids), self.p.max_bandwidth_bytes_s)
+        p = self.p
+        caps = np.full(len(ids), p.max_bandwidth_bytes_s)
+        if p.switchover_bandwidth_bytes_s != p.max_bandwidth_bytes_s:
+            caps[IS_PAUSED[self.phase[ids]]] = p.switchover_bandwidth_bytes_s
         # The VMs' own traffic on the NICs the migrations use competes with them (one flow per VM
         # and direction, capped at its demand); elsewhere it cannot change a migration's rate.
         if self._senders.size:
@@ -393,6 +396,8 @@ class MigrationFabric(PrecopyRounds):
         self.phase[vm] = phase
         self.left[vm] = nbytes
         self.paused_since[vm] = now
+        if self.p.switchover_bandwidth_bytes_s != self.p.max_bandwidth_bytes_s:
+            self._flow_event(vm)  # the paused VM's copy runs under another cap
 
     def _release(self, vm: int, now: float, outcome: str) -> Finished:
         s, d = int(self.source[vm]), int(self.dest[vm])

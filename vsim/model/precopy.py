@@ -33,6 +33,8 @@ class MigrationParams:
     model: str = "precopy"  # precopy | postcopy | ram-over-bandwidth (the peers' RAM / NIC)
     max_bandwidth_bytes_s: float = 128 * MIB  # QEMU's max-bandwidth per migration
     downtime_limit_s: float = 0.3  # QEMU's downtime-limit
+    # The copy while the VM is paused: QEMU lifts max-bandwidth for it, so only links limit it.
+    switchover_bandwidth_bytes_s: float = math.inf
     max_rounds: int | None = 30  # pre-copy rounds before the migration counts as not converging
     max_sent_ratio: float | None = None  # bytes sent / RAM before the same (Xen: 3)
     on_no_convergence: str = "force"  # force | abort | auto-converge | postcopy

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 
 from vsim.engine import Engine
-from vsim.model.cpu import CpuScheduler, FluidScheduler
+from vsim.model.cpu import CpuScheduler, FluidScheduler, contention_loss
 from vsim.model.datacenter import Datacenter, HostState, VmState
 from vsim.model.interfaces import (
     ConsolidationSettings,
@@ -100,6 +100,7 @@ class Simulation:
         self._consolidate_due = False
         self._exec_host = dc.vms.host.copy()  # where each VM runs: its host, or in post-copy its destination
         self._overhead_hz = np.zeros(n_h)  # CPU the migrations take on each host
+        self._slicing_costs = bool(np.any(dc.hosts.switch_loss) or np.any(dc.hosts.interference))
         self._fabric_token = 0
         self._dirty_hosts = np.zeros(n_h + 1, dtype=bool)  # the last entry: VMs on no host
         self._partly_dirty = False
@@ -202,10 +203,11 @@ class Simulation:
             if fab.active.size:
                 # Paused for the switch-over: nothing; throttled by auto-converge: the rest.
                 cap *= np.where(IS_PAUSED[fab.phase[ids]], 0.0, 1.0 - fab.throttle[ids])
+            capacity = np.maximum(h.capacity_hz - self._overhead_hz, 0.0)
+            if self._slicing_costs:
+                capacity = capacity * (1.0 - self._contention_loss(ids, host, cap))
             self.alloc_hz[ids] = self.scheduler.allocate(
-                host, self.demand_hz[ids], v.shares[ids], v.reservation_hz[ids], cap,
-                np.maximum(h.capacity_hz - self._overhead_hz, 0.0),
-            )
+                host, self.demand_hz[ids], v.shares[ids], v.reservation_hz[ids], cap, capacity)
             if post.size:
                 # Remote page faults stall the vCPUs of a VM in post-copy.
                 self.alloc_hz[post] *= 1.0 - fab.p.postcopy_slowdown
@@ -556,6 +558,15 @@ class Simulation:
         ))
         self._reset_period()
         self._period_start = end
+
+    def _contention_loss(self, ids: np.ndarray, host: np.ndarray, cap: np.ndarray) -> np.ndarray:
+        """Per host, the share of its CPU lost to time-slicing with the vCPUs runnable now (a
+        VM wants min(demand, cap) / core speed of them); ``ids`` are every running VM of the
+        hosts in ``host``."""
+        h = self.dc.hosts
+        runnable = np.minimum(self.demand_hz[ids], cap) / h.core_hz[host]
+        per_core = np.bincount(host, weights=runnable, minlength=len(h)) / h.cores
+        return contention_loss(per_core, h.switch_loss, h.interference)
 
     def run(self) -> RunTotals:
         v = self.dc.vms

@@ -123,6 +123,8 @@ class _Builder:
             ram_bytes=per_host([g.ram for g in groups]),
             boot_time_s=per_host([g.boot_time for g in groups]),
             nic_bytes_s=per_host([g.network for g in groups]),
+            switch_loss=per_host([g.hypervisor.switch_loss for g in groups]),
+            interference=per_host([g.hypervisor.interference for g in groups]),
             power=PowerCurves([g.power.curve() for g in groups], [g.power.off for g in groups],
                               of_host=of_group),
             state=per_host([HostState.ON if g.initially == "on" else HostState.OFF
@@ -301,7 +303,7 @@ class _Builder:
         ac = m.auto_converge
         params = MigrationParams(
             model=m.model, max_bandwidth_bytes_s=m.max_bandwidth, downtime_limit_s=m.downtime_limit,
-            max_rounds=m.max_rounds, max_sent_ratio=m.max_sent,
+            switchover_bandwidth_bytes_s=m.switchover_bandwidth, max_rounds=m.max_rounds, max_sent_ratio=m.max_sent,
             on_no_convergence=m.on_no_convergence, throttle_initial=ac.initial,
             throttle_increment=ac.increment, throttle_max=ac.max, throttle_trigger=ac.trigger,
             zero_page_frac=m.zero_pages, page_bytes=m.page_size, page_overhead_bytes=m.page_overhead,

@@ -138,6 +138,15 @@ class PowerSpec(Strict):
         return [self.idle, self.max]  # type: ignore[list-item]
 
 
+class HypervisorSpec(Strict):
+    """What time-slicing costs on these hosts (`vsim calibrate` fits both to real guests)."""
+
+    switch_loss: Fraction = Field(0.0, description="share of a core lost once vCPUs queue on it "
+                                  "(switch time over slice length)")
+    interference: Fraction = Field(0.0, description="share of a core lost per extra runnable vCPU "
+                                   "on it (cache and TLB refills)")
+
+
 class HostGroup(Strict):
     name: str
     count: int = Field(1, ge=1)
@@ -150,6 +159,7 @@ class HostGroup(Strict):
     network: Bandwidth = Field(125e6, description="NIC bandwidth each way; migrations and the "
                                "VMs' own traffic share it max-min fairly")
     initially: Literal["on", "off"] = "on"
+    hypervisor: HypervisorSpec = HypervisorSpec()
 
     @model_validator(mode="before")
     @classmethod
@@ -369,6 +379,8 @@ class MigrationSpec(Strict):
         "pull pages after; ram-over-bandwidth: RAM / NIC bandwidth, nothing shared (the peers')")
     max_bandwidth: BandwidthLimit = Field(128 * 2.0**20, description="per migration")
     downtime_limit: Interval = Field(0.3, description="stop and copy once the rest fits in this")
+    switchover_bandwidth: BandwidthLimit = Field(
+        math.inf, description="cap on the copy while the VM is paused (QEMU: none, only the links)")
     max_rounds: int | None = Field(30, ge=1, description="pre-copy rounds before giving up on "
                                    "convergence (none: no cap)")
     max_sent: float | None = Field(None, gt=0, description="bytes sent over RAM before giving "

@@ -16,7 +16,7 @@ __all__ = ["main"]
 
 
 def _shipped_dir() -> Path:
-    repo = Path(__file__).resolve().parents[1] / "scenarios"
+    repo = Path(__file__).resolve().parents[2] / "scenarios"
     return repo if repo.is_dir() else Path("scenarios")
 
 

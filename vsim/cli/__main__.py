@@ -1,0 +1,5 @@
+"""``python -m vsim.cli``: the vsim command."""
+
+from vsim.cli import main
+
+main()

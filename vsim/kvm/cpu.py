@@ -1,0 +1,121 @@
+"""The CPU experiment: CPU-bound guests sharing pinned host cores.
+
+Each guest runs the ``spin`` workload (one spinning process per vCPU) and every QEMU is pinned to
+the same host cores. Throughput is read off the guests' own progress lines: iterations between two
+samples taken ``duration_s`` apart, over the guest clock's elapsed time. A guest's *share* is its
+throughput over that of one lone 1-vCPU guest on the same cores, measured first in the same run;
+the *overhead* is what the guests together lose against the cores' full capacity. Guest-visible
+steal comes from the guest's /proc/stat (a TCG guest has no steal clock and reads 0).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vsim.kvm.qemu import Guest, GuestSpec, Workspace
+
+__all__ = ["CpuPoint", "measure_cpu"]
+
+USER_HZ = 100.0  # /proc/stat ticks per second
+
+
+@dataclass(frozen=True)
+class CpuPoint:
+    guests: int
+    vcpus: int = 1
+    host_cores: int = 1  # pinned to cores 0 .. host_cores-1
+
+    def label(self) -> str:
+        return f"{self.guests} guest(s) x {self.vcpus} vCPU on {self.host_cores} core(s)"
+
+
+def _samples(guest: Guest, skip_s: float) -> dict[int, list[tuple[float, float, float]]]:
+    """Per guest process id: its progress lines (guest time, iterations, steal ticks), less the
+    first ``skip_s`` seconds after it was ready."""
+    out: dict[int, list[tuple[float, float, float]]] = {}
+    ready: dict[int, float] = {}
+    for r in guest.records():
+        pid = int(r.fields.get("id", 0))
+        if r.kind == "ready":
+            ready[pid] = r.num("t")
+        elif r.kind == "spin" and r.num("t") >= ready.get(pid, 0.0) + skip_s:
+            out.setdefault(pid, []).append((r.num("t"), r.num("iters"), r.num("steal")))
+    return out
+
+
+def envelope_rate(samples: list[tuple[float, float, float]], quantile: float) -> float:
+    """The ``quantile`` of a process's iteration rate over its reporting intervals. Other tenants
+    of a shared machine only ever slow a guest down, in stretches of seconds, so a high quantile
+    measures the undisturbed rate where a mean would measure the neighbours."""
+    t = np.array([s[0] for s in samples])
+    n = np.array([s[1] for s in samples])
+    rates = np.diff(n) / np.diff(t)
+    return float(np.quantile(rates, quantile))
+
+
+def _run(ws: Workspace, point: CpuPoint, *, accel: str, settle_s: float, duration_s: float,
+         boot_timeout_s: float, quantile: float) -> list[dict[str, float]]:
+    cores = tuple(range(point.host_cores))
+    wall = boot_timeout_s * point.guests + settle_s + duration_s + 60
+    guests = [ws.start(GuestSpec(f"cpu{i}", ("spin", "0", str(point.vcpus)), memory_mib=160,
+                                 vcpus=point.vcpus, accel=accel, host_cpus=cores,
+                                 wall_limit_s=wall))
+              for i in range(point.guests)]
+    try:
+        for g in guests:
+            for k in range(point.vcpus):
+                g.wait_for("ready", boot_timeout_s * point.guests, after=k)
+        # Every guest has booted: measure from now on (a booting guest competes differently).
+        begin = [max(r.num("t") for r in g.records()) for g in guests]
+        time.sleep(settle_s + duration_s)
+        rows = []
+        for g, t0 in zip(guests, begin, strict=True):
+            per = {k: [s for s in v if s[0] >= t0 + settle_s] for k, v in _samples(g, 0.0).items()}
+            steal = sum((v[-1][2] - v[0][2]) / USER_HZ / (v[-1][0] - v[0][0]) for v in per.values())
+            rows.append({
+                "iters_s": sum(envelope_rate(v, quantile) for v in per.values()),
+                "steal_frac": steal / point.vcpus,
+                "elapsed_s": max(v[-1][0] - v[0][0] for v in per.values()),
+            })
+        return rows
+    finally:
+        for g in guests:
+            ws.stop(g)
+
+
+def measure_cpu(ws: Workspace, points: list[CpuPoint], *, accel: str = "tcg", repeats: int = 1,
+                settle_s: float = 1.0, duration_s: float = 6.0, boot_timeout_s: float = 60.0,
+                quantile: float = 0.9, progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Rows of the measured ``cpu`` table: one per guest, point and repeat."""
+    options = {"accel": accel, "settle_s": settle_s, "duration_s": duration_s,
+               "boot_timeout_s": boot_timeout_s, "quantile": quantile}
+    rows: list[dict[str, Any]] = []
+    for r in range(repeats):
+        cores = sorted({p.host_cores for p in points})
+        alone = {}
+        for c in cores:
+            if progress:
+                progress(f"cpu baseline: 1 guest alone on {c} core(s)")
+            alone[c] = _run(ws, CpuPoint(1, 1, c), **options)[0]["iters_s"]
+        for i, p in enumerate(points):
+            if progress:
+                progress(f"cpu {i + 1}/{len(points)} {p.label()}" + (f" repeat {r + 1}" if repeats > 1 else ""))
+            measured = _run(ws, p, **options)
+            total = sum(m["iters_s"] for m in measured) / alone[p.host_cores]
+            for g, m in enumerate(measured):
+                rows.append({
+                    "point": i, "repeat": r, "guests": p.guests, "vcpus": p.vcpus,
+                    "host_cores": p.host_cores, "guest": g,
+                    # share of one host core delivered to this guest (a lone guest: 1.0)
+                    "share": m["iters_s"] / alone[p.host_cores],
+                    "overhead_frac": 1.0 - total / min(p.host_cores, p.guests * p.vcpus),
+                    "steal_frac": m["steal_frac"],
+                    "iters_s": m["iters_s"], "alone_iters_s": alone[p.host_cores],
+                    "elapsed_s": m["elapsed_s"],
+                })
+    return rows

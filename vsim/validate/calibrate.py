@@ -1,0 +1,133 @@
+"""Fitting the models' free parameters to measured tables (scipy.optimize).
+
+Migration: the guest's memory footprint and QEMU's setup time are read straight off the
+measurements (QEMU reports the zero pages it skipped and its setup time); the resume time and the
+speed of the unthrottled stop-and-copy come from a robust linear fit of downtime against the bytes
+sent while the guest was paused; what QEMU's rate limiter really lets through
+(``bandwidth_scale``) is then fitted by least squares on the simulator's own predictions of total
+time and bytes sent.
+
+CPU: ``switch_loss`` and ``interference`` by least squares on the simulator's predicted shares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy.optimize import least_squares
+
+from vsim.errors import VsimError
+from vsim.kvm.cpu import CpuPoint
+from vsim.kvm.migration import MigrationPoint
+from vsim.validate.cpu import CpuCalibration, predict_cpu
+from vsim.validate.migration import MigrationCalibration, predict_migration
+
+__all__ = ["Calibration", "cpu_points", "fit_cpu", "fit_migration", "load_calibration",
+           "migration_points", "save_calibration"]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    migration: MigrationCalibration = field(default_factory=MigrationCalibration)
+    cpu: CpuCalibration = field(default_factory=CpuCalibration)
+    source: dict[str, Any] = field(default_factory=dict)  # accelerator, QEMU, points, errors
+
+    def scenario_values(self) -> dict[str, Any]:
+        """What a scenario's ``calibration:`` brings in (see vsim.scenario.loader)."""
+        m = self.migration
+        return {"migration": {"setup": m.setup_s, "resume": m.resume_s,
+                              "device_state": m.device_state_bytes},
+                "hypervisor": self.cpu.to_dict()}
+
+
+def migration_points(measured: pd.DataFrame) -> list[MigrationPoint]:
+    """The distinct configurations of a measured migrations table, by its ``point`` column."""
+    first = measured.sort_values(["point", "repeat"]).groupby("point", sort=True).first()
+    return [MigrationPoint(memory_bytes=r.memory_bytes, working_set_bytes=r.working_set_bytes,
+                           dirty_rate_bytes_s=r.dirty_rate_bytes_s,
+                           max_bandwidth_bytes_s=r.max_bandwidth_bytes_s,
+                           downtime_limit_s=r.downtime_limit_s, max_sent=float(r.max_sent))
+            for r in first.itertuples()]
+
+
+def cpu_points(measured: pd.DataFrame) -> list[CpuPoint]:
+    first = measured.groupby("point", sort=True).first()
+    return [CpuPoint(int(r.guests), int(r.vcpus), int(r.host_cores)) for r in first.itertuples()]
+
+
+def fit_migration(measured: pd.DataFrame, start: MigrationCalibration | None = None
+                  ) -> MigrationCalibration:
+    start = start or MigrationCalibration()
+    done = measured[measured.outcome == "completed"]
+    if done.empty:
+        raise VsimError("no completed migration among the measured points: nothing to fit "
+                        "(measure at a bandwidth above the dirty rate)")
+    footprint = float(np.median(done.memory_bytes - done.zero_bytes - done.working_set_bytes))
+    setup = float(np.median(done.setup_s))
+    # downtime = resume + bytes / loopback, robust to the odd slow switch-over.
+    x, y = done.downtime_bytes.to_numpy(float), done.downtime_s.to_numpy(float)
+    fit = least_squares(lambda t: t[0] + x * t[1] - y, x0=[0.005, 1e-9], loss="soft_l1",
+                        f_scale=0.005, bounds=([0.0, 1e-11], [0.5, 1e-6]))
+    resume, per_byte = (float(v) for v in fit.x)
+    c = replace(start, footprint_bytes=footprint, setup_s=setup, resume_s=resume,
+                loopback_bytes_s=1.0 / per_byte, device_state_bytes=0.0)
+    points = migration_points(done)
+    means = done.groupby("point", sort=True)[["duration_s", "bytes"]].mean()
+
+    def residuals(theta: np.ndarray) -> np.ndarray:
+        pred = predict_migration(points, replace(c, bandwidth_scale=float(theta[0])))
+        return np.concatenate([np.log(pred.duration_s.to_numpy() / means.duration_s.to_numpy()),
+                               np.log(pred.bytes.to_numpy() / means.bytes.to_numpy())])
+
+    scale = least_squares(residuals, x0=[start.bandwidth_scale], bounds=([0.5], [2.0]),
+                          diff_step=0.01).x[0]
+    return replace(c, bandwidth_scale=float(scale))
+
+
+def fit_cpu(measured: pd.DataFrame, start: CpuCalibration | None = None) -> CpuCalibration:
+    start = start or CpuCalibration()
+    points = cpu_points(measured)
+    share = measured.groupby(["point", "guest"], sort=True).share.mean().to_numpy()
+
+    def residuals(theta: np.ndarray) -> np.ndarray:
+        c = CpuCalibration(switch_loss=float(theta[0]), interference=float(theta[1]))
+        return predict_cpu(points, c).sort_values(["point", "guest"]).share.to_numpy() - share
+
+    fit = least_squares(residuals, x0=[start.switch_loss, start.interference],
+                        bounds=([0.0, 0.0], [0.5, 0.5]), diff_step=1e-3)
+    return CpuCalibration(switch_loss=float(fit.x[0]), interference=float(fit.x[1]))
+
+
+HEADER = ("# vsim calibration: the models' free parameters fitted to real guests by `vsim "
+          "calibrate`.\n# A scenario uses it with `calibration: <this file>`.\n")
+
+
+def save_calibration(c: Calibration, path: Path) -> None:
+    data = {"source": c.source, "migration": c.migration.to_dict(), "cpu": c.cpu.to_dict()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(HEADER + yaml.safe_dump(data, sort_keys=False))
+    tmp.replace(path)
+
+
+def load_calibration(path: Path) -> Calibration:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise VsimError(f"{path}: cannot read the calibration file: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise VsimError(f"{path}: not a YAML calibration file: {exc}") from None
+    if not isinstance(data, dict) or not {"migration", "cpu"} & data.keys():
+        raise VsimError(f"{path}: not a calibration file (no migration: or cpu: section)",
+                        ) from None
+    try:
+        return Calibration(MigrationCalibration.from_dict(data.get("migration") or {}),
+                           CpuCalibration.from_dict(data.get("cpu") or {}),
+                           data.get("source") or {})
+    except (TypeError, ValueError) as exc:
+        raise VsimError(f"{path}: a calibration value is not a number: {exc}") from None

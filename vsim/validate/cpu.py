@@ -1,0 +1,73 @@
+"""The simulator on the CPU experiment's configurations, and its naive baseline.
+
+Each measured point becomes a one-host scenario with as many cores as the guests were pinned to,
+and one always-busy VM per guest. The fluid scheduler divides the host, less what time-slicing
+costs it (``hypervisor: {switch_loss, interference}``, which the calibration fits); a guest's
+share is the CPU it got over one core. The naive baseline is the fluid share with no cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from vsim.kvm.cpu import CpuPoint
+from vsim.runner import run
+from vsim.scenario.loader import parse_scenario
+
+__all__ = ["CpuCalibration", "naive_cpu", "predict_cpu", "scenario_for"]
+
+
+@dataclass(frozen=True)
+class CpuCalibration:
+    switch_loss: float = 0.0
+    interference: float = 0.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CpuCalibration:
+        return cls(**{k: float(data[k]) for k in ("switch_loss", "interference") if k in data})
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def scenario_for(p: CpuPoint, c: CpuCalibration, name: str = "validate-cpu") -> dict[str, Any]:
+    return {
+        "name": name,
+        "description": f"vsim's model of the CPU experiment: {p.label()}",
+        "seed": 0,
+        "duration": 60.0,
+        "period": 60.0,
+        "hosts": [{"name": "host", "cores": p.host_cores, "core_speed": "1 GHz", "ram": "64 GiB",
+                   "hypervisor": c.to_dict()}],
+        "vms": [{"name": "guest", "count": p.guests, "vcpus": p.vcpus, "ram": "256 MiB",
+                 "workload": "spin"}],
+        "workloads": {"spin": {"kind": "constant", "level": 1.0}},
+        "placement": {"policy": "first-fit", "cpu_overcommit": 64.0},
+        "output": {"vms_table": True, "hosts_table": False, "report": False},
+    }
+
+
+def predict_cpu(points: list[CpuPoint], c: CpuCalibration) -> pd.DataFrame:
+    """Per point and guest, the predicted share of one core."""
+    rows = []
+    for i, p in enumerate(points):
+        result = run(parse_scenario(yaml.safe_dump(scenario_for(p, c)), file=f"<point {i}>"))
+        vms = result.tables["vms"]
+        first = vms[vms.time_s == vms.time_s.min()].sort_values("vm")
+        core_hz = 1e9
+        for g, alloc in enumerate(first.cpu_alloc_hz.to_numpy()):
+            rows.append({"point": i, "guest": g, "share": float(alloc) / core_hz})
+    return pd.DataFrame(rows)
+
+
+def naive_cpu(points: list[CpuPoint]) -> pd.DataFrame:
+    """Equal fluid shares with no overhead."""
+    rows = []
+    for i, p in enumerate(points):
+        share = min(p.vcpus, p.host_cores / p.guests)
+        rows += [{"point": i, "guest": g, "share": share} for g in range(p.guests)]
+    return pd.DataFrame(rows)
