@@ -17,8 +17,10 @@ MIB = 2.0**20
 GBIT = 125e6  # 1 Gbit/s in bytes/s
 
 # No fixed costs, no page headers, no caps: the pure pre-copy model of the literature.
+# The textbook model (Clark et al.; Xen): the downtime test is made once a round is sent.
 PURE = MigrationParams(setup_s=0.0, resume_s=0.0, device_state_bytes=0.0, page_overhead_bytes=0.0,
-                       max_rounds=None, dirty_follows_cpu=False, max_bandwidth_bytes_s=math.inf)
+                       max_rounds=None, dirty_follows_cpu=False, max_bandwidth_bytes_s=math.inf,
+                       switchover_check="round-end")
 
 
 def fabric(params: MigrationParams, ram: list[float], dirty: list[float], *, n_hosts: int = 2,
@@ -179,6 +181,40 @@ def test_postcopy_downtime_does_not_depend_on_ram() -> None:
         assert done.ended_s == pytest.approx((MIB + ram) / GBIT + 0.02)
         downtimes.append(done.downtime_s)
     assert downtimes == pytest.approx([MIB / GBIT + 0.02] * 2)
+
+
+def test_qemus_continuous_downtime_test_stops_within_a_round() -> None:
+    # The closed form above with QEMU's test: at any moment of round i, the pending bytes are what
+    # is left of it plus what was dirtied since it began, V_i - (B - D) u after u seconds. They
+    # fit in the limit at u_i = (V_i - 0.3 B) / (B - D); the first round where that comes before
+    # the round's own end V_i / B is cut there, and the stop-and-copy sends exactly 0.3 B.
+    m, b, d = GIB, GBIT, 40 * MIB
+    rho = d / b
+    v = [m * rho**i for i in range(10)]
+    cut = next(i for i in range(10) if (v[i] - 0.3 * b) / (b - d) < v[i] / b)
+    u = (v[cut] - 0.3 * b) / (b - d)
+    expected = sum(v[:cut]) / b + u + 0.3 * b / b
+    f = fabric(replace(PURE, switchover_check="continuous"), [m], [d])
+    f.request(0, 0, 1, 0.0, "test")
+    (done,) = f.run_alone()
+    # Rounds of 1074, 360 and 121 MB; round 3 (40.6 MB) is cut after 37 ms: 3.0 MB sent, 1.5 MB
+    # dirtied, and 37.5 MB = 0.3 s x 125 MB/s left for the stop-and-copy.
+    assert cut == 3
+    assert done.ended_s == pytest.approx(expected)
+    assert done.downtime_s == pytest.approx(0.3)
+    assert done.bytes == pytest.approx(sum(v[:cut]) + b * u + 0.3 * b)
+
+
+def test_the_continuous_test_does_not_cut_round_0() -> None:
+    # An idle VM: QEMU's estimate in round 0 counts the pages not yet scanned, so the VM pauses
+    # only after all of its RAM is sent, for its device state alone (1 MiB) and the resume.
+    m, b = GIB, GBIT
+    params = replace(PURE, switchover_check="continuous", device_state_bytes=MIB, resume_s=0.02)
+    f = fabric(params, [m], [0.0])
+    f.request(0, 0, 1, 0.0, "test")
+    (done,) = f.run_alone()
+    assert done.ended_s == pytest.approx((m + MIB) / b + 0.02)
+    assert done.downtime_s == pytest.approx(MIB / b + 0.02)
 
 
 def test_the_per_host_limit_queues_migrations() -> None:

@@ -331,7 +331,7 @@ class MigrationFabric(PrecopyRounds):
         if pre.size:
             decision, nxt, high = self._round_end(
                 pre, self.round_elapsed[pre], self.sent[pre], self.round[pre] + 1,
-                self.high[pre], self.throttle[pre], self.round_bytes[pre])
+                self.high[pre], self.throttle[pre], self.round_bytes[pre], self.left[pre])
             self.high[pre] = high
             decided = dict(zip(pre.tolist(), zip(decision.tolist(), nxt.tolist(), strict=True),
                                strict=True))

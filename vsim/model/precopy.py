@@ -35,6 +35,10 @@ class MigrationParams:
     downtime_limit_s: float = 0.3  # QEMU's downtime-limit
     # The copy while the VM is paused: QEMU lifts max-bandwidth for it, so only links limit it.
     switchover_bandwidth_bytes_s: float = math.inf
+    # When the downtime test is made. continuous: QEMU's, at any moment of a round after round 0,
+    # on what is left of it plus what was dirtied since it began; round-end: Xen's, once a round
+    # is sent.
+    switchover_check: str = "continuous"
     max_rounds: int | None = 30  # pre-copy rounds before the migration counts as not converging
     max_sent_ratio: float | None = None  # bytes sent / RAM before the same (Xen: 3)
     on_no_convergence: str = "force"  # force | abort | auto-converge | postcopy
@@ -117,13 +121,20 @@ class PrecopyRounds:
 
     def _round_end(self, ids: np.ndarray, elapsed: np.ndarray, sent_total: np.ndarray,
                    rounds_done: np.ndarray, high: np.ndarray, throttle: np.ndarray,
-                   round_bytes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """What follows a pre-copy round: (decision, bytes dirtied meanwhile, high-rate count)."""
+                   round_bytes: np.ndarray, left: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What follows a pre-copy round: (decision, bytes dirtied meanwhile, high-rate count).
+        With ``left`` (bytes of the round not sent: a continuous check stopped it early) the
+        decision is a stop and the bytes are what the stop-and-copy sends."""
         p = self.p
         nxt = np.minimum(self.dirty[ids] * elapsed, self.wws[ids]) * p.wire_factor
         decision = np.full(len(ids), ROUND_CONTINUE, dtype=np.int8)
         rate = self.rate[ids]
-        stop = nxt <= rate * p.downtime_limit_s
+        early = np.zeros(len(ids), dtype=bool)
+        if left is not None:
+            early = left > 0
+            nxt = nxt + np.where(early, left, 0.0)
+        stop = early | (nxt <= rate * p.downtime_limit_s * (1.0 + 1e-9))
         capped = np.zeros(len(ids), dtype=bool)
         if p.max_rounds is not None:
             capped |= rounds_done >= p.max_rounds
@@ -137,6 +148,28 @@ class PrecopyRounds:
         decision[capped] = ROUND_NO_CONVERGENCE
         decision[stop] = ROUND_STOP
         return decision, nxt, high
+
+    def _early_stop(self, ids: np.ndarray, left: np.ndarray, elapsed: np.ndarray) -> np.ndarray:
+        """Seconds from now until what is left of the current round plus what was dirtied since
+        it began fits in the downtime limit (QEMU's continuous test); inf where that does not
+        happen before the round ends. Dirtied bytes grow at the dirty rate up to the working set,
+        so the pending bytes are piecewise linear in time and each piece is solved exactly."""
+        p = self.p
+        rate = self.rate[ids]
+        d = self.dirty[ids] * p.wire_factor
+        cap = self.wws[ids] * p.wire_factor
+        room = rate * p.downtime_limit_s
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # Before the working set is full: left - r u + d (elapsed + u) <= room.
+            u_a = (left + d * elapsed - room) / (rate - d)
+            ok_a = (rate > d) & (d * (elapsed + np.maximum(u_a, 0.0)) <= cap)
+            # Once it is: left - r u + cap <= room.
+            u_b = (left + cap - room) / rate
+            full_at = np.where(d > 0, cap / d - elapsed, np.inf)
+            ok_b = np.maximum(u_b, 0.0) >= full_at - EPS_S
+        u = np.minimum(np.where(ok_a, np.maximum(u_a, 0.0), np.inf),
+                       np.where(ok_b, np.maximum(u_b, 0.0), np.inf))
+        return np.where(u < left / rate - EPS_S, u, np.inf)
 
     def _roll(self, ids: np.ndarray, horizon: np.ndarray | float, commit: bool) -> np.ndarray:
         """Run the pre-copy rounds of ``ids`` forward by ``horizon`` seconds each (``inf``: until
@@ -156,8 +189,25 @@ class PrecopyRounds:
         # Each pass ends the current round of every migration whose round ends within the
         # horizon; those that go on to an invisible next round take part in the next pass.
         going = np.flatnonzero(rate > 0)
+        continuous = self.p.switchover_check == "continuous"
         while going.size:
             to_end = left[going] / rate[going]
+            if continuous:
+                u = self._early_stop(ids[going], left[going], elapsed[going])
+                # Not in round 0: QEMU's estimate counts every page not yet scanned, and there
+                # the zero pages (most of a guest's memory) keep it above the limit.
+                u[rounds[going] == 0] = np.inf
+                cut = np.isfinite(u) & (used[going] + u <= horizon[going] + EPS_S)
+                if cut.any():
+                    g, du = going[cut], u[cut]
+                    used[g] += du
+                    moved = np.minimum(rate[g] * du, left[g])
+                    left[g] -= moved
+                    sent[g] += moved
+                    elapsed[g] += du
+                    left[g] = np.maximum(left[g], 1e-9 * rbytes[g] + 1e-6)  # marks an early stop
+                    stopped[g] = True
+                    going, to_end = going[~cut], to_end[~cut]
             ends = used[going] + to_end <= horizon[going] + EPS_S
             e, took = going[ends], to_end[ends]
             if e.size == 0:

@@ -67,14 +67,20 @@ def fit_migration(measured: pd.DataFrame, start: MigrationCalibration | None = N
     if done.empty:
         raise VsimError("no completed migration among the measured points: nothing to fit "
                         "(measure at a bandwidth above the dirty rate)")
-    footprint = float(np.median(done.memory_bytes - done.zero_bytes - done.working_set_bytes))
+    used = (done.memory_bytes - done.zero_bytes - done.working_set_bytes).to_numpy(float)
+    mem = done.memory_bytes.to_numpy(float)
+    if len(np.unique(mem)) >= 2:  # fixed part and part per byte of RAM
+        per_byte, footprint = (float(v) for v in np.polyfit(mem, used, 1))
+    else:  # the per-byte part from first principles (the start value), the fixed part fitted
+        per_byte = start.footprint_per_byte
+        footprint = float(np.median(used - per_byte * mem))
     setup = float(np.median(done.setup_s))
     # downtime = resume + bytes / loopback, robust to the odd slow switch-over.
     x, y = done.downtime_bytes.to_numpy(float), done.downtime_s.to_numpy(float)
     fit = least_squares(lambda t: t[0] + x * t[1] - y, x0=[0.005, 1e-9], loss="soft_l1",
                         f_scale=0.005, bounds=([0.0, 1e-11], [0.5, 1e-6]))
     resume, per_byte = (float(v) for v in fit.x)
-    c = replace(start, footprint_bytes=footprint, setup_s=setup, resume_s=resume,
+    c = replace(start, footprint_bytes=footprint, footprint_per_byte=per_byte, setup_s=setup, resume_s=resume,
                 loopback_bytes_s=1.0 / per_byte, device_state_bytes=0.0)
     points = migration_points(done)
     means = done.groupby("point", sort=True)[["duration_s", "bytes"]].mean()

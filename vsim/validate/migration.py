@@ -5,8 +5,9 @@ and dirty rate on host ``src``, which a maintenance drain empties at time 0, so 
 model moves it to ``dst`` under the same max-bandwidth, downtime limit and cap on bytes sent. What the
 calibration knows about this guest image and QEMU enters as scenario values:
 
-* ``footprint``: memory the guest's kernel and programs hold besides the working set; the rest of
-  its RAM is zero pages, which round 0 skips;
+* ``footprint``: memory the guest's kernel and programs hold besides the working set, a fixed
+  part and a part per byte of RAM (the kernel's page descriptors: 64 bytes per 4 KiB page); the
+  rest of its RAM is zero pages, which round 0 skips;
 * ``bandwidth_scale``: what QEMU's rate limiter really lets through, over ``max-bandwidth``;
 * ``loopback``: the speed of the unthrottled stop-and-copy (the hosts' "NIC");
 * ``setup``, ``resume``, ``device_state``: the migration model's own parameters.
@@ -31,7 +32,8 @@ MIB = 2.0**20
 
 @dataclass(frozen=True)
 class MigrationCalibration:
-    footprint_bytes: float = 56 * MIB
+    footprint_bytes: float = 52 * MIB
+    footprint_per_byte: float = 64 / 4096
     bandwidth_scale: float = 1.0
     loopback_bytes_s: float = 1.25e9
     setup_s: float = 0.002
@@ -50,7 +52,8 @@ class MigrationCalibration:
 def scenario_for(p: MigrationPoint, c: MigrationCalibration, name: str = "validate-migration"
                  ) -> dict[str, Any]:
     """The scenario (as YAML data) that puts point ``p`` to vsim's migration model."""
-    non_zero = min(c.footprint_bytes + p.working_set_bytes, p.memory_bytes)
+    non_zero = min(c.footprint_bytes + c.footprint_per_byte * p.memory_bytes
+                   + p.working_set_bytes, p.memory_bytes)
     host = {"cores": 2, "core_speed": "1 GHz", "ram": p.memory_bytes * 4,
             "network": c.loopback_bytes_s, "boot_time": 0.0}
     return {
