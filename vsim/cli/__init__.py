@@ -173,5 +173,13 @@ def compare_cmd(results: tuple[Path, ...], out: Path) -> None:
     click.echo(str(written), err=True)
 
 
+def _register_backends() -> None:
+    from vsim.cli.kvm import register
+
+    register(main, _guarded)
+
+
+_register_backends()
+
 if __name__ == "__main__":
     main()

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from vsim.errors import VsimError
-from vsim.report.page import html_page, write_atomic
+from vsim.report.page import figure_div, html_page, write_atomic
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -38,9 +38,6 @@ PathLike = str | os.PathLike[str]
 
 MISSING = "–"
 
-# The page is a document to archive next to the results, not a plotly client: no logo, no link
-# to an online editor.
-_PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
            "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 # A year of 5-minute periods is 105,120 points per line per run; past this many the lines are
@@ -311,17 +308,9 @@ def _color(i: int) -> str:
     return _COLORS[i % len(_COLORS)]
 
 
-def _figure_html(fig: go.Figure, div_id: str) -> str:
-    import plotly.io as pio
-
-    # A fixed div id (plotly would draw a random one) keeps the page identical from one build to
-    # the next, so two comparisons of the same folders can be diffed.
-    div = pio.to_html(fig, include_plotlyjs=False, full_html=False, div_id=div_id,
-                      config=_PLOT_CONFIG)
-    return f'<div class="figure">{div}</div>'
 
 
-def _layout(title: str, height: int = 360) -> dict[str, Any]:
+def figure_layout(title: str, height: int = 360) -> dict[str, Any]:
     # Spelled out rather than a named plotly template: a template is serialised into every
     # figure's JSON and would weigh more than the data.
     return {
@@ -360,7 +349,7 @@ def _bar_figure(runs: Sequence[_Run], frame: pd.DataFrame, title: str,
             )
         fig.update_yaxes(rangemode="tozero", showgrid=True, gridcolor="#e5e5e5", zeroline=False,
                          row=1, col=col)
-    fig.update_layout(barmode="group", hovermode="closest", **_layout(title))
+    fig.update_layout(barmode="group", hovermode="closest", **figure_layout(title))
     return fig
 
 
@@ -392,7 +381,7 @@ def _line_figure(runs: Sequence[_Run], tables: Sequence[pd.DataFrame], column: s
                  unit: str, scale: float) -> go.Figure:
     import plotly.graph_objects as go
 
-    layout = _layout(title)
+    layout = figure_layout(title)
     layout.update(hovermode="x unified", xaxis_title="simulated time (h)",
                   yaxis={"title": unit, "rangemode": "tozero"})
     fig = go.Figure(layout=layout)
@@ -426,11 +415,11 @@ def _over_time_section(runs: Sequence[_Run]) -> str:
         peak = max((float(np.nanmax(t["power_w"].to_numpy(dtype=np.float64), initial=0.0))
                     for t in frames), default=0.0)
         scale, unit = (1e3, "kW") if peak >= 1e4 else (1.0, "W")
-        parts.append(_figure_html(
+        parts.append(figure_div(
             _line_figure(runs, frames, "power_w", "Total power over time", f"power ({unit})",
                          scale), "cmp-power"))
     if all("hosts_on" in t.columns for t in frames):
-        parts.append(_figure_html(
+        parts.append(figure_div(
             _line_figure(runs, frames, "hosts_on", "Hosts powered on over time", "hosts on",
                          1.0), "cmp-hosts-on"))
     if not parts:
@@ -491,7 +480,7 @@ def build_comparison_html(dirs: Iterable[PathLike]) -> str:
                     [("sla.slatah", "SLATAH (%)", 100.0), ("sla.pdm", "PDM (%)", 100.0),
                      ("sla.slav", "SLAV (%)", 100.0)]),
     ]
-    bar_html = "".join(_figure_html(fig, f"cmp-bars-{i}") for i, fig in enumerate(bars))
+    bar_html = "".join(figure_div(fig, f"cmp-bars-{i}") for i, fig in enumerate(bars))
     sections = [
         ("Runs", _runs_table(runs)),
         ("Key figures",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import html
 import os
 from pathlib import Path
+from typing import Any
 
-__all__ = ["BASE_CSS", "html_page", "write_atomic"]
+__all__ = ["BASE_CSS", "figure_div", "html_page", "write_atomic"]
 
 BASE_CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #222;
@@ -21,6 +22,22 @@ th, td { border: 1px solid #e0e0e0; padding: 3px 10px; text-align: left; vertica
 th { background: #f2f2f2; }
 footer { color: #888; font-size: 0.85em; margin-top: 40px; }
 """
+
+
+# Pages are documents to archive next to the results, not plotly clients: no logo, no link to an
+# online editor.
+PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+
+
+def figure_div(fig: Any, div_id: str) -> str:
+    """A plotly figure as a div, without plotly.js (html_page inlines it once). A fixed div id
+    (plotly would draw a random one) keeps a page identical from one build to the next, so pages
+    of reruns can be diffed."""
+    import plotly.io as pio
+
+    div = pio.to_html(fig, include_plotlyjs=False, full_html=False, div_id=div_id,
+                      config=PLOT_CONFIG)
+    return f'<div class="figure">{div}</div>'
 
 
 def html_page(title: str, css: str, content: str, footer: str) -> str:

@@ -29,14 +29,12 @@ from vsim.report.formatting import (
     summary_rows,
     time_axis,
 )
-from vsim.report.page import html_page, write_atomic
+from vsim.report.page import figure_div, html_page, write_atomic
 
 __all__ = ["build_report", "write_report"]
 
 Tables = Mapping[str, pd.DataFrame | None]
 
-# No mode bar logo, no link to an online editor: the page is a document, not a plotly client.
-_PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 EVENT_ROWS = 50
 
 _CSS = """
@@ -74,15 +72,6 @@ class _Context:
         return None if table is None else table.set_index(key)["name"]
 
 
-def _figure_html(fig: Any, div_id: str) -> str:
-    import plotly.io as pio
-
-    # A fixed div id keeps the page identical from one build to the next (plotly would draw a
-    # random one), so reports of reruns can be diffed.
-    div = pio.to_html(
-        fig, include_plotlyjs=False, full_html=False, div_id=div_id, config=_PLOT_CONFIG
-    )
-    return f'<div class="figure">{div}</div>'
 
 
 def _caption(text: str) -> str:
@@ -106,7 +95,7 @@ def _datacenter_section(ctx: _Context) -> _Section | None:
     if agg.has_columns(dc, ["power_w"]):
         parts += [
             "<h3>Power and hosts on</h3>",
-            _figure_html(figs.datacenter_power_figure(thin, ctx.tdiv, ctx.tunit), "fig-dc-power"),
+            figure_div(figs.datacenter_power_figure(thin, ctx.tdiv, ctx.tunit), "fig-dc-power"),
             _caption(
                 "Total power drawn by the hosts (mean over each period) and the number "
                 "of hosts powered on." + note
@@ -115,7 +104,7 @@ def _datacenter_section(ctx: _Context) -> _Section | None:
     if agg.has_columns(dc, ["cpu_demand_hz", "cpu_alloc_hz"]):
         parts += [
             "<h3>CPU demanded and delivered</h3>",
-            _figure_html(figs.datacenter_cpu_figure(thin, ctx.tdiv, ctx.tunit), "fig-dc-cpu"),
+            figure_div(figs.datacenter_cpu_figure(thin, ctx.tdiv, ctx.tunit), "fig-dc-cpu"),
             _caption(
                 "CPU the VMs asked for against what the hypervisors gave them; the gap "
                 "is demand left unserved. The dotted line is the capacity of the hosts on." + note
@@ -124,7 +113,7 @@ def _datacenter_section(ctx: _Context) -> _Section | None:
     if set(dc.columns) & {"vms_running", "vms_queued"}:
         parts += [
             "<h3>VMs running and queued</h3>",
-            _figure_html(figs.datacenter_vms_figure(thin, ctx.tdiv, ctx.tunit), "fig-dc-vms"),
+            figure_div(figs.datacenter_vms_figure(thin, ctx.tdiv, ctx.tunit), "fig-dc-vms"),
             _caption("VMs running on a host, and VMs waiting for a host to be placed on." + note),
         ]
     if not parts:
@@ -155,7 +144,7 @@ def _heatmap_section(ctx: _Context) -> _Section | None:
         which += f" Each column is the mean of {data.periods_per_column} periods ({span})."
     if "on_frac" in hosts.columns:
         which += " Blank cells: the host was off."
-    body = _figure_html(
+    body = figure_div(
         figs.host_heatmap_figure(data, ctx.tdiv, ctx.tunit), "fig-host-heatmap"
     ) + _caption(
         "CPU utilisation of each host over time, from 0 % (idle) to 100 % (every core "
@@ -182,7 +171,7 @@ def _ready_section(ctx: _Context) -> _Section | None:
             )
             parts += [
                 "<h3>Time-averaged CPU ready per VM</h3>",
-                _figure_html(figs.ready_histogram_figure(ready), "fig-ready-hist"),
+                figure_div(figs.ready_histogram_figure(ready), "fig-ready-hist"),
                 _caption(text),
             ]
     vms = ctx.table("vms", ["time_s", "cpu_demand_hz"])
@@ -191,7 +180,7 @@ def _ready_section(ctx: _Context) -> _Section | None:
         if len(quantiles):
             parts += [
                 "<h3>CPU ready over time</h3>",
-                _figure_html(
+                figure_div(
                     figs.ready_over_time_figure(quantiles, ctx.tdiv, ctx.tunit), "fig-ready-time"
                 ),
                 _caption(
@@ -218,7 +207,7 @@ def _energy_section(ctx: _Context) -> _Section | None:
         f"{format_value('x_kwh', float(energy.mean()))}, highest "
         f"{format_value('x_kwh', float(energy.max()))} ({top_name})."
     )
-    body = _figure_html(figs.host_energy_figure(energy, names), "fig-host-energy") + _caption(text)
+    body = figure_div(figs.host_energy_figure(energy, names), "fig-host-energy") + _caption(text)
     return _Section("sec-energy", "Energy per host", body)
 
 
@@ -234,7 +223,7 @@ def _jobs_section(ctx: _Context) -> _Section | None:
         f"median {format_duration(float(np.median(done)))}, mean "
         f"{format_duration(float(done.mean()))}, longest {format_duration(float(done.max()))}."
     )
-    body = _figure_html(figs.job_completion_figure(done), "fig-job-times") + _caption(text)
+    body = figure_div(figs.job_completion_figure(done), "fig-job-times") + _caption(text)
     return _Section("sec-jobs", "Jobs", body)
 
 
@@ -247,14 +236,14 @@ def _migrations_section(ctx: _Context) -> _Section | None:
     parts = []
     if len(ran):
         took = ran["duration_s"]
-        parts += [_figure_html(figs.migration_duration_figure(took.to_numpy()), "fig-migration-time"),
+        parts += [figure_div(figs.migration_duration_figure(took.to_numpy()), "fig-migration-time"),
                   _caption(f"{len(mig):,} live migrations ({outcomes}). Time from start to the VM "
                            f"running on its destination: median "
                            f"{format_duration(float(took.median()))}, longest "
                            f"{format_duration(float(took.max()))}.")]
         down = ran.loc[ran["outcome"].astype(str) != "aborted", "downtime_s"]
         if len(down):
-            parts += [_figure_html(figs.migration_downtime_figure(down.to_numpy()),
+            parts += [figure_div(figs.migration_downtime_figure(down.to_numpy()),
                                    "fig-migration-downtime"),
                       _caption(f"Downtime (VM paused for the switch-over): median "
                                f"{float(down.median()) * 1000:.0f} ms, worst "

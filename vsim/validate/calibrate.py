@@ -79,9 +79,9 @@ def fit_migration(measured: pd.DataFrame, start: MigrationCalibration | None = N
     x, y = done.downtime_bytes.to_numpy(float), done.downtime_s.to_numpy(float)
     fit = least_squares(lambda t: t[0] + x * t[1] - y, x0=[0.005, 1e-9], loss="soft_l1",
                         f_scale=0.005, bounds=([0.0, 1e-11], [0.5, 1e-6]))
-    resume, per_byte = (float(v) for v in fit.x)
+    resume, s_per_byte = (float(v) for v in fit.x)
     c = replace(start, footprint_bytes=footprint, footprint_per_byte=per_byte, setup_s=setup, resume_s=resume,
-                loopback_bytes_s=1.0 / per_byte, device_state_bytes=0.0)
+                loopback_bytes_s=1.0 / s_per_byte, device_state_bytes=0.0)
     points = migration_points(done)
     means = done.groupby("point", sort=True)[["duration_s", "bytes"]].mean()
 

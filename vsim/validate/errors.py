@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["error_table", "summarize_errors"]
+__all__ = ["error_table", "format_value", "summarize_errors"]
 
 
 def error_table(measured: pd.DataFrame, predicted: pd.DataFrame, naive: pd.DataFrame,
@@ -56,3 +56,16 @@ def summarize_errors(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
             "naive_max_abs_error": float((rows.naive - rows.measured).abs().max()) if len(rows) else np.nan,
         }
     return out
+
+
+def format_value(value: Any, statistic: str, metric: str) -> str:
+    """A summary value for people: percentages, milliseconds, percentage points."""
+    if value is None or value != value:
+        return "-"
+    if statistic.endswith("mape_pct"):
+        return f"{value:.1f} %"
+    if metric == "downtime_s":
+        return f"{value * 1e3:.1f} ms"
+    if metric == "share":
+        return f"{value * 100:.2f} pp"
+    return str(value)
