@@ -4,7 +4,9 @@ Each guest runs the ``spin`` workload (one spinning process per vCPU) and every 
 the same host cores. Throughput is read off the guests' own progress lines: iterations between two
 samples taken ``duration_s`` apart, over the guest clock's elapsed time. A guest's *share* is its
 throughput over that of one lone 1-vCPU guest on the same cores, measured first in the same run;
-the *overhead* is what the guests together lose against the cores' full capacity. Guest-visible
+the *overhead* is what the guests together lose against the cores' full capacity. The lone guest
+runs again before every point, and rates are taken as a high quantile over the reporting
+intervals (see :func:`envelope_rate`): measure on a quiet machine all the same. Guest-visible
 steal comes from the guest's /proc/stat (a TCG guest has no steal clock and reads 0).
 """
 
@@ -96,26 +98,24 @@ def measure_cpu(ws: Workspace, points: list[CpuPoint], *, accel: str = "tcg", re
                "boot_timeout_s": boot_timeout_s, "quantile": quantile}
     rows: list[dict[str, Any]] = []
     for r in range(repeats):
-        cores = sorted({p.host_cores for p in points})
-        alone = {}
-        for c in cores:
-            if progress:
-                progress(f"cpu baseline: 1 guest alone on {c} core(s)")
-            alone[c] = _run(ws, CpuPoint(1, 1, c), **options)[0]["iters_s"]
         for i, p in enumerate(points):
+            # The lone guest is measured right before each point: a shared machine's speed drifts
+            # over minutes, and a share is only as good as the baseline taken beside it.
             if progress:
-                progress(f"cpu {i + 1}/{len(points)} {p.label()}" + (f" repeat {r + 1}" if repeats > 1 else ""))
+                progress(f"cpu {i + 1}/{len(points)} {p.label()}"
+                         + (f" repeat {r + 1}" if repeats > 1 else "") + ": lone guest first")
+            alone = _run(ws, CpuPoint(1, 1, p.host_cores), **options)[0]["iters_s"]
             measured = _run(ws, p, **options)
-            total = sum(m["iters_s"] for m in measured) / alone[p.host_cores]
+            total = sum(m["iters_s"] for m in measured) / alone
             for g, m in enumerate(measured):
                 rows.append({
                     "point": i, "repeat": r, "guests": p.guests, "vcpus": p.vcpus,
                     "host_cores": p.host_cores, "guest": g,
                     # share of one host core delivered to this guest (a lone guest: 1.0)
-                    "share": m["iters_s"] / alone[p.host_cores],
+                    "share": m["iters_s"] / alone,
                     "overhead_frac": 1.0 - total / min(p.host_cores, p.guests * p.vcpus),
                     "steal_frac": m["steal_frac"],
-                    "iters_s": m["iters_s"], "alone_iters_s": alone[p.host_cores],
+                    "iters_s": m["iters_s"], "alone_iters_s": alone,
                     "elapsed_s": m["elapsed_s"],
                 })
     return rows

@@ -237,11 +237,47 @@ def parse_scenario(text: str, *, file: str | None = None, base_dir: Path | None 
             data = apply_overrides(data, overrides, overridden)
         except ScenarioError as exc:
             raise ScenarioError(exc.problems, file=file) from None
+    base = base_dir or Path.cwd()
+    merged = with_calibration(data, base, file, lines)
     try:
-        spec = Scenario.model_validate(data)
+        spec = Scenario.model_validate(merged)
     except ValidationError as exc:
         raise ScenarioError(_problems(exc, lines, overridden), file=file) from None
-    return LoadedScenario(spec, data, file, base_dir or Path.cwd(), lines)
+    return LoadedScenario(spec, data, file, base, lines)
+
+
+def with_calibration(data: dict[str, Any], base_dir: Path, file: str | None,
+                     lines: dict[Loc, int]) -> dict[str, Any]:
+    """``data`` with the values of the calibration file it names (``calibration: FILE``, written by
+    `vsim calibrate`) filled in: its ``scenario.migration`` into ``migration``, its
+    ``scenario.hypervisor`` into every host group. What the scenario itself says wins."""
+    name = data.get("calibration")
+    if name is None:
+        return data
+    where = {"path": "calibration", "line": lines.get(("calibration",))}
+    if not isinstance(name, str):
+        raise ScenarioError([Problem("a calibration is the path of a file written by `vsim "
+                                     "calibrate`", **where)], file=file)
+    path = (base_dir / name) if not Path(name).is_absolute() else Path(name)
+    try:
+        values = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("scenario")
+    except OSError:
+        raise ScenarioError([Problem(f"no calibration file {path}", **where,
+                                     hint="write one with `vsim calibrate`")], file=file) from None
+    except (yaml.YAMLError, AttributeError):
+        values = None
+    if not isinstance(values, dict):
+        raise ScenarioError([Problem(f"{path} is not a calibration file (no scenario: section)",
+                                     **where, hint="write one with `vsim calibrate`")],
+                            file=file)
+    out = copy.deepcopy(data)
+    if isinstance(values.get("migration"), dict) and isinstance(out.get("migration", {}), dict):
+        out["migration"] = {**values["migration"], **(out.get("migration") or {})}
+    if isinstance(values.get("hypervisor"), dict) and isinstance(out.get("hosts"), list):
+        for group in out["hosts"]:
+            if isinstance(group, dict):
+                group["hypervisor"] = {**values["hypervisor"], **(group.get("hypervisor") or {})}
+    return out
 
 
 def load_scenario(path: str | Path, overrides: list[str] | dict[str, Any] | None = None

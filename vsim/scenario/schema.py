@@ -431,6 +431,9 @@ class Scenario(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
     seed: int = Field(0, ge=0)
+    calibration: str | None = Field(None, description="a file written by `vsim calibrate`: its "
+                                    "fitted migration and hypervisor values fill in what the "
+                                    "scenario leaves unset")
     duration: Duration = Field(description="e.g. '2 d', or jobs-done: until every job has finished")
     semantics: Literal["vsim", "cloudsim"] = Field(
         "vsim", description="vsim: a real datacenter; cloudsim: CloudSim 3.0.3's power-aware "

@@ -1,9 +1,8 @@
 """Fitting the models' free parameters to measured tables (scipy.optimize).
 
 Migration: the guest's memory footprint and QEMU's setup time are read straight off the
-measurements (QEMU reports the zero pages it skipped and its setup time); the resume time and the
-speed of the unthrottled stop-and-copy come from a robust linear fit of downtime against the bytes
-sent while the guest was paused; what QEMU's rate limiter really lets through
+measurements (QEMU reports the zero pages it skipped and its setup time); the speed of the unthrottled stop-and-copy and the resume time come from a
+robust line (Theil-Sen) through the downtimes against the bytes sent while the guest was paused; what QEMU's rate limiter really lets through
 (``bandwidth_scale``) is then fitted by least squares on the simulator's own predictions of total
 time and bytes sent.
 
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 import yaml
 from scipy.optimize import least_squares
+from scipy.stats import theilslopes
 
 from vsim.errors import VsimError
 from vsim.kvm.cpu import CpuPoint
@@ -75,13 +75,16 @@ def fit_migration(measured: pd.DataFrame, start: MigrationCalibration | None = N
         per_byte = start.footprint_per_byte
         footprint = float(np.median(used - per_byte * mem))
     setup = float(np.median(done.setup_s))
-    # downtime = resume + bytes / loopback, robust to the odd slow switch-over.
+    # downtime = resume + bytes / loopback, by the median of pairwise slopes (Theil-Sen), not
+    # least squares: a few switch-overs take twice as long for the same bytes.
     x, y = done.downtime_bytes.to_numpy(float), done.downtime_s.to_numpy(float)
-    fit = least_squares(lambda t: t[0] + x * t[1] - y, x0=[0.005, 1e-9], loss="soft_l1",
-                        f_scale=0.005, bounds=([0.0, 1e-11], [0.5, 1e-6]))
-    resume, s_per_byte = (float(v) for v in fit.x)
-    c = replace(start, footprint_bytes=footprint, footprint_per_byte=per_byte, setup_s=setup, resume_s=resume,
-                loopback_bytes_s=1.0 / s_per_byte, device_state_bytes=0.0)
+    slope, intercept = theilslopes(y, x)[:2] if len(np.unique(x)) >= 2 else (0.0, 0.0)
+    if slope > 0:
+        loopback, resume = 1.0 / float(slope), max(0.0, float(intercept))
+    else:  # one point, or noise: the median speed, nothing to resume
+        loopback, resume = float(np.median(x[y > 0] / y[y > 0])), 0.0
+    c = replace(start, footprint_bytes=footprint, footprint_per_byte=per_byte, setup_s=setup,
+                resume_s=resume, loopback_bytes_s=loopback, device_state_bytes=0.0)
     points = migration_points(done)
     means = done.groupby("point", sort=True)[["duration_s", "bytes"]].mean()
 
@@ -110,11 +113,14 @@ def fit_cpu(measured: pd.DataFrame, start: CpuCalibration | None = None) -> CpuC
 
 
 HEADER = ("# vsim calibration: the models' free parameters fitted to real guests by `vsim "
-          "calibrate`.\n# A scenario uses it with `calibration: <this file>`.\n")
+          "calibrate`.\n# A scenario uses it with `calibration: <this file>`, which fills in the "
+          "values under scenario:.\n# migration: and cpu: are what `vsim validate` uses to put "
+          "the experiments to the simulator.\n")
 
 
 def save_calibration(c: Calibration, path: Path) -> None:
-    data = {"source": c.source, "migration": c.migration.to_dict(), "cpu": c.cpu.to_dict()}
+    data = {"source": c.source, "scenario": c.scenario_values(),
+            "migration": c.migration.to_dict(), "cpu": c.cpu.to_dict()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(HEADER + yaml.safe_dump(data, sort_keys=False))

@@ -118,15 +118,20 @@ class Validation:
 
 def validate(kind: str, measured: pd.DataFrame, calibration: Calibration) -> Validation:
     """The simulator and the naive baseline on the measured points, and their errors."""
+    ids = np.sort(measured.point.unique())  # the points in the order the *_points functions list
+
+    def keyed(table: pd.DataFrame) -> pd.DataFrame:
+        return table.assign(point=ids[table.point.to_numpy()])
+
     if kind == "migration":
         points = migration_points(measured)
-        predicted = predict_migration(points, calibration.migration)
-        naive = naive_migration(points)
+        predicted = keyed(predict_migration(points, calibration.migration))
+        naive = keyed(naive_migration(points))
         runs = measured.groupby("point", sort=True)
         outcome = runs.outcome.agg(lambda s: s.mode().iloc[0])
         agree = outcome.to_numpy() == predicted.outcome.to_numpy()
         both = (outcome.to_numpy() == "completed") & (predicted.outcome.to_numpy() == "completed")
-        keep = np.flatnonzero(both)
+        keep = ids[both]
         axes = ["memory_bytes", "working_set_bytes", "dirty_rate_bytes_s", "max_bandwidth_bytes_s"]
         errors = error_table(measured[measured.point.isin(keep)], predicted[predicted.point.isin(keep)],
                              naive.assign(downtime_s=np.nan), ["point"],
@@ -134,13 +139,13 @@ def validate(kind: str, measured: pd.DataFrame, calibration: Calibration) -> Val
         extra: dict[str, Any] = {
             "points": len(points), "completed_in_both": int(both.sum()),
             "outcomes_right": int(agree.sum()),
-            "outcomes_wrong": [int(i) for i in np.flatnonzero(~agree)],
+            "outcomes_wrong": [int(i) for i in ids[~agree]],
             "naive_outcomes_right": int((outcome.to_numpy() == "completed").sum()),
         }
     elif kind == "cpu":
         points = cpu_points(measured)
-        predicted = predict_cpu(points, calibration.cpu)
-        naive = naive_cpu(points)
+        predicted = keyed(predict_cpu(points, calibration.cpu))
+        naive = keyed(naive_cpu(points))
         errors = error_table(measured, predicted, naive, ["point", "guest"], ["share"],
                              ["guests", "vcpus", "host_cores"])
         extra = {"points": len(points)}

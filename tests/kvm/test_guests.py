@@ -1,0 +1,187 @@
+"""Real QEMU guests: boot, the CPU and migration experiments, the CLI end to end, and that
+nothing is left behind whatever happens to a run.
+
+Every test here starts QEMU itself and stops it. They run wherever QEMU is installed (`make test`
+installs it when run as root) and are skipped, with the reason, where it is not.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import REPO
+
+from vsim.kvm.cpu import CpuPoint, measure_cpu
+from vsim.kvm.host import HostError
+from vsim.kvm.image import GuestImage, build_image
+from vsim.kvm.qemu import GuestSpec, Workspace, pids_of_workspace
+
+MIB = 2.0**20
+NO_QEMU = ("QEMU is not installed: apt-get install qemu-system-x86 (QEMU >= 10, on Debian 12 "
+           "from bookworm-backports); `make test` installs it when run as root")
+
+
+@pytest.fixture(scope="module")
+def image() -> GuestImage:
+    if shutil.which("qemu-system-x86_64") is None:
+        pytest.skip(NO_QEMU)
+    try:
+        return build_image()
+    except HostError as exc:
+        pytest.skip(f"cannot build the guest image here: {exc}")
+
+
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
+        timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return subprocess.run([sys.executable, "-m", "vsim.cli", *args], cwd=cwd,
+                          env={**os.environ, "PYTHONPATH": path, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_a_guest_boots_runs_its_workload_and_powers_off(image: GuestImage) -> None:
+    with Workspace(image) as ws:
+        guest = ws.start(GuestSpec("boot", ("spin", "1"), memory_mib=128))
+        ready = guest.wait_for("ready", 60)
+        done = guest.wait_for("exit", 60)
+        guest.proc.wait(timeout=30)
+        folder = ws.folder
+        spins = [r for r in guest.records() if r.kind == "spin"]
+    assert ready.fields["mode"] == "spin" and done.fields["status"] == "0"
+    assert guest.proc.returncode == 0  # the guest powered off; QEMU exited by itself
+    # Progress lines every 0.25 s of guest time, iterations increasing.
+    assert len(spins) >= 3
+    assert all(b.num("iters") > a.num("iters") for a, b in itertools.pairwise(spins))
+    assert not folder.exists()
+
+
+def test_a_guest_past_its_wall_clock_limit_is_stopped(image: GuestImage) -> None:
+    with Workspace(image) as ws:
+        guest = ws.start(GuestSpec("limited", ("spin", "0"), memory_mib=128, wall_limit_s=4))
+        guest.wait_for("ready", 60)
+        guest.proc.wait(timeout=20)
+        with pytest.raises(HostError, match="exited"):
+            guest.check_alive()
+
+
+def test_two_guests_pinned_to_one_core_share_it(image: GuestImage) -> None:
+    with Workspace(image) as ws:
+        rows = measure_cpu(ws, [CpuPoint(2)], settle_s=1.0, duration_s=3.0)
+    assert [r["guest"] for r in rows] == [0, 1]
+    shares = [r["share"] for r in rows]
+    # Each gets about half of what a lone guest gets; together not more than the core.
+    assert all(0.3 < s < 0.7 for s in shares)
+    assert sum(shares) < 1.1
+    assert rows[0]["overhead_frac"] == pytest.approx(1 - sum(shares))
+    assert all(r["steal_frac"] == 0.0 for r in rows)  # TCG guests have no steal clock
+
+
+def test_measure_validate_and_calibrate_migration_from_the_command_line(
+        image: GuestImage, tmp_path: Path) -> None:
+    # Two points: one converges at once, one dirties faster than it is sent and is given up on.
+    measured = tmp_path / "measured"
+    done = cli("kvm", "measure", "migration", "--bandwidth", "64MiB/s", "--dirty-rate",
+               "4MiB/s,96MiB/s", "--max-sent", "1.3", "--out", str(measured), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_parquet(measured / "migrations.parquet")
+    assert table.outcome.tolist() == ["completed", "aborted"]
+    assert table.guest_continued.tolist() == [True, False]
+    ok = table.iloc[0]
+    # Round 0 skipped the zero pages: less than the guest's memory went over, but at least the
+    # working set; the copy ran near max-bandwidth.
+    assert 64 * MIB < ok.bytes < 256 * MIB
+    assert ok.zero_bytes > 64 * MIB
+    assert 0.7 < ok.bytes / ok.duration_s / (64 * MIB) < 1.3
+    assert table.iloc[1].bytes >= 1.3 * 256 * MIB
+    assert set(table.accel) == {"tcg"} or set(table.accel) == {"kvm"}
+
+    valid = tmp_path / "valid"
+    done = cli("validate", "migration", "--measured", str(measured), "--out", str(valid), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((valid / "summary.json").read_text())
+    assert summary["outcomes_right"] == 2  # vsim predicts the abort; RAM / bandwidth cannot
+    assert summary["naive_outcomes_right"] == 1
+    assert summary["metrics"]["duration_s"]["mape_pct"] < 25
+    assert summary["metrics"]["duration_s"]["naive_mape_pct"] > summary["metrics"]["duration_s"]["mape_pct"]
+    assert "fig-validation-scatter" in (valid / "validation.html").read_text()
+    assert "duration_s" in done.stderr and "naive" in done.stderr
+
+    calibration = tmp_path / "cal.yaml"
+    done = cli("calibrate", str(measured), "--check", str(measured), "--out", str(calibration),
+               cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "before" in done.stderr and "after" in done.stderr
+    text = calibration.read_text()
+    assert "scenario:" in text and "bandwidth_scale" in text
+
+
+def _interrupt(tmp_path: Path, seed: int, sig: signal.Signals) -> None:
+    tmp = tmp_path / f"tmp{seed}"
+    tmp.mkdir()
+    out = tmp_path / f"out{seed}"
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vsim.cli", "kvm", "measure", "migration", "--bandwidth", "64MiB/s",
+         "--dirty-rate", "4MiB/s", "--accel", "tcg", "--out", str(out)], cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": path, "TMPDIR": str(tmp)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(random.Random(seed).uniform(1.0, 9.0))
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    time.sleep(0.5)
+    assert pids_of_workspace(tmp) == [], f"QEMU left running after {sig.name}"
+    assert list(tmp.iterdir()) == [], f"files left in the workspace after {sig.name}"
+    # The result folder is complete or absent; never a partial one.
+    assert not list(tmp_path.glob(f".out{seed}.partial-*"))
+    if out.exists():
+        assert proc.returncode == 0 and (out / "migrations.parquet").exists()
+    else:
+        assert proc.returncode != 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ctrl_c_at_any_moment_leaves_nothing_behind(image: GuestImage, tmp_path: Path,
+                                                    seed: int) -> None:
+    _interrupt(tmp_path, seed, signal.SIGINT)
+
+
+def test_sigterm_leaves_nothing_behind(image: GuestImage, tmp_path: Path) -> None:
+    _interrupt(tmp_path, 7, signal.SIGTERM)
+
+
+def test_without_qemu_one_message_names_the_package(tmp_path: Path) -> None:
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    done = cli("kvm", "measure", "migration", "--out", str(tmp_path / "out"), cwd=tmp_path,
+               env={"PATH": str(bare)})
+    assert done.returncode == 2
+    assert "QEMU is not installed" in done.stderr and "apt-get install qemu-system-x86" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_probe_reports_the_accelerator_that_boots(image: GuestImage, tmp_path: Path) -> None:
+    done = cli("kvm", "probe", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    tcg = next(line for line in lines if line.startswith("accelerator tcg"))
+    assert " yes " in tcg
+    assert any(line.startswith("accelerator kvm") for line in lines)
+    assert any(line.startswith("qemu >= 10") for line in lines)
+
+
+def test_a_bad_grid_value_is_one_clear_error(tmp_path: Path) -> None:
+    done = cli("kvm", "measure", "migration", "--bandwidth", "64MiBs", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "--bandwidth" in done.stderr and "'64MiBs' is not a bandwidth" in done.stderr
