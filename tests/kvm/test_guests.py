@@ -185,3 +185,41 @@ def test_a_bad_grid_value_is_one_clear_error(tmp_path: Path) -> None:
     done = cli("kvm", "measure", "migration", "--bandwidth", "64MiBs", cwd=tmp_path)
     assert done.returncode == 2
     assert "--bandwidth" in done.stderr and "'64MiBs' is not a bandwidth" in done.stderr
+
+
+def _swaps() -> list[str]:
+    return Path("/proc/swaps").read_text().splitlines()[1:]
+
+
+def _vsim_cgroups() -> list[Path]:
+    root = Path("/sys/fs/cgroup/memory")
+    return list(root.rglob("vsim-*")) if root.is_dir() else []
+
+
+def test_the_memory_experiment_limits_a_guest_and_leaves_nothing_behind(image: GuestImage) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the memory experiment needs root (a cgroup limit and a zram swap device)")
+    from vsim.kvm.hostmem import memory_cgroup_root
+    from vsim.kvm.memory import MemoryPoint, measure_memory
+
+    try:
+        memory_cgroup_root()
+    except HostError as exc:
+        pytest.skip(str(exc))
+    if not Path("/sys/class/zram-control").exists() and subprocess.run(
+            ["modprobe", "-n", "zram"], capture_output=True, check=False).returncode != 0:
+        pytest.skip("this host's kernel has no zram for swap")
+    swaps = _swaps()
+    points = [MemoryPoint(r, "random", 64 * MIB, 256 * MIB) for r in (0.8, 1.4)]
+    with Workspace(image) as ws:
+        rows = measure_memory(ws, points, settle_s=2.0, duration_s=3.0)
+    fits, tight = rows
+    # With room to spare nothing swaps: the guest runs as fast as with no limit.
+    assert fits["outcome"] == "ok" and fits["slowdown"] == pytest.approx(1.0, abs=0.25)
+    # The tighter limit leaves less than the guest and QEMU hold: the kernel swapped (or, when
+    # it could not reclaim in time, the OOM killer ended QEMU, which the row says).
+    assert tight["limit_bytes"] < tight["base_bytes"] + 64 * MIB < fits["limit_bytes"]
+    assert tight["outcome"] in ("ok", "killed")
+    # The zram device and the cgroups are gone.
+    assert _swaps() == swaps
+    assert _vsim_cgroups() == []

@@ -77,6 +77,39 @@ def cpu_grid(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _floats(ctx: click.Context, param: click.Parameter, value: str) -> list[float]:
+    try:
+        out = [float(w) for w in str(value).split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of numbers") from None
+    if any(v <= 0 for v in out):
+        raise click.BadParameter("every value must be positive")
+    return out
+
+
+def memory_grid(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--ratio", default="0.8,1.0,1.1,1.2,1.3", show_default=True, callback=_floats,
+                     help="Working set over the memory the guest may keep resident (list)."),
+        click.option("--order", default="random", show_default=True,
+                     type=click.Choice(["random", "sequential"]), help="How pages are touched."),
+        click.option("--working-set", default="192MiB", show_default=True,
+                     callback=_quantities("bytes", "192MiB"), help="Memory the guest touches."),
+        click.option("--memory", default="512MiB", show_default=True,
+                     callback=_quantities("bytes", "512MiB"), help="Guest memory."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _memory_points(ratio: list[float], order: str, working_set: list[float],
+                   memory: list[float]) -> list[Any]:
+    from vsim.kvm.memory import MemoryPoint
+
+    return [MemoryPoint(r, order, working_set[0], memory[0]) for r in ratio]
+
+
 def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--repeats", default=1, show_default=True, type=click.IntRange(min=1),
@@ -239,6 +272,14 @@ def register(main: click.Group, guarded: Callable[..., Any]) -> None:
         """CPU-bound guests sharing pinned host cores: per-guest share, overhead, steal."""
         _measure("cpu", _cpu_points(**grid), repeats, accel, out)
 
+    @measure_grp.command("memory")
+    @memory_grid
+    @common
+    @guarded
+    def measure_memory_cmd(repeats: int, accel: str, out: Path | None, **grid: Any) -> None:
+        """A guest touching its working set under a cgroup memory limit with swap (root)."""
+        _measure("memory", _memory_points(**grid), repeats, accel, out)
+
     calibration_option = click.option(
         "--calibration", type=click.Path(path_type=Path, dir_okay=False), default=None,
         help="Calibration file (default: the one shipped with vsim).")
@@ -271,6 +312,17 @@ def register(main: click.Group, guarded: Callable[..., Any]) -> None:
                          measured: Path | None, **grid: Any) -> None:
         """vsim's CPU model against guests sharing pinned cores (and the equal fluid share)."""
         _validate("cpu", _cpu_points(**grid), repeats, accel, out, calibration, measured)
+
+    @validate_grp.command("memory")
+    @memory_grid
+    @common
+    @calibration_option
+    @measured_option
+    @guarded
+    def validate_memory_cmd(repeats: int, accel: str, out: Path | None, calibration: Path | None,
+                            measured: Path | None, **grid: Any) -> None:
+        """vsim's swap model against a guest under a memory limit (and no memory model)."""
+        _validate("memory", _memory_points(**grid), repeats, accel, out, calibration, measured)
 
     @main.command("calibrate")
     @click.argument("measured", nargs=-1, required=True,

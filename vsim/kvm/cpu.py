@@ -97,6 +97,7 @@ def measure_cpu(ws: Workspace, points: list[CpuPoint], *, accel: str = "tcg", re
     options = {"accel": accel, "settle_s": settle_s, "duration_s": duration_s,
                "boot_timeout_s": boot_timeout_s, "quantile": quantile}
     rows: list[dict[str, Any]] = []
+    best_alone: dict[int, float] = {}
     for r in range(repeats):
         for i, p in enumerate(points):
             # The lone guest is measured right before each point: a shared machine's speed drifts
@@ -105,6 +106,16 @@ def measure_cpu(ws: Workspace, points: list[CpuPoint], *, accel: str = "tcg", re
                 progress(f"cpu {i + 1}/{len(points)} {p.label()}"
                          + (f" repeat {r + 1}" if repeats > 1 else "") + ": lone guest first")
             alone = _run(ws, CpuPoint(1, 1, p.host_cores), **options)[0]["iters_s"]
+            # A lone guest far slower than one seen before in this run was disturbed (by another
+            # tenant of the machine): measure it again, up to twice, and keep the fastest.
+            for _ in range(2):
+                if alone >= 0.85 * best_alone.get(p.host_cores, 0.0):
+                    break
+                if progress:
+                    progress(f"cpu: the lone guest ran {alone / best_alone[p.host_cores]:.0%} as "
+                             "fast as before; measuring it again")
+                alone = max(alone, _run(ws, CpuPoint(1, 1, p.host_cores), **options)[0]["iters_s"])
+            best_alone[p.host_cores] = max(alone, best_alone.get(p.host_cores, 0.0))
             measured = _run(ws, p, **options)
             total = sum(m["iters_s"] for m in measured) / alone
             for g, m in enumerate(measured):

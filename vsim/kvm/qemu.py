@@ -10,13 +10,14 @@ the same exception as Ctrl-C) stops every guest (SIGTERM, then SIGKILL) and remo
 from __future__ import annotations
 
 import ctypes
+import os
 import re
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -52,6 +53,7 @@ class GuestSpec:
     host_cpus: tuple[int, ...] | None = None  # pin every QEMU thread to these host cores
     incoming: bool = False  # wait for an incoming migration (QMP migrate-incoming)
     balloon: bool = False
+    cgroup_procs: Path | None = None  # join this cgroup (its cgroup.procs file) before starting
     wall_limit_s: float = 300.0
 
     def append(self) -> str:
@@ -143,8 +145,13 @@ def _terminate(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=5)
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def _child_setup(cgroup_procs: Path | None) -> Callable[[], None]:
+    def setup() -> None:  # runs in the child between fork and exec
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: not outlive vsim
+        if cgroup_procs is not None:  # QEMU and its threads start inside the cgroup
+            with open(cgroup_procs, "w") as f:
+                f.write(str(os.getpid()))
+    return setup
 
 
 class _Interrupted(KeyboardInterrupt):
@@ -163,6 +170,8 @@ class Workspace:
         self.keep_logs = keep_logs
         self.folder = Path(tempfile.mkdtemp(prefix="vsim-kvm-"))  # mode 0700
         self.guests: list[Guest] = []
+        self._undo: list[Callable[[], None]] = []  # host changes to undo, last first
+        self.leftovers: list[str] = []  # what could not be undone
         self._started = 0
         self._qemu = qemu_binary()
         self._old_handler: object = None
@@ -177,13 +186,21 @@ class Workspace:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+        if self.leftovers and kind is None:
+            raise HostError("could not undo every change to the host: " + "; ".join(self.leftovers))
+
+    @staticmethod
+    def _accel(spec: GuestSpec) -> str:
+        # TCG reserves 1 GiB for translated code by default; a guest this small needs a few MiB,
+        # and a smaller cache keeps QEMU's own memory small next to the guest's.
+        return "tcg,tb-size=64" if spec.accel == "tcg" else spec.accel
 
     def argv(self, spec: GuestSpec, stem: Path) -> list[str]:
         argv = ["timeout", "--kill-after=5", f"{spec.wall_limit_s:.0f}"]
         if spec.host_cpus is not None:
             argv += ["taskset", "-c", ",".join(map(str, spec.host_cpus))]
         argv += [self._qemu, "-name", f"vsim-{spec.name},debug-threads=on",
-                 "-machine", "pc", "-accel", spec.accel, "-m", f"{spec.memory_mib}M",
+                 "-machine", "pc", "-accel", self._accel(spec), "-m", f"{spec.memory_mib}M",
                  "-smp", str(spec.vcpus), "-nodefaults", "-no-reboot", "-display", "none",
                  "-kernel", str(self.image.kernel), "-initrd", str(self.image.initrd),
                  "-append", spec.append(),
@@ -208,7 +225,8 @@ class Workspace:
         log = open(stem.with_suffix(".log"), "wb")  # noqa: SIM115 - closed with the process
         try:
             proc = subprocess.Popen(self.argv(spec, stem), stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+                                    stderr=subprocess.STDOUT,
+                                    preexec_fn=_child_setup(spec.cgroup_procs))
         except FileNotFoundError as exc:
             raise HostError(f"cannot start QEMU: {exc.filename} is missing", QEMU_FIX) from None
         finally:
@@ -216,6 +234,11 @@ class Workspace:
         guest = Guest(spec, stem, proc)
         self.guests.append(guest)
         return guest
+
+    def on_close(self, undo: Callable[[], None]) -> None:
+        """Undo a change to the host (a cgroup, a swap device) when the workspace closes, after
+        its guests have stopped."""
+        self._undo.append(undo)
 
     def stop(self, guest: Guest) -> None:
         guest.stop()
@@ -231,6 +254,12 @@ class Workspace:
             except Exception:
                 _terminate(guest.proc)
         self.guests.clear()
+        while self._undo:
+            undo = self._undo.pop()
+            try:
+                undo()
+            except Exception as exc:  # undo the rest all the same, then tell
+                self.leftovers.append(str(exc))
         if self.keep_logs is not None and self.folder.exists():
             self.keep_logs.mkdir(parents=True, exist_ok=True)
             for f in self.folder.glob("*.[sl][eo][rg]*"):

@@ -20,12 +20,14 @@ from vsim.validate.session import naive_value
 __all__ = ["build_validation_html", "write_validation"]
 
 UNITS = {"duration_s": ("total time", "s", 1.0), "bytes": ("bytes sent", "MiB", 2.0**-20),
-         "downtime_s": ("downtime", "ms", 1e3), "share": ("share of a core", "%", 100.0)}
+         "downtime_s": ("downtime", "ms", 1e3), "share": ("share of a core", "%", 100.0),
+         "slowdown": ("slowdown", "x", 1.0)}
 AXES = {"memory_bytes": ("guest memory", "MiB", 2.0**-20),
         "working_set_bytes": ("working set", "MiB", 2.0**-20),
         "dirty_rate_bytes_s": ("dirty rate", "MiB/s", 2.0**-20),
         "max_bandwidth_bytes_s": ("max-bandwidth", "MiB/s", 2.0**-20),
-        "guests": ("guests on the core", "", 1.0)}
+        "guests": ("guests on the core", "", 1.0),
+        "ratio": ("working set / resident memory", "", 1.0)}
 
 
 def _scatter(errors: pd.DataFrame) -> Any:

@@ -7,6 +7,8 @@ robust line (Theil-Sen) through the downtimes against the bytes sent while the g
 time and bytes sent.
 
 CPU: ``switch_loss`` and ``interference`` by least squares on the simulator's predicted shares.
+
+Memory: the cost of a fault, by least squares on the logarithm of the predicted slowdowns.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from vsim.errors import VsimError
 from vsim.kvm.cpu import CpuPoint
 from vsim.kvm.migration import MigrationPoint
 from vsim.validate.cpu import CpuCalibration, predict_cpu
+from vsim.validate.memory import MemoryCalibration, predict_memory
 from vsim.validate.migration import MigrationCalibration, predict_migration
 
-__all__ = ["Calibration", "cpu_points", "fit_cpu", "fit_migration", "load_calibration",
+__all__ = ["Calibration", "cpu_points", "fit_cpu", "fit_memory", "fit_migration", "load_calibration",
            "migration_points", "save_calibration"]
 
 
@@ -35,7 +38,8 @@ __all__ = ["Calibration", "cpu_points", "fit_cpu", "fit_migration", "load_calibr
 class Calibration:
     migration: MigrationCalibration = field(default_factory=MigrationCalibration)
     cpu: CpuCalibration = field(default_factory=CpuCalibration)
-    source: dict[str, Any] = field(default_factory=dict)  # accelerator, QEMU, points, errors
+    source: dict[str, Any] = field(default_factory=dict)
+    memory: MemoryCalibration = field(default_factory=MemoryCalibration)  # accelerator, QEMU, points, errors
 
     def scenario_values(self) -> dict[str, Any]:
         """What a scenario's ``calibration:`` brings in (see vsim.scenario.loader)."""
@@ -107,9 +111,23 @@ def fit_cpu(measured: pd.DataFrame, start: CpuCalibration | None = None) -> CpuC
         c = CpuCalibration(switch_loss=float(theta[0]), interference=float(theta[1]))
         return predict_cpu(points, c).sort_values(["point", "guest"]).share.to_numpy() - share
 
-    fit = least_squares(residuals, x0=[start.switch_loss, start.interference],
-                        bounds=([0.0, 0.0], [0.5, 0.5]), diff_step=1e-3)
+    # Start inside the bounds: finite differences are relative to the start, and a start at 0
+    # would take steps of nothing.
+    x0 = [max(start.switch_loss, 0.01), max(start.interference, 0.01)]
+    fit = least_squares(residuals, x0=x0, bounds=([0.0, 0.0], [0.5, 0.5]), diff_step=1e-2)
     return CpuCalibration(switch_loss=float(fit.x[0]), interference=float(fit.x[1]))
+
+
+def fit_memory(measured: pd.DataFrame, start: MemoryCalibration | None = None) -> MemoryCalibration:
+    start = start or MemoryCalibration()
+    slow = measured.groupby("point", sort=True).slowdown.mean().to_numpy()
+
+    def residuals(theta: np.ndarray) -> np.ndarray:
+        pred = predict_memory(measured, MemoryCalibration(t_fault_s=float(theta[0]) * 1e-6))
+        return np.log(pred.slowdown.to_numpy() / slow)
+
+    fit = least_squares(residuals, x0=[start.t_fault_s * 1e6], bounds=([0.0], [1e5]))
+    return MemoryCalibration(t_fault_s=float(fit.x[0]) * 1e-6)
 
 
 HEADER = ("# vsim calibration: the models' free parameters fitted to real guests by `vsim "
@@ -120,7 +138,8 @@ HEADER = ("# vsim calibration: the models' free parameters fitted to real guests
 
 def save_calibration(c: Calibration, path: Path) -> None:
     data = {"source": c.source, "scenario": c.scenario_values(),
-            "migration": c.migration.to_dict(), "cpu": c.cpu.to_dict()}
+            "migration": c.migration.to_dict(), "cpu": c.cpu.to_dict(),
+            "memory": c.memory.to_dict()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(HEADER + yaml.safe_dump(data, sort_keys=False))
@@ -134,12 +153,13 @@ def load_calibration(path: Path) -> Calibration:
         raise VsimError(f"{path}: cannot read the calibration file: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise VsimError(f"{path}: not a YAML calibration file: {exc}") from None
-    if not isinstance(data, dict) or not {"migration", "cpu"} & data.keys():
-        raise VsimError(f"{path}: not a calibration file (no migration: or cpu: section)",
-                        ) from None
+    if not isinstance(data, dict) or not {"migration", "cpu", "memory"} & data.keys():
+        raise VsimError(f"{path}: not a calibration file (no migration:, cpu: or memory: "
+                        "section)") from None
     try:
         return Calibration(MigrationCalibration.from_dict(data.get("migration") or {}),
                            CpuCalibration.from_dict(data.get("cpu") or {}),
-                           data.get("source") or {})
+                           data.get("source") or {},
+                           MemoryCalibration.from_dict(data.get("memory") or {}))
     except (TypeError, ValueError) as exc:
         raise VsimError(f"{path}: a calibration value is not a number: {exc}") from None

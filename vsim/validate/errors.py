@@ -21,7 +21,9 @@ def error_table(measured: pd.DataFrame, predicted: pd.DataFrame, naive: pd.DataF
                 keys: list[str], metrics: list[str], axes: list[str]) -> pd.DataFrame:
     """Join the three tables on ``keys`` and melt ``metrics`` into rows; ``axes`` (columns of
     ``measured``) say where each point lies in the grid."""
-    m = measured.groupby(keys, as_index=False)[axes + metrics].mean(numeric_only=True)
+    # The median over repeats: one repeat disturbed by a neighbour on a shared machine does not
+    # move it (with two repeats it is their mean).
+    m = measured.groupby(keys, as_index=False)[axes + metrics].median(numeric_only=True)
     p = predicted.set_index(keys)
     b = naive.set_index(keys)
     rows = []
@@ -52,6 +54,8 @@ def summarize_errors(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
             "points": len(rows),
             "mape_pct": float(rows.abs_pct_error.mean()) if len(rows) else np.nan,
             "naive_mape_pct": float(rows.naive_abs_pct_error.mean()) if len(rows) else np.nan,
+            "max_abs_pct_error": float(rows.abs_pct_error.max()) if len(rows) else np.nan,
+            "naive_max_abs_pct_error": float(rows.naive_abs_pct_error.max()) if len(rows) else np.nan,
             "max_abs_error": float(rows.error.abs().max()) if len(rows) else np.nan,
             "naive_max_abs_error": float((rows.naive - rows.measured).abs().max()) if len(rows) else np.nan,
         }
@@ -62,7 +66,7 @@ def format_value(value: Any, statistic: str, metric: str) -> str:
     """A summary value for people: percentages, milliseconds, percentage points."""
     if value is None or value != value:
         return "-"
-    if statistic.endswith("mape_pct"):
+    if statistic.endswith(("pct", "pct_error")):
         return f"{value:.1f} %"
     if metric == "downtime_s":
         return f"{value * 1e3:.1f} ms"

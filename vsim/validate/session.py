@@ -8,7 +8,7 @@ the guest image's packages, so that every number says where it came from.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from vsim.errors import VsimError
 from vsim.kvm.cpu import measure_cpu
 from vsim.kvm.host import HostError
 from vsim.kvm.image import GuestImage, build_image
+from vsim.kvm.memory import measure_memory
 from vsim.kvm.migration import measure_migration
 from vsim.kvm.probe import MIGRATION_SAFE, choose_accel, qemu_version
 from vsim.kvm.qemu import QEMU_FIX, Workspace
@@ -27,6 +28,7 @@ from vsim.validate.calibrate import (
     Calibration,
     cpu_points,
     fit_cpu,
+    fit_memory,
     fit_migration,
     load_calibration,
     migration_points,
@@ -34,12 +36,13 @@ from vsim.validate.calibrate import (
 )
 from vsim.validate.cpu import naive_cpu, predict_cpu
 from vsim.validate.errors import error_table, summarize_errors
+from vsim.validate.memory import naive_memory, predict_memory
 from vsim.validate.migration import naive_migration, predict_migration
 
 __all__ = ["TABLE", "Environment", "calibrate_folders", "default_calibration", "measure",
            "naive_value", "prepare", "read_measured", "validate"]
 
-TABLE = {"migration": "migrations", "cpu": "cpu"}  # experiment -> its measured table's name
+TABLE = {"migration": "migrations", "cpu": "cpu", "memory": "memory"}  # experiment -> its measured table's name
 
 Progress = Callable[[str], None]
 
@@ -48,6 +51,7 @@ TARGETS = {
     "migration": {"duration_s": ("mape_pct", 10.0), "bytes": ("mape_pct", 10.0),
                   "downtime_s": ("max_abs_error", 0.020)},
     "cpu": {"share": ("max_abs_error", 0.03)},
+    "memory": {"slowdown": ("max_abs_pct_error", 25.0)},
 }
 
 
@@ -87,8 +91,10 @@ def measure(kind: str, env: Environment, points: list[Any], *, repeats: int = 1,
             rows = measure_migration(ws, points, accel=env.accel, repeats=repeats, progress=progress)
         elif kind == "cpu":
             rows = measure_cpu(ws, points, accel=env.accel, repeats=repeats, progress=progress)
+        elif kind == "memory":
+            rows = measure_memory(ws, points, accel=env.accel, repeats=repeats, progress=progress)
         else:
-            raise VsimError(f"unknown experiment {kind!r}: choose cpu or migration")
+            raise VsimError(f"unknown experiment {kind!r}: choose cpu, migration or memory")
     table = pd.DataFrame(rows)
     for key, value in env.columns().items():
         table[key] = value
@@ -104,7 +110,7 @@ def default_calibration() -> Calibration:
 def naive_value(summary: dict[str, Any], metric: str) -> Any:
     """The naive baseline's value of the statistic a target is on."""
     t = summary["targets"][metric]
-    if t["statistic"] in ("mape_pct", "max_abs_error"):
+    if t["statistic"] in ("mape_pct", "max_abs_error", "max_abs_pct_error"):
         return summary["metrics"].get(metric, {}).get("naive_" + t["statistic"])
     return summary.get("naive_outcomes_right")
 
@@ -149,8 +155,19 @@ def validate(kind: str, measured: pd.DataFrame, calibration: Calibration) -> Val
         errors = error_table(measured, predicted, naive, ["point", "guest"], ["share"],
                              ["guests", "vcpus", "host_cores"])
         extra = {"points": len(points)}
+    elif kind == "memory":
+        if "outcome" in measured:  # points where the OOM killer ended QEMU have no slowdown
+            measured = measured[measured.outcome == "ok"]
+        if measured.empty:
+            raise VsimError("no memory point ran to the end (the OOM killer ended QEMU at every "
+                            "one): use lower --ratio values")
+        predicted = predict_memory(measured, calibration.memory)
+        naive = naive_memory(measured)
+        errors = error_table(measured, predicted, naive, ["point"], ["slowdown"],
+                             ["ratio", "working_set_bytes"])
+        extra = {"points": int(measured.point.nunique())}
     else:
-        raise VsimError(f"unknown experiment {kind!r}: choose cpu or migration")
+        raise VsimError(f"unknown experiment {kind!r}: choose cpu, migration or memory")
     metrics = summarize_errors(errors)
     targets = {}
     for metric, (stat, limit) in TARGETS[kind].items():
@@ -172,7 +189,8 @@ def validate(kind: str, measured: pd.DataFrame, calibration: Calibration) -> Val
 NEEDED = {"migration": ["point", "memory_bytes", "working_set_bytes", "dirty_rate_bytes_s",
                         "max_bandwidth_bytes_s", "downtime_limit_s", "max_sent", "duration_s",
                         "bytes", "outcome", "downtime_s"],
-          "cpu": ["point", "guest", "guests", "vcpus", "host_cores", "share"]}
+          "cpu": ["point", "guest", "guests", "vcpus", "host_cores", "share"],
+          "memory": ["point", "ratio", "order", "working_set_bytes", "alone_pages_s", "slowdown"]}
 
 
 def read_measured(folder: Path, kind: str) -> pd.DataFrame:
@@ -209,7 +227,7 @@ def calibrate_folders(measured: list[Path], check: list[Path], out: Path) -> str
     source: dict[str, Any] = {"fitted_on": [str(f) for f in measured], "checked_on": {},
                               "errors_before": {}, "errors_after": {}}
     lines = []
-    for kind in ("migration", "cpu"):
+    for kind in ("migration", "cpu", "memory"):
         train = _gather(measured, kind)
         if train is None:
             continue
@@ -223,9 +241,11 @@ def calibrate_folders(measured: list[Path], check: list[Path], out: Path) -> str
         else:
             source["checked_on"][kind] = [str(f) for f in check]
         if kind == "migration":
-            fitted = Calibration(fit_migration(train), fitted.cpu)
+            fitted = replace(fitted, migration=fit_migration(train))
+        elif kind == "cpu":
+            fitted = replace(fitted, cpu=fit_cpu(train))
         else:
-            fitted = Calibration(fitted.migration, fit_cpu(train))
+            fitted = replace(fitted, memory=fit_memory(train))
         before = validate(kind, test, Calibration()).summary
         after = validate(kind, test, fitted).summary
         first = train.iloc[0]
@@ -242,6 +262,6 @@ def calibrate_folders(measured: list[Path], check: list[Path], out: Path) -> str
                          f"   target {t['limit']:>7.4g}")
     if not lines:
         raise VsimError("no measured table in " + ", ".join(map(str, measured))
-                        + " (run `vsim kvm measure migration` or `vsim kvm measure cpu`)")
-    save_calibration(Calibration(fitted.migration, fitted.cpu, source), out)
+                        + " (run `vsim kvm measure migration|cpu|memory`)")
+    save_calibration(replace(fitted, source=source), out)
     return "\n".join(lines)

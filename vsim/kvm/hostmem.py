@@ -1,0 +1,146 @@
+"""Host memory controls for the memory experiment: a cgroup memory limit and a zram swap device.
+
+Both change the host, so both are context managers that undo what they did on every exit path;
+the workspace closes them after its guests have stopped. Root only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+from vsim.kvm.host import HostError, require_tool
+
+__all__ = ["MemoryCgroup", "ZramSwap", "memory_cgroup_root"]
+
+V1 = Path("/sys/fs/cgroup/memory")
+V2 = Path("/sys/fs/cgroup")
+
+
+def _need_root(what: str) -> None:
+    if os.geteuid() != 0:
+        raise HostError(f"{what} needs root", "run the memory experiment as root (sudo)")
+
+
+def memory_cgroup_root() -> tuple[Path, int]:
+    """This process's own memory cgroup (children go under it) and the cgroup version."""
+    v2 = V2 / "cgroup.controllers"
+    v2_controllers = v2.read_text().split() if v2.exists() else []
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        hierarchy, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(",") and V1.is_dir():
+            return V1 / path.lstrip("/"), 1
+        if hierarchy == "0" and "memory" in v2_controllers:
+            return V2 / path.lstrip("/"), 2
+    raise HostError("this host has no cgroup memory controller (neither cgroup v1 memory nor a "
+                    "cgroup v2 hierarchy with memory enabled)",
+                    "enable the memory controller; `vsim kvm probe` shows what is there")
+
+
+class MemoryCgroup:
+    """A child memory cgroup with a limit, which processes join from their pid (``join``)."""
+
+    def __init__(self, name: str, limit_bytes: int | None) -> None:
+        _need_root("a cgroup memory limit")
+        root, self.version = memory_cgroup_root()
+        self.path = root / name
+        try:
+            self.path.mkdir()
+        except OSError as exc:
+            raise HostError(f"cannot create the cgroup {self.path}: {exc.strerror}") from None
+        if limit_bytes is not None:
+            self.set_limit(limit_bytes)
+
+    def set_limit(self, limit_bytes: int) -> None:
+        name = "memory.limit_in_bytes" if self.version == 1 else "memory.max"
+        (self.path / name).write_text(str(int(limit_bytes)))
+
+    @property
+    def procs(self) -> Path:
+        return self.path / "cgroup.procs"
+
+    def peak_bytes(self) -> int:
+        name = "memory.max_usage_in_bytes" if self.version == 1 else "memory.peak"
+        f = self.path / name
+        return int(f.read_text()) if f.exists() else 0
+
+    def anon_bytes(self) -> int:
+        """Anonymous memory charged to the cgroup, resident or swapped: what QEMU and its guest
+        hold, without the page cache (the kernel image QEMU read), which a limit reclaims first."""
+        stat = dict(line.split() for line in (self.path / "memory.stat").read_text().splitlines())
+        if self.version == 1:
+            return int(stat.get("rss", 0)) + int(stat.get("swap", 0))
+        return int(stat.get("anon", 0))
+
+    def usage_bytes(self) -> int:
+        name = "memory.usage_in_bytes" if self.version == 1 else "memory.current"
+        return int((self.path / name).read_text())
+
+    def close(self) -> None:
+        if not self.path.exists():
+            return
+        for _ in range(50):  # the processes may take a moment to leave after they were killed
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise HostError(f"cannot remove the cgroup {self.path}: processes still in it")
+
+    def __enter__(self) -> MemoryCgroup:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class ZramSwap:
+    """A zram swap device of ``size_bytes``, at top priority so that guests swap to it."""
+
+    CONTROL = Path("/sys/class/zram-control")
+
+    def __init__(self, size_bytes: int) -> None:
+        _need_root("a swap device")
+        if not self.CONTROL.exists():
+            subprocess.run(["modprobe", "zram", "num_devices=0"], capture_output=True, check=False)
+        if not self.CONTROL.exists():
+            raise HostError("this host's kernel has no zram", "the memory experiment needs zram "
+                            "(CONFIG_ZRAM) for swap")
+        for tool in ("mkswap", "swapon", "swapoff"):
+            require_tool(tool, "apt-get install util-linux")
+        self.index = int((self.CONTROL / "hot_add").read_text().strip())
+        self.device = Path(f"/dev/zram{self.index}")
+        self.active = False
+        try:
+            block = Path(f"/sys/block/zram{self.index}")
+            algorithms = (block / "comp_algorithm").read_text()
+            if "lz4" in algorithms:
+                (block / "comp_algorithm").write_text("lz4")
+            (block / "disksize").write_text(str(int(size_bytes)))
+            for argv in (["mkswap", str(self.device)], ["swapon", "-p", "32767", str(self.device)]):
+                done = subprocess.run(argv, capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    raise HostError(f"`{' '.join(argv)}` failed: {done.stderr.strip()}")
+            self.active = True
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.active:
+            subprocess.run(["swapoff", str(self.device)], capture_output=True, check=False)
+            self.active = False
+        with contextlib.suppress(OSError):  # already removed
+            (self.CONTROL / "hot_remove").write_text(str(self.index))
+
+    def __enter__(self) -> ZramSwap:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

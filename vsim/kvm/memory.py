@@ -1,0 +1,131 @@
+"""The memory experiment: a guest touching a working set under a cgroup memory limit, with swap.
+
+The guest runs the ``touch`` workload over ``working_set`` bytes (random or sequential order) and
+reports pages touched. It starts in a cgroup without a limit, which gives its speed when nothing
+swaps (``t_hit``) and what QEMU and the guest hold besides the working set (``base``: the
+cgroup's anonymous memory less the working set; page cache does not count, since a limit
+reclaims it first). Then the cgroup is limited, in steps, to ``base + working_set / ratio``, with
+a zram swap device to swap to, and the same guest is measured again. The slowdown is the
+unlimited speed over the limited one. Root only: the cgroup and the swap device are removed on every exit path.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vsim.kvm.cpu import envelope_rate
+from vsim.kvm.host import HostError
+from vsim.kvm.hostmem import MemoryCgroup, ZramSwap
+from vsim.kvm.qemu import Guest, GuestSpec, Workspace
+
+__all__ = ["MemoryPoint", "measure_memory"]
+
+MIB = 2.0**20
+ORDER_ARG = {"random": "random", "sequential": "seq"}
+
+
+@dataclass(frozen=True)
+class MemoryPoint:
+    ratio: float  # working set over the memory the guest may keep resident
+    order: str = "random"
+    working_set_bytes: float = 192 * MIB
+    memory_bytes: float = 512 * MIB
+
+    def label(self) -> str:
+        return (f"W/R={self.ratio:g} {self.order} W={self.working_set_bytes / MIB:g}MiB "
+                f"M={self.memory_bytes / MIB:g}MiB")
+
+
+def _rate(guest: Guest, since: float) -> float:
+    """Pages/s after guest time ``since``: the same high quantile over the reporting intervals
+    as the CPU experiment's (see :func:`vsim.kvm.cpu.envelope_rate`)."""
+    samples = [(r.num("t"), r.num("pages"), 0.0) for r in guest.records()
+               if r.kind == "touch" and r.num("t") >= since]
+    if len(samples) < 3:
+        return float("nan")
+    return envelope_rate(samples, 0.9)
+
+
+def _squeeze(cgroup: MemoryCgroup, limit: int) -> None:
+    """Lower the cgroup's limit to ``limit`` in steps. Each write makes the kernel reclaim (swap)
+    down to it, or refuse with EBUSY, rather than OOM-kill QEMU as a limit that is already
+    exceeded when pages are touched can."""
+    current = cgroup.usage_bytes()
+    while current > limit:
+        current = max(limit, int(current * 0.9))
+        for _ in range(20):
+            try:
+                cgroup.set_limit(current)
+                break
+            except OSError:
+                time.sleep(0.25)
+        else:
+            raise HostError(f"the kernel could not reclaim the guest's memory down to "
+                            f"{current / MIB:.0f} MiB", "use a larger --memory or a lower --ratio")
+    cgroup.set_limit(limit)
+
+
+def _point(ws: Workspace, p: MemoryPoint, cgroup: MemoryCgroup, row: dict[str, Any], *,
+           accel: str, settle_s: float, duration_s: float, boot_timeout_s: float) -> None:
+    """One guest: its speed with no limit, then under the point's limit (same guest, same boot,
+    so the two rates are taken minutes apart at most), into ``row`` as they come."""
+    spec = GuestSpec("mem", ("touch", f"{p.working_set_bytes:.0f}", ORDER_ARG[p.order], "0"),
+                     memory_mib=int(p.memory_bytes // MIB), accel=accel,
+                     cgroup_procs=cgroup.procs,
+                     wall_limit_s=boot_timeout_s + 4 * (settle_s + duration_s) + 120)
+    guest = ws.start(spec)
+    try:
+        ready = guest.wait_for("ready", boot_timeout_s)
+        time.sleep(settle_s + duration_s)
+        alone = _rate(guest, ready.num("t") + settle_s)
+        base = cgroup.anon_bytes() - p.working_set_bytes
+        limit = int(base + p.working_set_bytes / p.ratio)
+        row.update(base_bytes=float(base), limit_bytes=float(limit), alone_pages_s=alone)
+        _squeeze(cgroup, limit)
+        squeezed = max(r.num("t") for r in guest.records() if r.kind == "touch")
+        time.sleep(settle_s + duration_s)
+        guest.check_alive()
+        rate = _rate(guest, squeezed + settle_s)
+        row.update(pages_s=rate, slowdown=alone / rate, outcome="ok")
+    finally:
+        ws.stop(guest)
+
+
+def measure_memory(ws: Workspace, points: list[MemoryPoint], *, accel: str = "tcg",
+                   repeats: int = 1, settle_s: float = 4.0, duration_s: float = 6.0,
+                   boot_timeout_s: float = 180.0,
+                   progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Rows of the measured ``memory`` table: one per point and repeat."""
+    options = {"accel": accel, "settle_s": settle_s, "duration_s": duration_s,
+               "boot_timeout_s": boot_timeout_s}
+    swap = ZramSwap(int(2 * max(p.memory_bytes for p in points)))
+    ws.on_close(swap.close)
+    tag = f"vsim-{os.getpid()}"
+    rows = []
+    for r in range(repeats):
+        for i, p in enumerate(points):
+            if progress:
+                progress(f"memory {i + 1}/{len(points)} {p.label()}"
+                         + (f" repeat {r + 1}" if repeats > 1 else ""))
+            cgroup = MemoryCgroup(f"{tag}-{r}-{i}", None)
+            ws.on_close(cgroup.close)
+            row: dict[str, Any] = {
+                "point": i, "repeat": r, "ratio": p.ratio, "order": p.order,
+                "working_set_bytes": p.working_set_bytes, "memory_bytes": p.memory_bytes,
+                "base_bytes": float("nan"), "limit_bytes": float("nan"), "pages_s": float("nan"),
+                "alone_pages_s": float("nan"), "slowdown": float("nan"), "outcome": "killed"}
+            try:
+                _point(ws, p, cgroup, row, **options)
+            except HostError as exc:
+                if "status -9" not in str(exc):
+                    raise
+                # The kernel's OOM killer ended QEMU: it could not reclaim fast enough. The row
+                # says so (outcome killed) and keeps what was measured before.
+            finally:
+                cgroup.close()
+            rows.append(row)
+    return rows
