@@ -210,3 +210,35 @@ def test_fits_are_deterministic() -> None:
     measured = _measured_migrations(points, truth)
     assert fit_migration(measured) == fit_migration(measured)
     assert np.isfinite(replace(fit_migration(measured)).bandwidth_scale)
+
+
+def test_the_swap_model_from_first_principles() -> None:
+    from vsim.model.memory import swap_slowdown
+
+    # Random touches over W with R = W / 1.25 resident: 1 - 1 / 1.25 = 20 % of touches fault; a
+    # fault costing 9 touches makes each touch cost 1 + 0.2 x 9 = 2.8 on average.
+    assert swap_slowdown(1.25, 1e-6, 9e-6) == pytest.approx(1 + 0.2 * 9)
+    assert swap_slowdown(0.8, 1e-6, 9e-6) == 1.0  # it fits: nothing faults
+    # Sequential touches under LRU: every touch faults once the set does not fit.
+    assert swap_slowdown(1.01, 1e-6, 9e-6, "sequential") == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="random or sequential"):
+        swap_slowdown(1.0, 1.0, 1.0, "stride")
+
+
+def test_the_memory_fit_recovers_the_fault_cost_and_skips_killed_points() -> None:
+    from vsim.validate.calibrate import fit_memory
+    from vsim.validate.memory import MemoryCalibration, naive_memory, predict_memory
+
+    ratios = [0.8, 1.1, 1.2, 1.3, 2.5]
+    measured = pd.DataFrame({"point": range(5), "repeat": 0, "ratio": ratios, "order": "random",
+                             "working_set_bytes": 192 * MIB, "alone_pages_s": 2e6})
+    truth = MemoryCalibration(t_fault_s=7e-6)
+    measured["slowdown"] = predict_memory(measured, truth).slowdown
+    measured["outcome"] = ["ok"] * 4 + ["killed"]
+    measured.loc[4, "slowdown"] = np.nan
+    ok = measured[measured.outcome == "ok"]
+    assert fit_memory(ok).t_fault_s == pytest.approx(7e-6, rel=1e-4)
+    result = validate("memory", measured, Calibration(memory=truth))
+    assert result.summary["points"] == 4
+    assert result.summary["targets"]["slowdown"]["met"]
+    assert naive_memory(ok).slowdown.tolist() == [1.0] * 4

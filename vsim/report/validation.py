@@ -56,7 +56,9 @@ def _scatter(errors: pd.DataFrame) -> Any:
         fig.update_xaxes(title_text="measured", row=1, col=col, rangemode="tozero")
         fig.update_yaxes(title_text="predicted" if col == 1 else None, row=1, col=col,
                          rangemode="tozero")
-    fig.update_layout(**figure_layout("Predicted against measured", 420))
+    fig.update_layout(**figure_layout("Predicted against measured", 440))
+    fig.update_layout(legend={"orientation": "h", "y": -0.22, "yanchor": "top", "x": 0},
+                      margin={"b": 96})
     return fig
 
 
@@ -81,7 +83,9 @@ def _by_axis(errors: pd.DataFrame) -> Any:
                           row=1, col=col)
         fig.update_yaxes(title_text="mean |error| (%)" if col == 1 else None, row=1, col=col,
                          rangemode="tozero")
-    fig.update_layout(**figure_layout("Error along each grid axis", 360))
+    fig.update_layout(**figure_layout("Error along each grid axis", 380))
+    fig.update_layout(legend={"orientation": "h", "y": -0.2, "yanchor": "top", "x": 0},
+                      margin={"b": 96})
     return fig
 
 

@@ -239,7 +239,8 @@ def calibrate_folders(measured: list[Path], check: list[Path], out: Path) -> str
             train = train[~train.point.isin(held)]
             source["checked_on"][kind] = "every other point of the measured folders"
         else:
-            source["checked_on"][kind] = [str(f) for f in check]
+            source["checked_on"][kind] = [str(f) for f in check
+                                          if (Path(f) / f"{TABLE[kind]}.parquet").exists()]
         if kind == "migration":
             fitted = replace(fitted, migration=fit_migration(train))
         elif kind == "cpu":
