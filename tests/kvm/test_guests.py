@@ -223,3 +223,31 @@ def test_the_memory_experiment_limits_a_guest_and_leaves_nothing_behind(image: G
     # The zram device and the cgroups are gone.
     assert _swaps() == swaps
     assert _vsim_cgroups() == []
+
+
+def test_the_balloon_takes_memory_from_a_guest_and_gives_it_back(image: GuestImage) -> None:
+    from vsim.kvm.overcommit import measure_balloon
+
+    with Workspace(image) as ws:
+        (row,) = measure_balloon(ws, 384 * MIB, 64 * MIB, [192 * MIB], settle_s=1.0)
+    # The guest gave up 192 MiB and took it back, each within seconds. (Its free pages had never
+    # been touched, so the host's resident memory barely moves: what the balloon takes first is
+    # memory the host never gave.)
+    assert 0 < row["inflate_s"] < 60 and 0 < row["deflate_s"] < 60
+    assert abs(row["returned_bytes"]) < 32 * MIB
+
+
+def test_ksm_shares_pages_between_identical_guests_and_is_restored(image: GuestImage) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("KSM's settings need root")
+    from vsim.kvm.overcommit import KSM, measure_ksm
+
+    if not (KSM / "run").exists():
+        pytest.skip("this host's kernel has no KSM")
+    before = {k: (KSM / k).read_text() for k in ("run", "pages_to_scan", "sleep_millisecs")}
+    with Workspace(image) as ws:
+        rows = measure_ksm(ws, 2, 192 * MIB, duration_s=8.0)
+    # Two guests booted from the same kernel and initramfs: KSM finds pages to share.
+    assert rows[-1]["saved_bytes"] > 0
+    assert [r["time_s"] for r in rows] == sorted(r["time_s"] for r in rows)
+    assert {k: (KSM / k).read_text() for k in before} == before

@@ -280,6 +280,39 @@ def register(main: click.Group, guarded: Callable[..., Any]) -> None:
         """A guest touching its working set under a cgroup memory limit with swap (root)."""
         _measure("memory", _memory_points(**grid), repeats, accel, out)
 
+    @measure_grp.command("balloon")
+    @click.option("--memory", default="512MiB", show_default=True,
+                  callback=_quantities("bytes", "512MiB"), help="Guest memory.")
+    @click.option("--working-set", default="128MiB", show_default=True,
+                  callback=_quantities("bytes", "128MiB"), help="Memory the guest keeps touching.")
+    @click.option("--target", default="384MiB,256MiB", show_default=True,
+                  callback=_quantities("bytes", "256MiB"), help="Balloon targets (list).")
+    @common
+    @guarded
+    def measure_balloon_cmd(repeats: int, accel: str, out: Path | None, memory: list[float],
+                            working_set: list[float], target: list[float]) -> None:
+        """virtio-balloon: inflate to each target and back; time taken and memory returned."""
+        _measure("balloon", [{"memory_bytes": memory[0], "working_set_bytes": working_set[0],
+                              "targets": target}], repeats, accel, out)
+
+    @measure_grp.command("ksm")
+    @click.option("--guests", default=2, show_default=True, type=click.IntRange(min=2),
+                  help="Identical guests side by side.")
+    @click.option("--memory", default="256MiB", show_default=True,
+                  callback=_quantities("bytes", "256MiB"), help="Memory of each.")
+    @click.option("--duration", default="20s", show_default=True,
+                  callback=_quantities("time", "20s"), help="How long to watch KSM.")
+    @click.option("--accel", default="auto", show_default=True,
+                  type=click.Choice(["auto", "kvm", "tcg"]))
+    @click.option("--out", type=click.Path(path_type=Path), default=None,
+                  help="Result folder to create (default: results/kvm-ksm/<run-id>).")
+    @guarded
+    def measure_ksm_cmd(guests: int, memory: list[float], duration: list[float], accel: str,
+                        out: Path | None) -> None:
+        """Kernel samepage merging between identical guests (root): memory shared over time."""
+        _measure("ksm", [{"guests": guests, "memory_bytes": memory[0],
+                          "duration_s": duration[0]}], 1, accel, out)
+
     calibration_option = click.option(
         "--calibration", type=click.Path(path_type=Path, dir_okay=False), default=None,
         help="Calibration file (default: the one shipped with vsim).")

@@ -22,6 +22,7 @@ from vsim.kvm.host import HostError
 from vsim.kvm.image import GuestImage, build_image
 from vsim.kvm.memory import measure_memory
 from vsim.kvm.migration import measure_migration
+from vsim.kvm.overcommit import measure_balloon, measure_ksm
 from vsim.kvm.probe import MIGRATION_SAFE, choose_accel, qemu_version
 from vsim.kvm.qemu import QEMU_FIX, Workspace
 from vsim.validate.calibrate import (
@@ -42,7 +43,8 @@ from vsim.validate.migration import naive_migration, predict_migration
 __all__ = ["TABLE", "Environment", "calibrate_folders", "default_calibration", "measure",
            "naive_value", "prepare", "read_measured", "validate"]
 
-TABLE = {"migration": "migrations", "cpu": "cpu", "memory": "memory"}  # experiment -> its measured table's name
+TABLE = {"migration": "migrations", "cpu": "cpu", "memory": "memory", "balloon": "balloon",
+         "ksm": "ksm"}  # experiment -> its measured table's name
 
 Progress = Callable[[str], None]
 
@@ -93,6 +95,11 @@ def measure(kind: str, env: Environment, points: list[Any], *, repeats: int = 1,
             rows = measure_cpu(ws, points, accel=env.accel, repeats=repeats, progress=progress)
         elif kind == "memory":
             rows = measure_memory(ws, points, accel=env.accel, repeats=repeats, progress=progress)
+        elif kind == "balloon":  # points: the plan's keyword arguments (no model to check yet)
+            rows = measure_balloon(ws, accel=env.accel, repeats=repeats, progress=progress,
+                                   **points[0])
+        elif kind == "ksm":
+            rows = measure_ksm(ws, accel=env.accel, progress=progress, **points[0])
         else:
             raise VsimError(f"unknown experiment {kind!r}: choose cpu, migration or memory")
     table = pd.DataFrame(rows)
