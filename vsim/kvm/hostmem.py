@@ -56,8 +56,10 @@ class MemoryCgroup:
             self.set_limit(limit_bytes)
 
     def set_limit(self, limit_bytes: int) -> None:
+        """``limit_bytes`` < 0: no limit."""
         name = "memory.limit_in_bytes" if self.version == 1 else "memory.max"
-        (self.path / name).write_text(str(int(limit_bytes)))
+        value = str(int(limit_bytes)) if limit_bytes >= 0 else ("-1" if self.version == 1 else "max")
+        (self.path / name).write_text(value)
 
     @property
     def procs(self) -> Path:
@@ -75,6 +77,11 @@ class MemoryCgroup:
         if self.version == 1:
             return int(stat.get("rss", 0)) + int(stat.get("swap", 0))
         return int(stat.get("anon", 0))
+
+    def swap_bytes(self) -> int:
+        stat = dict(line.split() for line in (self.path / "memory.stat").read_text().splitlines())
+        return int(stat.get("swap", 0)) if self.version == 1 else int(
+            (self.path / "memory.swap.current").read_text()) if (self.path / "memory.swap.current").exists() else 0
 
     def usage_bytes(self) -> int:
         name = "memory.usage_in_bytes" if self.version == 1 else "memory.current"

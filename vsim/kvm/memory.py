@@ -69,20 +69,39 @@ def _squeeze(cgroup: MemoryCgroup, limit: int) -> None:
     cgroup.set_limit(limit)
 
 
+def _push_out_cold(cgroup: MemoryCgroup, floor: int) -> int:
+    """Squeeze an idle guest's cgroup towards ``floor`` (down to where the kernel refuses), which
+    swaps out the memory QEMU and the guest do not use, then lift the limit; returns the
+    anonymous memory still resident, what the idle guest keeps using."""
+    current = cgroup.usage_bytes()
+    while current > floor:
+        current = max(floor, int(current * 0.85))
+        try:
+            cgroup.set_limit(current)
+        except OSError:  # EBUSY: nothing more to reclaim without the guest missing it
+            break
+    resident = cgroup.anon_bytes() - cgroup.swap_bytes()
+    cgroup.set_limit(-1)
+    return resident
+
+
 def _point(ws: Workspace, p: MemoryPoint, cgroup: MemoryCgroup, row: dict[str, Any], *,
            accel: str, settle_s: float, duration_s: float, boot_timeout_s: float) -> None:
-    """One guest: its speed with no limit, then under the point's limit (same guest, same boot,
-    so the two rates are taken minutes apart at most), into ``row`` as they come."""
-    spec = GuestSpec("mem", ("touch", f"{p.working_set_bytes:.0f}", ORDER_ARG[p.order], "0"),
+    """One guest: idle while its cold memory is pushed out to swap, then touching its working set
+    with no limit, then under the point's limit (same guest, same boot), into ``row``."""
+    idle_s = 6.0
+    spec = GuestSpec("mem", ("touch", f"{p.working_set_bytes:.0f}", ORDER_ARG[p.order], "0",
+                             f"{idle_s:g}"),
                      memory_mib=int(p.memory_bytes // MIB), accel=accel,
                      cgroup_procs=cgroup.procs,
-                     wall_limit_s=boot_timeout_s + 4 * (settle_s + duration_s) + 120)
+                     wall_limit_s=boot_timeout_s + idle_s + 4 * (settle_s + duration_s) + 120)
     guest = ws.start(spec)
     try:
+        guest.wait_for("idle", boot_timeout_s)
+        base = _push_out_cold(cgroup, int(16 * MIB))
         ready = guest.wait_for("ready", boot_timeout_s)
         time.sleep(settle_s + duration_s)
         alone = _rate(guest, ready.num("t") + settle_s)
-        base = cgroup.anon_bytes() - p.working_set_bytes
         limit = int(base + p.working_set_bytes / p.ratio)
         row.update(base_bytes=float(base), limit_bytes=float(limit), alone_pages_s=alone)
         _squeeze(cgroup, limit)

@@ -2,7 +2,10 @@
  *
  *   workload spin SECONDS [THREADS]  spin on the CPU (one process per vCPU); report iterations
  *   workload dirty RATE WSS SECONDS  write one word per page over WSS bytes at RATE bytes/s
- *   workload touch WSS ORDER SECONDS touch WSS bytes page by page as fast as possible,
+ *   workload touch WSS ORDER SECONDS [DELAY]
+ *                                    touch WSS bytes page by page as fast as possible (after
+ *                                    idling DELAY seconds, which the host uses to push the idle
+ *                                    guest's cold memory out),
  *                                    ORDER = seq | random
  *
  * SECONDS = 0 runs until the guest is stopped. Every report is one line on stdout (the serial
@@ -126,9 +129,11 @@ static int dirty(double rate, unsigned long wss, double seconds)
 	}
 }
 
-static int touch(unsigned long wss, int random_order, double seconds)
+static int touch(unsigned long wss, int random_order, double seconds, double delay)
 {
 	unsigned long pages = wss / PAGE;
+	printf("vsim idle t=%.6f delay=%.3f\n", now(), delay);
+	sleep_until(now() + delay);
 	unsigned char *p = buffer(wss);
 	unsigned long long touched = 0;
 	uint64_t state = 88172645463325252ULL;
@@ -166,7 +171,8 @@ int main(int argc, char **argv)
 	if (argc >= 5 && !strcmp(argv[1], "dirty"))
 		return dirty(atof(argv[2]), strtoul(argv[3], NULL, 10), atof(argv[4]));
 	if (argc >= 5 && !strcmp(argv[1], "touch"))
-		return touch(strtoul(argv[2], NULL, 10), !strcmp(argv[3], "random"), atof(argv[4]));
+		return touch(strtoul(argv[2], NULL, 10), !strcmp(argv[3], "random"), atof(argv[4]),
+			     argc >= 6 ? atof(argv[5]) : 0.0);
 	printf("vsim error what=usage argc=%d\n", argc);
 	return 2;
 }
