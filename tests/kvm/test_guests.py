@@ -252,3 +252,21 @@ def test_ksm_shares_pages_between_identical_guests_and_is_restored(image: GuestI
     assert rows[-1]["saved_bytes"] > 0
     assert [r["time_s"] for r in rows] == sorted(r["time_s"] for r in rows)
     assert {k: (KSM / k).read_text() for k in before} == before
+
+
+def test_cgroup_weights_2_to_1_split_a_core_2_to_1(image: GuestImage) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("cgroup weights need root")
+    from vsim.kvm.hostcpu import CpuCgroup
+
+    try:
+        CpuCgroup("vsim-probe-weights").close()
+    except HostError as exc:
+        pytest.skip(str(exc))
+    with Workspace(image) as ws:
+        rows = measure_cpu(ws, [CpuPoint(2, weights=(2.0, 1.0))], settle_s=1.0, duration_s=3.0)
+    heavy, light = (r["share"] for r in rows)
+    # cpu.shares 2048 against 1024: two thirds and one third of what the two get together.
+    assert heavy / (heavy + light) == pytest.approx(2 / 3, abs=0.05)
+    assert [r["weight"] for r in rows] == [2.0, 1.0]
+    assert not list(Path("/sys/fs/cgroup/cpu").rglob("vsim-cpu-*"))

@@ -71,6 +71,10 @@ def cpu_grid(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="vCPUs per guest (list)."),
         click.option("--cores", default="1", show_default=True, callback=_ints,
                      help="Host cores the guests are pinned to (list)."),
+        click.option("--weights", default=None, callback=_optional_floats,
+                     help="cgroup cpu weight of each guest, in order and cycled, e.g. 2,1 (root)."),
+        click.option("--caps", default=None, callback=_optional_floats,
+                     help="cgroup cpu cap of each guest in cores, cycled, e.g. 0.5 (root)."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -85,6 +89,11 @@ def _floats(ctx: click.Context, param: click.Parameter, value: str) -> list[floa
     if any(v <= 0 for v in out):
         raise click.BadParameter("every value must be positive")
     return out
+
+
+def _optional_floats(ctx: click.Context, param: click.Parameter,
+                     value: str | None) -> tuple[float, ...]:
+    return () if value is None else tuple(_floats(ctx, param, value))
 
 
 def memory_grid(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -133,10 +142,11 @@ def _migration_points(memory: list[float], working_set: list[float], dirty_rate:
                 max_sent=max_sent)
 
 
-def _cpu_points(guests: list[int], vcpus: list[int], cores: list[int]) -> list[Any]:
+def _cpu_points(guests: list[int], vcpus: list[int], cores: list[int],
+                weights: tuple[float, ...], caps: tuple[float, ...]) -> list[Any]:
     from vsim.kvm.cpu import CpuPoint
 
-    return [CpuPoint(g, v, c) for c in cores for v in vcpus for g in guests]
+    return [CpuPoint(g, v, c, weights, caps) for c in cores for v in vcpus for g in guests]
 
 
 def _say(text: str) -> None:

@@ -7,11 +7,13 @@ throughput over that of one lone 1-vCPU guest on the same cores, measured first 
 the *overhead* is what the guests together lose against the cores' full capacity. The lone guest
 runs again before every point, and rates are taken as a high quantile over the reporting
 intervals (see :func:`envelope_rate`): measure on a quiet machine all the same. Guest-visible
-steal comes from the guest's /proc/stat (a TCG guest has no steal clock and reads 0).
+steal comes from the guest's /proc/stat (a TCG guest has no steal clock and reads 0). With
+weights or caps, each guest runs in a cgroup of its own with that cpu weight and quota (root).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from vsim.kvm.hostcpu import CpuCgroup
 from vsim.kvm.qemu import Guest, GuestSpec, Workspace
 
 __all__ = ["CpuPoint", "measure_cpu"]
@@ -31,9 +34,20 @@ class CpuPoint:
     guests: int
     vcpus: int = 1
     host_cores: int = 1  # pinned to cores 0 .. host_cores-1
+    weights: tuple[float, ...] = ()  # per guest, cycled (cgroup cpu weight; default 1 each)
+    caps: tuple[float, ...] = ()  # per guest, cycled, in cores (cgroup quota; 0: none)
+
+    def weight(self, guest: int) -> float:
+        return self.weights[guest % len(self.weights)] if self.weights else 1.0
+
+    def cap(self, guest: int) -> float | None:
+        c = self.caps[guest % len(self.caps)] if self.caps else 0.0
+        return c if c > 0 else None
 
     def label(self) -> str:
-        return f"{self.guests} guest(s) x {self.vcpus} vCPU on {self.host_cores} core(s)"
+        extra = (f" weights {':'.join(f'{w:g}' for w in self.weights)}" if self.weights else "") + (
+            f" caps {','.join(f'{c:g}' for c in self.caps)}" if self.caps else "")
+        return f"{self.guests} guest(s) x {self.vcpus} vCPU on {self.host_cores} core(s){extra}"
 
 
 def _samples(guest: Guest, skip_s: float) -> dict[int, list[tuple[float, float, float]]]:
@@ -64,8 +78,15 @@ def _run(ws: Workspace, point: CpuPoint, *, accel: str, settle_s: float, duratio
          boot_timeout_s: float, quantile: float) -> list[dict[str, float]]:
     cores = tuple(range(point.host_cores))
     wall = boot_timeout_s * point.guests + settle_s + duration_s + 60
+    groups: list[CpuCgroup] = []
+    if point.weights or point.caps:
+        for i in range(point.guests):
+            groups.append(CpuCgroup(f"vsim-cpu-{os.getpid()}-{len(ws.guests)}-{i}",
+                                    point.weight(i), point.cap(i)))
+            ws.on_close(groups[-1].close)
     guests = [ws.start(GuestSpec(f"cpu{i}", ("spin", "0", str(point.vcpus)), memory_mib=160,
                                  vcpus=point.vcpus, accel=accel, host_cpus=cores,
+                                 cgroups=(groups[i].procs,) if groups else (),
                                  wall_limit_s=wall))
               for i in range(point.guests)]
     try:
@@ -79,8 +100,13 @@ def _run(ws: Workspace, point: CpuPoint, *, accel: str, settle_s: float, duratio
         for g, t0 in zip(guests, begin, strict=True):
             per = {k: [s for s in v if s[0] >= t0 + settle_s] for k, v in _samples(g, 0.0).items()}
             steal = sum((v[-1][2] - v[0][2]) / USER_HZ / (v[-1][0] - v[0][0]) for v in per.values())
+            # A cap throttles a guest in bursts (run for the quota, wait out the period), and its
+            # neighbours get the rest in the same bursts: there the mean over the window is the
+            # rate, where a high quantile would count the bursts only.
+            rate = ((lambda v: (v[-1][1] - v[0][1]) / (v[-1][0] - v[0][0])) if point.caps
+                    else (lambda v: envelope_rate(v, quantile)))
             rows.append({
-                "iters_s": sum(envelope_rate(v, quantile) for v in per.values()),
+                "iters_s": sum(rate(v) for v in per.values()),
                 "steal_frac": steal / point.vcpus,
                 "elapsed_s": max(v[-1][0] - v[0][0] for v in per.values()),
             })
@@ -88,6 +114,8 @@ def _run(ws: Workspace, point: CpuPoint, *, accel: str, settle_s: float, duratio
     finally:
         for g in guests:
             ws.stop(g)
+        for group in groups:
+            group.close()
 
 
 def measure_cpu(ws: Workspace, points: list[CpuPoint], *, accel: str = "tcg", repeats: int = 1,
@@ -122,6 +150,7 @@ def measure_cpu(ws: Workspace, points: list[CpuPoint], *, accel: str = "tcg", re
                 rows.append({
                     "point": i, "repeat": r, "guests": p.guests, "vcpus": p.vcpus,
                     "host_cores": p.host_cores, "guest": g,
+                    "weight": p.weight(g), "cap": p.cap(g) or 0.0,
                     # share of one host core delivered to this guest (a lone guest: 1.0)
                     "share": m["iters_s"] / alone,
                     "overhead_frac": 1.0 - total / min(p.host_cores, p.guests * p.vcpus),

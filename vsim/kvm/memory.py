@@ -1,11 +1,11 @@
 """The memory experiment: a guest touching a working set under a cgroup memory limit, with swap.
 
 The guest runs the ``touch`` workload over ``working_set`` bytes (random or sequential order) and
-reports pages touched. It starts in a cgroup without a limit, which gives its speed when nothing
-swaps (``t_hit``) and what QEMU and the guest hold besides the working set (``base``: the
-cgroup's anonymous memory less the working set; page cache does not count, since a limit
-reclaims it first). Then the cgroup is limited, in steps, to ``base + working_set / ratio``, with
-a zram swap device to swap to, and the same guest is measured again. The slowdown is the
+reports pages touched. It boots in a cgroup and idles for a few seconds, while the cgroup is
+squeezed until the kernel refuses, which pushes the memory QEMU and the guest do not use out to a
+zram swap device; what stays resident is ``base``. Then the limit is lifted and the guest touches
+its working set: its speed when nothing swaps (``t_hit``). Then the cgroup is limited, in steps,
+to ``base + working_set / ratio``, and the same guest is measured again. The slowdown is the
 unlimited speed over the limited one. Root only: the cgroup and the swap device are removed on every exit path.
 """
 
@@ -93,7 +93,7 @@ def _point(ws: Workspace, p: MemoryPoint, cgroup: MemoryCgroup, row: dict[str, A
     spec = GuestSpec("mem", ("touch", f"{p.working_set_bytes:.0f}", ORDER_ARG[p.order], "0",
                              f"{idle_s:g}"),
                      memory_mib=int(p.memory_bytes // MIB), accel=accel,
-                     cgroup_procs=cgroup.procs,
+                     cgroups=(cgroup.procs,),
                      wall_limit_s=boot_timeout_s + idle_s + 4 * (settle_s + duration_s) + 120)
     guest = ws.start(spec)
     try:

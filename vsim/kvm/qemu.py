@@ -53,7 +53,7 @@ class GuestSpec:
     host_cpus: tuple[int, ...] | None = None  # pin every QEMU thread to these host cores
     incoming: bool = False  # wait for an incoming migration (QMP migrate-incoming)
     balloon: bool = False
-    cgroup_procs: Path | None = None  # join this cgroup (its cgroup.procs file) before starting
+    cgroups: tuple[Path, ...] = ()  # join these cgroups (their cgroup.procs files) first
     wall_limit_s: float = 300.0
 
     def append(self) -> str:
@@ -145,11 +145,11 @@ def _terminate(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=5)
 
 
-def _child_setup(cgroup_procs: Path | None) -> Callable[[], None]:
+def _child_setup(cgroups: tuple[Path, ...]) -> Callable[[], None]:
     def setup() -> None:  # runs in the child between fork and exec
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: not outlive vsim
-        if cgroup_procs is not None:  # QEMU and its threads start inside the cgroup
-            with open(cgroup_procs, "w") as f:
+        for procs in cgroups:  # QEMU and its threads start inside the cgroups
+            with open(procs, "w") as f:
                 f.write(str(os.getpid()))
     return setup
 
@@ -226,7 +226,7 @@ class Workspace:
         try:
             proc = subprocess.Popen(self.argv(spec, stem), stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT,
-                                    preexec_fn=_child_setup(spec.cgroup_procs))
+                                    preexec_fn=_child_setup(spec.cgroups))
         except FileNotFoundError as exc:
             raise HostError(f"cannot start QEMU: {exc.filename} is missing", QEMU_FIX) from None
         finally:

@@ -60,8 +60,15 @@ def migration_points(measured: pd.DataFrame) -> list[MigrationPoint]:
 
 
 def cpu_points(measured: pd.DataFrame) -> list[CpuPoint]:
-    first = measured.groupby("point", sort=True).first()
-    return [CpuPoint(int(r.guests), int(r.vcpus), int(r.host_cores)) for r in first.itertuples()]
+    points = []
+    for _, rows in measured.groupby("point", sort=True):
+        first = rows.sort_values("guest", kind="stable").drop_duplicates("guest")
+        n = int(first.guests.iloc[0])
+        weights = tuple(first.weight) if "weight" in first and (first.weight != 1).any() else ()
+        caps = tuple(first.cap) if "cap" in first and (first.cap > 0).any() else ()
+        points.append(CpuPoint(n, int(first.vcpus.iloc[0]), int(first.host_cores.iloc[0]),
+                               weights, caps))
+    return points
 
 
 def fit_migration(measured: pd.DataFrame, start: MigrationCalibration | None = None
