@@ -65,7 +65,7 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         except FileExistsError as exc:
             _fail(str(exc))
         except KeyboardInterrupt:
-            click.echo("vsim: interrupted; no result folder was written", err=True)
+            click.echo("vsim: interrupted; nothing partial was written", err=True)
             sys.exit(130)
 
     wrapper.__name__ = fn.__name__

@@ -54,6 +54,7 @@ class GuestSpec:
     incoming: bool = False  # wait for an incoming migration (QMP migrate-incoming)
     balloon: bool = False
     cgroups: tuple[Path, ...] = ()  # join these cgroups (their cgroup.procs files) first
+    huge_pages: bool = True  # False: no transparent huge pages for the guest's memory
     wall_limit_s: float = 300.0
 
     def append(self) -> str:
@@ -145,9 +146,12 @@ def _terminate(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=5)
 
 
-def _child_setup(cgroups: tuple[Path, ...]) -> Callable[[], None]:
+def _child_setup(cgroups: tuple[Path, ...], huge_pages: bool) -> Callable[[], None]:
     def setup() -> None:  # runs in the child between fork and exec
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: not outlive vsim
+        libc = ctypes.CDLL(None)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: not outlive vsim
+        if not huge_pages:
+            libc.prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE, inherited by QEMU
         for procs in cgroups:  # QEMU and its threads start inside the cgroups
             with open(procs, "w") as f:
                 f.write(str(os.getpid()))
@@ -226,7 +230,7 @@ class Workspace:
         try:
             proc = subprocess.Popen(self.argv(spec, stem), stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT,
-                                    preexec_fn=_child_setup(spec.cgroups))
+                                    preexec_fn=_child_setup(spec.cgroups, spec.huge_pages))
         except FileNotFoundError as exc:
             raise HostError(f"cannot start QEMU: {exc.filename} is missing", QEMU_FIX) from None
         finally:
