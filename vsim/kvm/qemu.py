@@ -17,7 +17,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -247,9 +247,6 @@ class Workspace:
     def stop(self, guest: Guest) -> None:
         guest.stop()
         self.guests.remove(guest)
-
-    def __iter__(self) -> Iterator[Guest]:
-        return iter(self.guests)
 
     def close(self) -> None:
         for guest in list(self.guests):
