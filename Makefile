@@ -29,7 +29,7 @@ test: lint kvm-deps
 	$(BIN)/python -m pytest -q
 
 # The published model-against-guests results (results/validation/) and the calibration shipped
-# with vsim, regenerated on this machine (about 15 minutes; measure on an otherwise idle machine).
+# with vsim, regenerated on this machine (about 10 minutes; measure on an otherwise idle machine).
 # The calibration is fitted on one grid and checked on another, which validation then uses.
 VALIDATION = results/validation
 validation: $(BIN)/vsim kvm-deps

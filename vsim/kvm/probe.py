@@ -108,6 +108,11 @@ def probe(image: GuestImage | None, *, boot_timeout_s: float = 20.0) -> list[Che
     checks.append(Check("cgroup memory", "memory" in v2 or v1, detail,
                         "memory limits on guests work" if ("memory" in v2 or v1) else
                         "no memory limit on guests: the swap experiment cannot run"))
+    cpu_ok = os.path.isdir("/sys/fs/cgroup/cpu") or "cpu" in v2
+    checks.append(Check("cgroup cpu", cpu_ok, "cgroup v1 cpu" if os.path.isdir("/sys/fs/cgroup/cpu")
+                        else "cgroup v2 cpu" if cpu_ok else "no cpu controller",
+                        "guests can get cpu weights and caps" if cpu_ok else
+                        "--weights and --caps of the CPU experiment cannot run"))
     swaps = _read("/proc/swaps").splitlines()[1:]
     checks.append(Check("swap", bool(swaps) or root,
                         f"{len(swaps)} active swap device(s)" if swaps else "none active",
