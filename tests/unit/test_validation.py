@@ -238,6 +238,7 @@ def test_the_memory_fit_recovers_the_fault_cost_and_skips_killed_points() -> Non
     measured.loc[4, "slowdown"] = np.nan
     ok = measured[measured.outcome == "ok"]
     assert fit_memory(ok).t_fault_s == pytest.approx(7e-6, rel=1e-4)
+    assert fit_memory(measured) == fit_memory(ok)  # a killed point has no slowdown to fit
     result = validate("memory", measured, Calibration(memory=truth))
     assert result.summary["points"] == 4
     assert result.summary["targets"]["slowdown"]["met"]

@@ -127,6 +127,10 @@ def fit_cpu(measured: pd.DataFrame, start: CpuCalibration | None = None) -> CpuC
 
 def fit_memory(measured: pd.DataFrame, start: MemoryCalibration | None = None) -> MemoryCalibration:
     start = start or MemoryCalibration()
+    measured = measured[measured.slowdown.notna()]  # points where the OOM killer ended QEMU
+    if measured.empty:
+        raise VsimError("no memory point ran to the end: nothing to fit (measure at lower "
+                        "--ratio values)")
     slow = measured.groupby("point", sort=True).slowdown.mean().to_numpy()
 
     def residuals(theta: np.ndarray) -> np.ndarray:
