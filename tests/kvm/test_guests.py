@@ -270,3 +270,29 @@ def test_cgroup_weights_2_to_1_split_a_core_2_to_1(image: GuestImage) -> None:
     assert heavy / (heavy + light) == pytest.approx(2 / 3, abs=0.05)
     assert [r["weight"] for r in rows] == [2.0, 1.0]
     assert not list(Path("/sys/fs/cgroup/cpu").rglob("vsim-cpu-*"))
+
+
+def test_sigkill_takes_the_guests_along_and_the_next_run_sweeps_the_folder(
+        image: GuestImage, tmp_path: Path) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "TMPDIR": str(tmp)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vsim.cli", "kvm", "measure", "migration", "--bandwidth", "64MiB/s",
+         "--dirty-rate", "4MiB/s", "--accel", "tcg", "--out", str(tmp_path / "out")],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not pids_of_workspace(tmp) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert pids_of_workspace(tmp), "the run started a guest"
+    proc.kill()
+    proc.wait(timeout=10)
+    time.sleep(2.0)
+    # QEMU died with vsim (parent-death signal); only the folder is left, for the next run.
+    assert pids_of_workspace(tmp) == []
+    assert list(tmp.glob("vsim-kvm-*"))
+    done = subprocess.run([sys.executable, "-m", "vsim.cli", "kvm", "probe"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert list(tmp.glob("vsim-kvm-*")) == []

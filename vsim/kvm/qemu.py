@@ -166,13 +166,28 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise _Interrupted(f"signal {signum}")
 
 
+def _sweep_stale(tmp: Path) -> None:
+    """Remove the workspaces of vsim processes that were killed outright (SIGKILL leaves no
+    chance to clean up; their QEMUs died with them, by the parent-death signal)."""
+    for folder in tmp.glob("vsim-kvm-*"):
+        try:
+            pid = int((folder / "owner.pid").read_text())
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (OSError, ValueError):
+            continue  # not ours to judge (another user's, or being created right now)
+
+
 class Workspace:
     """A private folder and the guests started in it; a context manager that cleans everything."""
 
     def __init__(self, image: GuestImage, *, keep_logs: Path | None = None) -> None:
         self.image = image
         self.keep_logs = keep_logs
+        _sweep_stale(Path(tempfile.gettempdir()))
         self.folder = Path(tempfile.mkdtemp(prefix="vsim-kvm-"))  # mode 0700
+        (self.folder / "owner.pid").write_text(str(os.getpid()))
         self.guests: list[Guest] = []
         self._undo: list[Callable[[], None]] = []  # host changes to undo, last first
         self.leftovers: list[str] = []  # what could not be undone
