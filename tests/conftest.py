@@ -9,10 +9,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 import vsim
-from vsim.scenario import build
+from vsim.scenario import build, scenario_from_data
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "scenarios" / "quickstart.yaml"
@@ -29,7 +27,7 @@ def scenario(text: str, **kwargs: Any) -> vsim.LoadedScenario:
 
 def scenario_from(data: dict[str, Any]) -> vsim.LoadedScenario:
     """A scenario given as Python data, written to YAML text and parsed like a file."""
-    return vsim.parse_scenario(yaml.safe_dump(data, sort_keys=False))
+    return scenario_from_data(data)
 
 
 def run_text(text: str, seed: int = 0, **kwargs: Any) -> vsim.Result:

@@ -199,11 +199,11 @@ def _vsim_cgroups() -> list[Path]:
 def test_the_memory_experiment_limits_a_guest_and_leaves_nothing_behind(image: GuestImage) -> None:
     if os.geteuid() != 0:
         pytest.skip("the memory experiment needs root (a cgroup limit and a zram swap device)")
-    from vsim.kvm.hostmem import memory_cgroup_root
+    from vsim.kvm.host import cgroup_root
     from vsim.kvm.memory import MemoryPoint, measure_memory
 
     try:
-        memory_cgroup_root()
+        cgroup_root("memory")
     except HostError as exc:
         pytest.skip(str(exc))
     if not Path("/sys/class/zram-control").exists() and subprocess.run(

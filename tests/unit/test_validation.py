@@ -6,7 +6,6 @@ known parameters, so that the fits must recover them.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -209,7 +208,6 @@ def test_fits_are_deterministic() -> None:
     points = [MigrationPoint(dirty_rate_bytes_s=d * MIB, max_bandwidth_bytes_s=64 * MIB) for d in (4, 16)]
     measured = _measured_migrations(points, truth)
     assert fit_migration(measured) == fit_migration(measured)
-    assert np.isfinite(replace(fit_migration(measured)).bandwidth_scale)
 
 
 def test_the_swap_model_from_first_principles() -> None:

@@ -3,13 +3,14 @@ fix when a tool is missing or fails."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 from vsim.errors import VsimError
 
-__all__ = ["HostError", "require_tool", "run_tool"]
+__all__ = ["HostError", "cgroup_root", "require_root", "require_tool", "run_tool"]
 
 
 class HostError(VsimError):
@@ -42,3 +43,27 @@ def run_tool(argv: list[str], *, what: str, cwd: Path | None = None, timeout: fl
         tail = " ".join(done.stderr.strip().splitlines()[-3:])
         raise HostError(f"cannot {what}: `{' '.join(argv)}` failed: {tail}")
     return done.stdout
+
+
+def require_root(what: str) -> None:
+    if os.geteuid() != 0:
+        raise HostError(f"{what} needs root", "run as root (sudo)")
+
+
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def cgroup_root(controller: str) -> tuple[Path, int]:
+    """This process's own cgroup for ``controller`` (children go under it) and the cgroup version:
+    the v1 hierarchy of that controller, or the unified v2 one where it is enabled there."""
+    v2 = CGROUP / "cgroup.controllers"
+    v2_controllers = v2.read_text().split() if v2.exists() else []
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        hierarchy, controllers, path = line.split(":", 2)
+        if controller in controllers.split(",") and (CGROUP / controller).is_dir():
+            return CGROUP / controller / path.lstrip("/"), 1
+        if hierarchy == "0" and controller in v2_controllers:
+            return CGROUP / path.lstrip("/"), 2
+    raise HostError(f"this host has no cgroup {controller} controller (neither cgroup v1 "
+                    f"{controller} nor a cgroup v2 hierarchy with {controller} enabled)",
+                    "enable it; `vsim kvm probe` shows what is there")

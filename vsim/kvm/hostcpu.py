@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from vsim.kvm.host import HostError
+from vsim.kvm.host import HostError, cgroup_root, require_root
 
 __all__ = ["CpuCgroup"]
 
-V1 = Path("/sys/fs/cgroup/cpu")
 PERIOD_US = 100_000
-
-
-def _root() -> tuple[Path, int]:
-    v2 = Path("/sys/fs/cgroup/cgroup.controllers")
-    v2_controllers = v2.read_text().split() if v2.exists() else []
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        hierarchy, controllers, path = line.split(":", 2)
-        if "cpu" in controllers.split(",") and V1.is_dir():
-            return V1 / path.lstrip("/"), 1
-        if hierarchy == "0" and "cpu" in v2_controllers:
-            return Path("/sys/fs/cgroup") / path.lstrip("/"), 2
-    raise HostError("this host has no cgroup cpu controller",
-                    "weights and caps need it; `vsim kvm probe` shows what is there")
 
 
 class CpuCgroup:
@@ -31,9 +16,8 @@ class CpuCgroup:
     100), ``cap`` in cores (None: none)."""
 
     def __init__(self, name: str, weight: float = 1.0, cap: float | None = None) -> None:
-        if os.geteuid() != 0:
-            raise HostError("cgroup weights and caps need root", "run as root (sudo)")
-        root, version = _root()
+        require_root("cgroup weights and caps")
+        root, version = cgroup_root("cpu")
         self.path = root / name
         try:
             self.path.mkdir()

@@ -7,46 +7,21 @@ the workspace closes them after its guests have stopped. Root only.
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
 
-from vsim.kvm.host import HostError, require_tool
+from vsim.kvm.host import HostError, cgroup_root, require_root, require_tool
 
-__all__ = ["MemoryCgroup", "ZramSwap", "memory_cgroup_root"]
-
-V1 = Path("/sys/fs/cgroup/memory")
-V2 = Path("/sys/fs/cgroup")
-
-
-def _need_root(what: str) -> None:
-    if os.geteuid() != 0:
-        raise HostError(f"{what} needs root", "run the memory experiment as root (sudo)")
-
-
-def memory_cgroup_root() -> tuple[Path, int]:
-    """This process's own memory cgroup (children go under it) and the cgroup version."""
-    v2 = V2 / "cgroup.controllers"
-    v2_controllers = v2.read_text().split() if v2.exists() else []
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        hierarchy, controllers, path = line.split(":", 2)
-        if "memory" in controllers.split(",") and V1.is_dir():
-            return V1 / path.lstrip("/"), 1
-        if hierarchy == "0" and "memory" in v2_controllers:
-            return V2 / path.lstrip("/"), 2
-    raise HostError("this host has no cgroup memory controller (neither cgroup v1 memory nor a "
-                    "cgroup v2 hierarchy with memory enabled)",
-                    "enable the memory controller; `vsim kvm probe` shows what is there")
-
+__all__ = ["MemoryCgroup", "ZramSwap"]
 
 class MemoryCgroup:
-    """A child memory cgroup with a limit, which processes join from their pid (``join``)."""
+    """A child memory cgroup with a limit; processes join it through ``procs``."""
 
     def __init__(self, name: str, limit_bytes: int | None) -> None:
-        _need_root("a cgroup memory limit")
-        root, self.version = memory_cgroup_root()
+        require_root("a cgroup memory limit")
+        root, self.version = cgroup_root("memory")
         self.path = root / name
         try:
             self.path.mkdir()
@@ -112,7 +87,7 @@ class ZramSwap:
     CONTROL = Path("/sys/class/zram-control")
 
     def __init__(self, size_bytes: int) -> None:
-        _need_root("a swap device")
+        require_root("a swap device")
         if not self.CONTROL.exists():
             subprocess.run(["modprobe", "zram", "num_devices=0"], capture_output=True, check=False)
         if not self.CONTROL.exists():

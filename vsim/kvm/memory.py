@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from vsim.kvm.cpu import envelope_rate
 from vsim.kvm.host import HostError
 from vsim.kvm.hostmem import MemoryCgroup, ZramSwap
@@ -43,11 +45,12 @@ class MemoryPoint:
 def _rate(guest: Guest, since: float) -> float:
     """Pages/s after guest time ``since``: the same high quantile over the reporting intervals
     as the CPU experiment's (see :func:`vsim.kvm.cpu.envelope_rate`)."""
-    samples = [(r.num("t"), r.num("pages"), 0.0) for r in guest.records()
+    samples = [(r.num("t"), r.num("pages")) for r in guest.records()
                if r.kind == "touch" and r.num("t") >= since]
     if len(samples) < 3:
         return float("nan")
-    return envelope_rate(samples, 0.9)
+    t, pages = np.array(samples).T
+    return envelope_rate(t, pages, 0.9)
 
 
 def _squeeze(cgroup: MemoryCgroup, limit: int) -> None:

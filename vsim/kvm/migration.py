@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from vsim.kvm.host import HostError
@@ -150,7 +150,7 @@ def measure_migration(ws: Workspace, points: list[MigrationPoint], *, accel: str
             if progress:
                 progress(f"migration {i + 1}/{len(points)} {p.label()}"
                          + (f" repeat {r + 1}" if repeats > 1 else ""))
-            row = asdict(replace(p)) | {"point": i, "repeat": r}
+            row = asdict(p) | {"point": i, "repeat": r}
             row |= measure_point(ws, p, accel=accel, **options)
             rows.append(row)
     return rows

@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from vsim.kvm.host import HostError
+from vsim.kvm.host import HostError, cgroup_root
 from vsim.kvm.image import GuestImage
 from vsim.kvm.qemu import GuestSpec, Workspace, qemu_binary
 
@@ -101,18 +101,17 @@ def probe(image: GuestImage | None, *, boot_timeout_s: float = 20.0) -> list[Che
         else:
             checks.append(Check("accelerator kvm", False, "no /dev/kvm",
                                 "no hardware virtualisation: experiments use tcg"))
-    v2 = _read("/sys/fs/cgroup/cgroup.controllers").split()
-    v1 = os.path.isdir("/sys/fs/cgroup/memory")
-    detail = ("cgroup v2 memory" if "memory" in v2 else "cgroup v1 memory" if v1 else
-              f"cgroup v2 controllers: {' '.join(v2) or 'none'}; no v1 memory hierarchy")
-    checks.append(Check("cgroup memory", "memory" in v2 or v1, detail,
-                        "memory limits on guests work" if ("memory" in v2 or v1) else
-                        "no memory limit on guests: the swap experiment cannot run"))
-    cpu_ok = os.path.isdir("/sys/fs/cgroup/cpu") or "cpu" in v2
-    checks.append(Check("cgroup cpu", cpu_ok, "cgroup v1 cpu" if os.path.isdir("/sys/fs/cgroup/cpu")
-                        else "cgroup v2 cpu" if cpu_ok else "no cpu controller",
-                        "guests can get cpu weights and caps" if cpu_ok else
-                        "--weights and --caps of the CPU experiment cannot run"))
+    for controller, works, missing in (
+            ("memory", "memory limits on guests work",
+             "no memory limit on guests: the swap experiment cannot run"),
+            ("cpu", "guests can get cpu weights and caps",
+             "--weights and --caps of the CPU experiment cannot run")):
+        try:
+            _, version = cgroup_root(controller)
+            checks.append(Check(f"cgroup {controller}", True, f"cgroup v{version} {controller}",
+                                works))
+        except HostError as exc:
+            checks.append(Check(f"cgroup {controller}", False, exc.message, missing))
     swaps = _read("/proc/swaps").splitlines()[1:]
     checks.append(Check("swap", bool(swaps) or root,
                         f"{len(swaps)} active swap device(s)" if swaps else "none active",

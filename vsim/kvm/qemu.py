@@ -182,9 +182,8 @@ def _sweep_stale(tmp: Path) -> None:
 class Workspace:
     """A private folder and the guests started in it; a context manager that cleans everything."""
 
-    def __init__(self, image: GuestImage, *, keep_logs: Path | None = None) -> None:
+    def __init__(self, image: GuestImage) -> None:
         self.image = image
-        self.keep_logs = keep_logs
         _sweep_stale(Path(tempfile.gettempdir()))
         self.folder = Path(tempfile.mkdtemp(prefix="vsim-kvm-"))  # mode 0700
         (self.folder / "owner.pid").write_text(str(os.getpid()))
@@ -276,10 +275,6 @@ class Workspace:
                 undo()
             except Exception as exc:  # undo the rest all the same, then tell
                 self.leftovers.append(str(exc))
-        if self.keep_logs is not None and self.folder.exists():
-            self.keep_logs.mkdir(parents=True, exist_ok=True)
-            for f in self.folder.glob("*.[sl][eo][rg]*"):
-                shutil.copy2(f, self.keep_logs / f.name)
         shutil.rmtree(self.folder, ignore_errors=True)
         if self._old_handler is not None:
             signal.signal(signal.SIGTERM, self._old_handler)  # type: ignore[arg-type]

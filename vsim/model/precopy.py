@@ -205,7 +205,6 @@ class PrecopyRounds:
                     left[g] -= moved
                     sent[g] += moved
                     elapsed[g] += du
-                    left[g] = np.maximum(left[g], 1e-9 * rbytes[g] + 1e-6)  # marks an early stop
                     stopped[g] = True
                     going, to_end = going[~cut], to_end[~cut]
             ends = used[going] + to_end <= horizon[going] + EPS_S

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from vsim.scenario.build import RunSetup, build
-from vsim.scenario.loader import LoadedScenario, apply_overrides, load_scenario, parse_scenario
+from vsim.scenario.loader import (
+    LoadedScenario,
+    apply_overrides,
+    load_scenario,
+    parse_scenario,
+    scenario_from_data,
+)
 from vsim.scenario.schema import Scenario
 
 __all__ = [
@@ -17,6 +23,7 @@ __all__ = [
     "json_schema",
     "load_scenario",
     "parse_scenario",
+    "scenario_from_data",
 ]
 
 

@@ -20,7 +20,8 @@ from pydantic import BaseModel, ValidationError
 from vsim.errors import Problem, ScenarioError
 from vsim.scenario.schema import Scenario
 
-__all__ = ["LoadedScenario", "apply_overrides", "load_scenario", "parse_scenario"]
+__all__ = ["LoadedScenario", "apply_overrides", "load_scenario", "parse_scenario",
+           "scenario_from_data"]
 
 Loc = tuple[str | int, ...]
 _WORKLOAD_KINDS = ("synthetic", "planetlab", "constant")
@@ -244,6 +245,12 @@ def parse_scenario(text: str, *, file: str | None = None, base_dir: Path | None 
     except ValidationError as exc:
         raise ScenarioError(_problems(exc, lines, overridden), file=file) from None
     return LoadedScenario(spec, data, file, base, lines)
+
+
+def scenario_from_data(data: dict[str, Any], *, file: str | None = None) -> LoadedScenario:
+    """A scenario given as Python data (what a YAML file would hold), validated like a file's
+    text, so that errors name the same fields and lines."""
+    return parse_scenario(yaml.safe_dump(data, sort_keys=False), file=file)
 
 
 def with_calibration(data: dict[str, Any], base_dir: Path, file: str | None,

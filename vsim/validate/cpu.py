@@ -12,11 +12,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from vsim.kvm.cpu import CpuPoint
 from vsim.runner import run
-from vsim.scenario.loader import parse_scenario
+from vsim.scenario import scenario_from_data
 
 __all__ = ["CpuCalibration", "naive_cpu", "predict_cpu", "scenario_for"]
 
@@ -56,7 +55,7 @@ def predict_cpu(points: list[CpuPoint], c: CpuCalibration) -> pd.DataFrame:
     """Per point and guest, the predicted share of one core."""
     rows = []
     for i, p in enumerate(points):
-        result = run(parse_scenario(yaml.safe_dump(scenario_for(p, c)), file=f"<point {i}>"))
+        result = run(scenario_from_data(scenario_for(p, c), file=f"<point {i}>"))
         vms = result.tables["vms"]
         first = vms[vms.time_s == vms.time_s.min()].sort_values("vm")
         core_hz = 1e9

@@ -19,11 +19,10 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from vsim.kvm.migration import MigrationPoint
 from vsim.runner import run
-from vsim.scenario.loader import parse_scenario
+from vsim.scenario import scenario_from_data
 
 __all__ = ["MigrationCalibration", "naive_migration", "predict_migration", "scenario_for"]
 
@@ -90,7 +89,7 @@ def predict_migration(points: list[MigrationPoint], c: MigrationCalibration) -> 
     """vsim's ``migrations`` rows for ``points``, one per point, in order."""
     rows = []
     for i, p in enumerate(points):
-        result = run(parse_scenario(yaml.safe_dump(scenario_for(p, c)), file=f"<point {i}>"))
+        result = run(scenario_from_data(scenario_for(p, c), file=f"<point {i}>"))
         table = result.tables["migrations"]
         if len(table) == 0:
             raise RuntimeError(f"point {i} ({p.label()}): the simulator did not migrate the guest")
