@@ -1,0 +1,158 @@
+"""Xen's credit scheduler (credit1), the default of Xen up to 4.11.
+
+Facts from Xen's ``sched_credit.c`` and its documentation (Chisnall, *The Definitive Guide to the
+Xen Hypervisor*, 2007; Cherkasova et al., SIGMETRICS PER 2007):
+
+* Credits are CPU time: every 30 ms accounting period the host's CPU time (30 ms per physical
+  CPU) is dealt out to the active VMs in proportion to their weights (256 by default; only ratios
+  matter), and within a VM equally to its active vCPUs. A running vCPU burns credit as it runs.
+* Priorities: BOOST > UNDER (credit left) > OVER (credit used up). Each physical CPU has a run
+  queue ordered by priority, first come first served within a priority; a vCPU runs for a 30 ms
+  slice or until it blocks, then goes to the back of its priority.
+* A vCPU that wakes while UNDER is BOOSTed and preempts a running vCPU of lower priority, but not
+  before that one has run the rate limit (1 ms); boost is lost at the next 10 ms tick that finds
+  it running.
+* Priorities change only at accounting (UNDER if credit > 0, else OVER) and at ticks (boost
+  lost). A vCPU that earned more than one slice of credit stops earning and keeps half.
+* Load balancing: a CPU whose best queued vCPU is OVER (or that has none) takes a better one
+  from another CPU's queue; an idle CPU takes anything runnable.
+
+Caps are enforced per accounting period as a budget of CPU time (see ``Caps``) rather than by
+Xen's parking on negative credit; both hold a VM to ``cap`` of a core over a period.
+"""
+
+from __future__ import annotations
+
+from vsim.model.timeslice.common import Caps, choose_cpu
+from vsim.model.timeslice.host import NS, RUNNING, HostSlicer, Vcpu
+
+__all__ = ["Credit"]
+
+BOOST, UNDER, OVER, IDLE = 0, 1, 2, 3
+
+
+class Credit:
+    name = "credit"
+
+    def __init__(self, *, slice_s: float = 0.030, tick_s: float = 0.010, accounting_ticks: int = 3,
+                 ratelimit_s: float = 0.001, boost: bool = True) -> None:
+        self.slice = round(slice_s * NS)
+        self.tick_ns = round(tick_s * NS)
+        self.epoch_ticks = accounting_ticks
+        self.ratelimit_ns = round(ratelimit_s * NS)
+        self.boost = boost
+
+    def setup(self, host: HostSlicer) -> None:
+        self.h = host
+        n = host.n_pcpus
+        self.q: list[list[Vcpu]] = [[] for _ in range(n)]
+        self.period = self.tick_ns * self.epoch_ticks
+        self.caps = Caps(host, self.period)
+        self.ticks = 0
+        self.active: set[int] = set()
+        for v in host.vcpus:
+            v.credit, v.pri, v.charged = 0, UNDER, 0
+            v.rq = v.pin if v.pin >= 0 else v.id % n
+
+    def _weight(self, vm: int) -> float:
+        return self.h.vms[vm].weight if vm >= 0 else 1.0
+
+    def _insert(self, v: Vcpu, p: int) -> None:
+        q = self.q[p]
+        i = len(q)
+        while i and q[i - 1].pri > v.pri:
+            i -= 1
+        q.insert(i, v)
+        v.rq = p
+
+    def enqueue(self, v: Vcpu, now: int, woken: bool) -> int:
+        if woken and self.boost and v.pri == UNDER:
+            v.pri = BOOST
+        p = choose_cpu(self.h, v)
+        self._insert(v, p)
+        return p
+
+    def requeue(self, v: Vcpu, p: int, now: int) -> None:
+        self._insert(v, p)
+
+    def waiting(self, p: int) -> int:
+        return len(self.q[p])
+
+    def pick(self, p: int, now: int) -> Vcpu | None:
+        q = self.q[p]
+        best = q[0].pri if q else IDLE
+        if best >= OVER:
+            for k in range(1, self.h.n_pcpus):
+                peer = self.q[(p + k) % self.h.n_pcpus]
+                for i, v in enumerate(peer):
+                    if v.pin < 0 and v.pri < best:
+                        del peer[i]
+                        v.rq = p
+                        v.charged = now
+                        return v
+        if not q:
+            return None
+        v = q.pop(0)
+        v.charged = now
+        return v
+
+    def slice_ns(self, v: Vcpu, p: int, now: int) -> int:
+        return self.slice
+
+    def _burn(self, v: Vcpu, now: int) -> None:
+        start = max(v.since, v.charged)
+        if now > start:
+            v.credit -= now - start
+        v.charged = now
+
+    def charge(self, v: Vcpu, ran: int, now: int) -> None:
+        self._burn(v, now)
+        self.caps.charge(v, ran)
+
+    def budget_ns(self, v: Vcpu) -> float:
+        return self.caps.budget(v)
+
+    def preempts(self, v: Vcpu, cur: Vcpu, p: int, now: int) -> bool:
+        return v.pri < cur.pri
+
+    def tick(self, now: int) -> tuple[list[int], list[int]]:
+        self.ticks += 1
+        for v in self.h.cur:
+            if v is not None:
+                if v.pri == BOOST:
+                    v.pri = UNDER
+                self._burn(v, now)
+                self.active.add(v.id)
+        if self.ticks % self.epoch_ticks:
+            return [], []
+        self._account()
+        return [], self.caps.refill()
+
+    def _account(self) -> None:
+        """Deal out the period's CPU time as credit to the vCPUs that ran at a tick lately."""
+        h = self.h
+        groups: dict[int, list[Vcpu]] = {}
+        for i in sorted(self.active):
+            v = h.vcpus[i]
+            groups.setdefault(v.vm, []).append(v)
+        if groups:
+            total_w = sum(self._weight(m) for m in groups)
+            budget = self.period * h.n_pcpus
+            for m, vs in groups.items():
+                each = round(min(budget * self._weight(m) / total_w / len(vs), self.period))
+                for v in vs:
+                    v.credit += each
+                    if v.credit > self.slice:  # stops earning, keeps half (sched_credit.c)
+                        v.credit //= 2
+                        self.active.discard(v.id)
+                    if v.pri != BOOST:
+                        v.pri = UNDER if v.credit > 0 else OVER
+        for q in self.q:
+            q.sort(key=lambda v: v.pri)  # stable: first come first served within a priority
+
+    def fingerprint(self) -> tuple:
+        now = self.h.now
+        return (tuple(tuple(v.id for v in q) for q in self.q),
+                tuple((v.credit, v.pri, v.charged - now if v.state == RUNNING else 0)
+                      for v in self.h.vcpus),
+                tuple(sorted(self.active)), self.caps.key())

@@ -1,0 +1,189 @@
+"""Linux's Completely Fair Scheduler (CFS) as KVM's vCPU threads meet it.
+
+Under KVM every vCPU is a host thread; the host kernel's CFS shares the CPUs among them. Facts
+from ``kernel/sched/fair.c`` (Linux 5.x/6.0-6.5) and its documentation (sched-design-CFS):
+
+* Each CPU has a run queue ordered by virtual runtime: a thread's run time scaled by
+  ``1024 / weight`` (weight 1024 at nice 0; a cgroup's ``cpu.weight`` 100 is 1024 too). The
+  thread with the smallest vruntime runs next.
+* The targeted latency (6 ms) and minimum granularity (0.75 ms) are scaled by
+  ``1 + log2(min(CPUs, 8))``; a thread's slice is its weight's part of the latency, or of
+  ``nr_running x min_granularity`` once more than ``latency / min_granularity`` (8) threads are
+  runnable. Without high-resolution ticks (the default) a slice ends at the first scheduler tick
+  (every 4 ms at HZ=250) after it is used up, or earlier when the running thread is ahead of the
+  leftmost by more than its slice.
+* A waking thread starts no further back than half a latency behind the queue's minimum
+  vruntime (GENTLE_FAIR_SLEEPERS) and preempts the running thread when that one's vruntime is
+  ahead by more than the wake-up granularity (1 ms, scaled, in the waker's virtual time).
+* Idle CPUs pull runnable threads from busy ones; busy CPUs rebalance periodically.
+* ``cpu.max`` quota/period (default period 100 ms) caps a group's CPU time per period.
+
+A VM's weight is split evenly over its vCPU threads (a cgroup per VM spreads its shares over the
+CPUs its threads run on in proportion to their load, which with equal threads is the same).
+Linux 6.6 replaced CFS with EEVDF; under steady load its shares are the same and its slices are
+the base slice (0.75 ms, scaled): ``Fair(latency_s=0.00075 * 8)`` approximates it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from vsim.model.timeslice.common import Caps, choose_cpu
+from vsim.model.timeslice.host import NS, RUNNING, HostSlicer, Vcpu
+
+__all__ = ["Fair"]
+
+NICE_0 = 1024
+
+
+class Fair:
+    name = "fair"
+    ratelimit_ns = 0
+
+    def __init__(self, *, latency_s: float = 0.006, min_granularity_s: float = 0.00075,
+                 wakeup_granularity_s: float = 0.001, tick_s: float = 0.004,
+                 scaling: str = "log", quota_period_s: float = 0.1, balance_ticks: int = 8,
+                 hrtick: bool = False) -> None:
+        if scaling not in ("log", "linear", "none"):
+            raise ValueError(f"scaling is log, linear or none, got {scaling!r}")
+        self.base = (latency_s, min_granularity_s, wakeup_granularity_s)
+        self.scaling = scaling
+        self.tick_ns = round(tick_s * NS)
+        self.quota_ticks = max(1, round(quota_period_s / tick_s))
+        self.balance_ticks = balance_ticks
+        self.epoch_ticks = math.lcm(self.quota_ticks, balance_ticks)
+        self.hrtick = hrtick
+
+    def setup(self, host: HostSlicer) -> None:
+        self.h = host
+        n = host.n_pcpus
+        cpus = min(n, 8)
+        factor = {"log": 1 + int(math.log2(cpus)), "linear": cpus, "none": 1}[self.scaling]
+        self.latency, self.min_gran, self.wakeup_gran = (round(x * factor * NS) for x in self.base)
+        self.nr_latency = max(1, self.latency // self.min_gran)
+        self.q: list[list[Vcpu]] = [[] for _ in range(n)]
+        self.minv = [0] * n
+        self.caps = Caps(host, self.tick_ns * self.quota_ticks)
+        self.ticks = 0
+        for v in host.vcpus:
+            v.rq = v.pin if v.pin >= 0 else v.id % n
+            v.vruntime = 0
+            if v.vm >= 0:
+                vm = host.vms[v.vm]
+                v.weight = max(2, round(NICE_0 * vm.weight / len(vm.vcpus)))
+            else:
+                v.weight = NICE_0
+
+    # --- queues ---------------------------------------------------------------------------------
+
+    def _move(self, v: Vcpu, p: int) -> None:
+        """Re-base ``v``'s vruntime from its last queue to ``p``'s (as on migration)."""
+        if p != v.rq:
+            v.vruntime += self.minv[p] - self.minv[v.rq]
+            v.rq = p
+
+    def enqueue(self, v: Vcpu, now: int, woken: bool) -> int:
+        p = choose_cpu(self.h, v)
+        self._move(v, p)
+        if woken:
+            v.vruntime = max(v.vruntime, self.minv[p] - self.latency // 2)
+        self.q[p].append(v)
+        return p
+
+    def requeue(self, v: Vcpu, p: int, now: int) -> None:
+        self.q[p].append(v)
+
+    def waiting(self, p: int) -> int:
+        return len(self.q[p])
+
+    def pick(self, p: int, now: int) -> Vcpu | None:
+        q = self.q[p]
+        if not q:
+            busiest = max(range(self.h.n_pcpus), key=lambda k: (len(self.q[k]), -k))
+            movable = [v for v in self.q[busiest] if v.pin < 0]
+            if not movable:
+                return None
+            v = min(movable, key=lambda x: (x.vruntime, x.id))
+            self.q[busiest].remove(v)
+            self._move(v, p)
+            return v
+        v = min(q, key=lambda x: (x.vruntime, x.id))
+        q.remove(v)
+        if v.vruntime > self.minv[p]:
+            self.minv[p] = v.vruntime
+        return v
+
+    # --- slices and accounting ------------------------------------------------------------------
+
+    def _ideal(self, v: Vcpu, p: int) -> int:
+        q = self.q[p]
+        nr = len(q) + 1
+        period = self.latency if nr <= self.nr_latency else nr * self.min_gran
+        load = v.weight + sum(x.weight for x in q)
+        return period * v.weight // load
+
+    def slice_ns(self, v: Vcpu, p: int, now: int) -> int:
+        if self.hrtick:
+            return self._ideal(v, p)
+        return 1 << 62  # until a tick finds the slice used up
+
+    def _vruntime_now(self, v: Vcpu, now: int) -> int:
+        return v.vruntime + max(0, now - v.since) * NICE_0 // v.weight
+
+    def charge(self, v: Vcpu, ran: int, now: int) -> None:
+        v.vruntime += ran * NICE_0 // v.weight
+        q = self.q[v.rq]
+        low = min([v.vruntime] + [x.vruntime for x in q])
+        if low > self.minv[v.rq]:
+            self.minv[v.rq] = low
+        self.caps.charge(v, ran)
+
+    def budget_ns(self, v: Vcpu) -> float:
+        return self.caps.budget(v)
+
+    def preempts(self, v: Vcpu, cur: Vcpu, p: int, now: int) -> bool:
+        gran = self.wakeup_gran * NICE_0 // v.weight
+        return self._vruntime_now(cur, now) - v.vruntime > gran
+
+    def tick(self, now: int) -> tuple[list[int], list[int]]:
+        self.ticks += 1
+        preempt = []
+        for p, c in enumerate(self.h.cur):
+            if c is None or not self.q[p]:
+                continue
+            ran = now - c.since
+            ideal = self._ideal(c, p)
+            if ran >= ideal:
+                preempt.append(p)
+            elif ran >= self.min_gran:
+                leftmost = min(x.vruntime for x in self.q[p])
+                if self._vruntime_now(c, now) - leftmost > ideal:
+                    preempt.append(p)
+        if self.ticks % self.balance_ticks == 0:
+            preempt += self._balance()
+        refilled = self.caps.refill() if self.ticks % self.quota_ticks == 0 else []
+        return preempt, refilled
+
+    def _balance(self) -> list[int]:
+        """Move one queued thread from the CPU with the most runnable threads to the one with
+        the fewest, when they differ by two or more; an idle CPU that receives one must run it."""
+        n = self.h.n_pcpus
+        if n == 1:
+            return []
+        nr = [len(self.q[p]) + (self.h.cur[p] is not None) for p in range(n)]
+        busiest = max(range(n), key=lambda k: (nr[k], -k))
+        idlest = min(range(n), key=lambda k: (nr[k], k))
+        movable = [v for v in self.q[busiest] if v.pin < 0]
+        if nr[busiest] - nr[idlest] < 2 or not movable:
+            return []
+        v = max(movable, key=lambda x: (x.vruntime, -x.id))
+        self.q[busiest].remove(v)
+        self._move(v, idlest)
+        self.q[idlest].append(v)
+        return [idlest] if self.h.cur[idlest] is None else []
+
+    def fingerprint(self) -> tuple:
+        m = self.minv
+        return (tuple(tuple(sorted((v.id, v.vruntime - m[p]) for v in q)) for p, q in enumerate(self.q)),
+                tuple(v.vruntime - m[v.rq] if v.state == RUNNING else 0 for v in self.h.vcpus),
+                self.caps.key())

@@ -1,0 +1,554 @@
+"""One host's vCPUs on its physical CPUs, simulated timeslice by timeslice.
+
+The fluid model (:mod:`vsim.model.cpu`) gives each VM its long-run share; what a VM's users feel
+inside that share, CPU ready, co-stop, wake-up latency, comes from the order in which the
+hypervisor runs vCPUs. Here every vCPU alternates between bursts of work and sleeps (or never
+sleeps: CPU-bound); a scheduling policy (:mod:`.credit` for Xen's credit scheduler, :mod:`.fair`
+for Linux CFS under KVM) keeps one run queue per physical CPU and decides who runs next and for
+how long; and this module keeps time and accounts for every nanosecond of every vCPU:
+
+* run: on a physical CPU; ready: runnable but waiting for one (including the context switch that
+  brings it in); throttled: runnable but held back by its VM's cap; co-stop: stopped by relaxed
+  co-scheduling so that a lagging sibling vCPU can catch up; idle: asleep.
+* A vCPU's wake-up latency is the time from its wake-up to its first instruction on a CPU.
+
+Time inside is integer nanoseconds, so that the kernel's integer arithmetic (vruntime, credits)
+is reproduced exactly and a schedule that repeats can be recognised as repeating: the loop does
+not go through simpy at all, and when every vCPU is CPU-bound the schedule becomes periodic after
+a few accounting periods; the rest of the window is then added up period by period instead of
+slice by slice (see ``_maybe_skip``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+__all__ = ["COUNTERS", "HostSlicer", "Policy", "Profile", "SliceResult", "Vcpu", "VcpuLoad", "VmLoad"]
+
+NS = 1_000_000_000
+RUNNING, READY, SLEEPING, THROTTLED, COSTOPPED = range(5)
+_SLICE, _WAKE, _TICK, _COSCHED = range(4)
+COUNTERS = ("run_s", "ready_s", "idle_s", "throttled_s", "costop_s", "work_s", "dispatches",
+            "switches")
+
+
+@dataclass(frozen=True)
+class VcpuLoad:
+    """What one vCPU does: bursts of ``burst_s`` CPU seconds (mean) separated by sleeps, so that
+    alone on a core it would run ``demand`` of the time. ``demand`` 1: CPU-bound, never sleeps.
+    ``pattern``: burst and sleep lengths drawn exponentially (seeded) or fixed at their means.
+    ``pin``: the only physical CPU it may run on (-1: any)."""
+
+    demand: float = 1.0
+    burst_s: float = 0.010
+    pattern: str = "exponential"
+    pin: int = -1
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.demand <= 1.0:
+            raise ValueError(f"a vCPU's demand is a share of one core in [0, 1], got {self.demand}")
+        if not self.burst_s > 0:
+            raise ValueError(f"burst_s must be positive, got {self.burst_s}")
+        if self.pattern not in ("exponential", "fixed"):
+            raise ValueError(f"pattern is exponential or fixed, got {self.pattern!r}")
+
+
+@dataclass(frozen=True)
+class VmLoad:
+    """A VM: its vCPUs, its relative weight (shares) and its cap in cores (0.5: half a core)."""
+
+    vcpus: tuple[VcpuLoad, ...]
+    weight: float = 1.0
+    cap: float = math.inf
+
+    def __post_init__(self) -> None:
+        if not self.vcpus:
+            raise ValueError("a VM has at least one vCPU")
+        if not self.weight > 0 or not self.cap > 0:
+            raise ValueError("weight and cap must be positive")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A hypervisor's costs on one host.
+
+    ``switch_s``: time a physical CPU spends switching from one vCPU to another. ``interference``:
+    share of its speed a vCPU loses for each other vCPU that takes turns on its core (caches and
+    TLBs refilled after the others ran). ``host_os``: share of each physical CPU that a hosted
+    (type 2) hypervisor's host OS takes, in bursts of ``host_os_burst_s`` that compete with the
+    vCPUs like any task. ``coschedule``: "none" or "relaxed" (a VM's vCPUs may drift apart by at
+    most ``skew_limit_s`` of progress before the leaders are co-stopped, as in ESXi)."""
+
+    name: str = "ideal"
+    switch_s: float = 0.0
+    interference: float = 0.0
+    host_os: float = 0.0
+    host_os_burst_s: float = 0.0005
+    coschedule: str = "none"
+    skew_limit_s: float = 0.003
+
+    def __post_init__(self) -> None:
+        if self.coschedule not in ("none", "relaxed"):
+            raise ValueError(f"coschedule is none or relaxed, got {self.coschedule!r}")
+        if self.switch_s < 0 or self.interference < 0 or not 0 <= self.host_os < 1:
+            raise ValueError("switch_s and interference must not be negative; host_os in [0, 1)")
+
+
+class Vcpu:
+    """One vCPU's scheduling state and counters (``vm`` -1: a host OS task)."""
+
+    __slots__ = ("burst_mean", "burst_left", "dispatches", "draws", "id", "idle", "index", "lat",
+                 "pin", "rate", "ready", "run", "since", "skew", "sleep_mean", "state",
+                 "switches", "throttled", "costop", "vm", "woke", "work",
+                 "credit", "pri", "charged", "vruntime", "weight", "rq", "fixed")
+
+    def __init__(self, ident: int, vm: int, load: VcpuLoad) -> None:
+        self.id, self.vm, self.pin = ident, vm, load.pin
+        self.fixed = load.pattern == "fixed"
+        cpu_bound = load.demand >= 1.0
+        self.burst_mean = math.inf if cpu_bound else load.burst_s * NS
+        self.sleep_mean = 0.0 if cpu_bound else (
+            math.inf if load.demand == 0 else load.burst_s * NS * (1 - load.demand) / load.demand)
+        self.burst_left = math.inf
+        self.state, self.since, self.woke = READY, 0, -1
+        self.run = self.ready = self.idle = self.throttled = self.costop = 0
+        self.work, self.rate, self.dispatches, self.switches = 0.0, 1.0, 0, 0
+        self.skew, self.index = 0, 0
+        self.lat: list[int] = []
+        self.draws: list[float] = []
+        # Owned by the policy.
+        self.credit = self.pri = self.charged = self.vruntime = self.rq = 0
+        self.weight = 1024
+
+
+class Policy(Protocol):
+    """A scheduling policy: run queues per physical CPU and what they decide."""
+
+    name: str
+    tick_ns: int
+    epoch_ticks: int  # ticks after which every periodic timer of the policy is back in phase
+    ratelimit_ns: int
+
+    def setup(self, host: HostSlicer) -> None: ...
+    def enqueue(self, v: Vcpu, now: int, woken: bool) -> int: ...
+    def requeue(self, v: Vcpu, p: int, now: int) -> None: ...
+    def pick(self, p: int, now: int) -> Vcpu | None: ...
+    def waiting(self, p: int) -> int: ...
+    def slice_ns(self, v: Vcpu, p: int, now: int) -> int: ...
+    def charge(self, v: Vcpu, ran: int, now: int) -> None: ...
+    def budget_ns(self, v: Vcpu) -> float: ...
+    def preempts(self, v: Vcpu, cur: Vcpu, p: int, now: int) -> bool: ...
+    def tick(self, now: int) -> tuple[list[int], list[int]]:
+        """Periodic work; returns the CPUs whose vCPU must be preempted and the VMs whose cap
+        was refilled."""
+        ...
+    def fingerprint(self) -> tuple: ...
+
+
+@dataclass
+class SliceResult:
+    """Counters per vCPU over the measured window (``vm`` -1: host OS tasks) and per host."""
+
+    window_s: float
+    vm: np.ndarray
+    counters: dict[str, np.ndarray]
+    latencies_s: list[np.ndarray]  # per vCPU: wake-up latencies
+    pcpu_idle_s: float
+    switch_overhead_s: float
+    slices: int  # timeslices simulated (dispatches), including the ones added up by period
+    skipped_s: float = 0.0  # of the window, added up period by period
+
+    def vm_totals(self, n_vms: int) -> dict[str, np.ndarray]:
+        """Counters summed over each VM's vCPUs."""
+        mine = self.vm >= 0
+        return {k: np.bincount(self.vm[mine], weights=c[mine], minlength=n_vms)
+                for k, c in self.counters.items()}
+
+
+class HostSlicer:
+    """One host: ``pcpus`` physical CPUs, ``vms`` on them, one policy. ``run`` once."""
+
+    def __init__(self, pcpus: int, vms: list[VmLoad], policy: Policy, *,
+                 profile: Profile | None = None, rng: np.random.Generator | None = None) -> None:
+        if pcpus < 1:
+            raise ValueError("a host has at least one physical CPU")
+        self.n_pcpus = pcpus
+        self.profile = profile or Profile()
+        self.rng = rng if rng is not None else np.random.default_rng(0)
+        self.vms = vms
+        self.vcpus: list[Vcpu] = []
+        self.vm_vcpus: list[list[Vcpu]] = []
+        for m, vm in enumerate(vms):
+            mine = []
+            for i, load in enumerate(vm.vcpus):
+                if load.pin >= pcpus:
+                    raise ValueError(f"VM {m} vCPU {i} is pinned to CPU {load.pin}; the host has {pcpus}")
+                v = Vcpu(len(self.vcpus), m, load)
+                v.index = i
+                self.vcpus.append(v)
+                mine.append(v)
+            self.vm_vcpus.append(mine)
+        if self.profile.host_os > 0:
+            for p in range(pcpus):
+                self.vcpus.append(Vcpu(len(self.vcpus), -1, VcpuLoad(
+                    self.profile.host_os, self.profile.host_os_burst_s, pin=p)))
+        self.policy = policy
+        self.switch_ns = round(self.profile.switch_s * NS)
+        self.interference = self.profile.interference
+        self.relaxed = self.profile.coschedule == "relaxed"
+        self.skew_limit = round(self.profile.skew_limit_s * NS)
+        self.cur: list[Vcpu | None] = [None] * pcpus
+        self.last: list[Vcpu | None] = [None] * pcpus
+        self.end = [0] * pcpus
+        self.token = [0] * pcpus
+        self.idle_since = [0] * pcpus
+        self.idle_ns = [0] * pcpus
+        self.heap: list[tuple[int, int, int, int, int]] = []
+        self.seq = 0
+        self.now = 0
+        self.overhead = 0
+        self.dispatches = 0
+        self.measure_from = 0
+        self.cos_token = [0] * len(vms)
+        self.cos_at = [0] * len(vms)
+        self._measuring = False
+        self.closed = all(math.isinf(v.burst_mean) for v in self.vcpus)
+
+    # --- randomness -----------------------------------------------------------------------------
+
+    def _draw(self, v: Vcpu) -> float:
+        """A standard exponential (1 for fixed patterns), from a block drawn ahead."""
+        if v.fixed:
+            return 1.0
+        if not v.draws:
+            v.draws = self.rng.standard_exponential(512).tolist()
+        return v.draws.pop()
+
+    # --- the event loop -------------------------------------------------------------------------
+
+    def _push(self, t: int, kind: int, arg: int, token: int = 0) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (t, self.seq, kind, arg, token))
+
+    def _arm(self, p: int, t: int) -> None:
+        self.end[p] = t
+        self.token[p] += 1
+        self._push(t, _SLICE, p, self.token[p])
+
+    def run(self, window_s: float, warmup_s: float = 0.0) -> SliceResult:
+        """Simulate ``warmup_s`` then ``window_s`` and return the counters of the window."""
+        pol = self.policy
+        pol.setup(self)
+        for v in self.vcpus:
+            if math.isinf(v.burst_mean) or self.rng.random() < v.burst_mean / (v.burst_mean + v.sleep_mean):
+                self._wake(v, woken=False)
+            else:
+                v.state = SLEEPING
+                self._sleep_for(v, round(v.sleep_mean * self._draw(v) * self.rng.random()))
+        for p in range(self.n_pcpus):
+            if self.cur[p] is None:
+                self._dispatch(p)
+        self._push(pol.tick_ns, _TICK, 1)
+        warm = round(warmup_s * NS)
+        end = warm + round(window_s * NS)
+        self._loop(warm)
+        base = self._snapshot()
+        self.measure_from = warm
+        self._measuring = True
+        for v in self.vcpus:
+            v.lat.clear()
+        self._fingerprints: dict[tuple, tuple[int, np.ndarray, int, list[int], int]] = {}
+        self._skipped = 0
+        self._extra: np.ndarray | None = None
+        self._loop(end)
+        return self._result(base, window_s)
+
+    def _loop(self, end: int) -> None:
+        heap, pol = self.heap, self.policy
+        pop = heapq.heappop
+        while heap and heap[0][0] <= end:
+            t, _, kind, arg, token = pop(heap)
+            self.now = t
+            if kind == _SLICE:
+                if token == self.token[arg]:
+                    self._slice_end(arg)
+            elif kind == _WAKE:
+                v = self.vcpus[arg]
+                if v.state == SLEEPING:
+                    v.idle += t - v.since
+                    self._wake(v, woken=True)
+            elif kind == _TICK:
+                preempt, refilled = pol.tick(t)
+                for m in refilled:
+                    for v in self.vm_vcpus[m]:
+                        if v.state == THROTTLED:
+                            v.throttled += t - v.since
+                            self._ready(v, woken=False)
+                for p in preempt:
+                    if self.cur[p] is None:
+                        self._dispatch(p)
+                    elif self.end[p] > t:
+                        self._preempt(p)
+                self._push(t + pol.tick_ns, _TICK, arg + 1)
+                if self.closed and self._measuring and arg % pol.epoch_ticks == 0:
+                    end = self._maybe_skip(end)
+            elif token == self.cos_token[arg]:
+                self._cosched(arg)
+        self.now = end
+
+    # --- transitions ----------------------------------------------------------------------------
+
+    def _sleep_for(self, v: Vcpu, ns: int) -> None:
+        v.since = self.now
+        if not math.isinf(v.sleep_mean):
+            self._push(self.now + ns, _WAKE, v.id)
+
+    def _wake(self, v: Vcpu, woken: bool) -> None:
+        if not math.isinf(v.burst_mean):
+            v.burst_left = max(1.0, v.burst_mean * self._draw(v))
+        v.woke = self.now if woken else -1
+        if self.relaxed and v.vm >= 0:
+            self._skew_advance(v.vm)
+        if self.policy.budget_ns(v) <= 0:
+            v.state, v.since = THROTTLED, self.now
+        else:
+            self._ready(v, woken)
+
+    def _ready(self, v: Vcpu, woken: bool) -> None:
+        now = self.now
+        v.state, v.since = READY, now
+        p = self.policy.enqueue(v, now, woken)
+        cur = self.cur[p]
+        if cur is None:
+            self._dispatch(p)
+        elif woken and self.policy.preempts(v, cur, p, now):
+            allowed = cur.since + self.policy.ratelimit_ns
+            if now >= allowed:
+                self._preempt(p)
+            elif self.end[p] > allowed:
+                self._arm(p, allowed)
+        elif v.pin < 0:
+            for q in range(self.n_pcpus):
+                if self.cur[q] is None:
+                    self._dispatch(q)  # an idle CPU takes work from the busy ones
+                    break
+        if self.relaxed and v.vm >= 0:
+            self._cosched(v.vm)
+
+    def _dispatch(self, p: int) -> None:
+        now = self.now
+        pol = self.policy
+        v = pol.pick(p, now)
+        while v is not None and pol.budget_ns(v) <= 0:  # its VM used up its cap meanwhile
+            v.ready += now - v.since
+            v.state, v.since = THROTTLED, now
+            v = pol.pick(p, now)
+        if v is None:
+            if self.idle_since[p] < 0:
+                self.idle_since[p] = now
+            self.cur[p] = None
+            return
+        if self.idle_since[p] >= 0:
+            self.idle_ns[p] += now - self.idle_since[p]
+            self.idle_since[p] = -1
+        v.ready += now - v.since
+        start = now
+        if self.last[p] is not v:
+            v.switches += 1
+            if self.switch_ns:
+                start += self.switch_ns
+                v.ready += self.switch_ns
+                self.overhead += self.switch_ns
+        v.state, v.since = RUNNING, start
+        self.cur[p] = self.last[p] = v
+        v.dispatches += 1
+        self.dispatches += 1
+        if v.woke >= 0:
+            if v.woke >= self.measure_from:
+                v.lat.append(start - v.woke)
+            v.woke = -1
+        waiting = pol.waiting(p)
+        v.rate = 1.0 / (1.0 + self.interference * waiting) if waiting and self.interference else 1.0
+        length = pol.slice_ns(v, p, now)
+        if v.burst_left < math.inf:
+            length = min(length, math.ceil(v.burst_left / v.rate))
+        budget = pol.budget_ns(v)
+        if budget < length:
+            length = int(budget)
+        self._arm(p, start + max(length, 1))
+        if self.relaxed and v.vm >= 0:
+            self._cosched(v.vm)
+
+    def _stop(self, p: int) -> Vcpu:
+        """Take the running vCPU off CPU ``p`` and account for its run."""
+        v = self.cur[p]
+        assert v is not None
+        now = self.now
+        if self.relaxed and v.vm >= 0:
+            self._skew_advance(v.vm)
+        ran = now - v.since
+        if ran < 0:  # stopped during the switch that was bringing it in
+            v.ready += ran
+            ran = 0
+        v.run += ran
+        done = ran * v.rate
+        v.work += done
+        self.policy.charge(v, ran, now)
+        if v.burst_left < math.inf:
+            v.burst_left -= done
+        self.cur[p] = None
+        self.token[p] += 1
+        v.since = now
+        return v
+
+    def _slice_end(self, p: int) -> None:
+        v = self._stop(p)
+        if v.burst_left < 0.5:
+            v.state = SLEEPING
+            v.skew = 0
+            self._sleep_for(v, round(v.sleep_mean * self._draw(v)))
+        elif self.policy.budget_ns(v) <= 0:
+            v.state = THROTTLED
+        else:
+            v.state = READY
+            self.policy.requeue(v, p, self.now)
+        self._dispatch(p)
+        if self.relaxed and v.vm >= 0:
+            self._cosched(v.vm)
+
+    def _preempt(self, p: int) -> None:
+        v = self._stop(p)
+        v.state = READY
+        self.policy.requeue(v, p, self.now)
+        self._dispatch(p)
+
+    # --- relaxed co-scheduling ------------------------------------------------------------------
+    # A runnable vCPU that waits while a sibling runs falls behind by the time it waits (its
+    # skew); one that runs while siblings are co-stopped catches up. Once a waiting vCPU's skew
+    # reaches the limit, its running siblings are co-stopped; they start again once every
+    # sibling's skew is back under half the limit (or the laggard went idle).
+
+    def _skew_advance(self, m: int) -> None:
+        now = self.now
+        dt = now - self.cos_at[m]
+        self.cos_at[m] = now
+        if dt <= 0:
+            return
+        vs = self.vm_vcpus[m]
+        running = any(v.state == RUNNING for v in vs)
+        stopped = any(v.state == COSTOPPED for v in vs)
+        for v in vs:
+            if v.state == READY and running:
+                v.skew += dt
+            elif v.state == RUNNING and stopped:
+                v.skew = max(0, v.skew - dt)
+
+    def _cosched(self, m: int) -> None:
+        vs = self.vm_vcpus[m]
+        if len(vs) < 2:
+            return
+        self._skew_advance(m)
+        now, limit = self.now, self.skew_limit
+        self.cos_token[m] += 1
+        stopped = [v for v in vs if v.state == COSTOPPED]
+        if stopped:
+            if max((v.skew for v in vs if v.state in (READY, RUNNING)), default=0) <= limit // 2:
+                for v in stopped:
+                    v.costop += now - v.since
+                    self._ready(v, woken=False)
+                return
+            catching = [v.skew - limit // 2 for v in vs if v.state == RUNNING and v.skew > limit // 2]
+            if catching:
+                self._push(now + min(catching), _COSCHED, m, self.cos_token[m])
+            return
+        running = [v for v in vs if v.state == RUNNING]
+        lag = max((v.skew for v in vs if v.state == READY), default=-1)
+        if not running or lag < 0:
+            return
+        if lag >= limit:
+            for v in running:
+                p = self.cur.index(v)
+                self._stop(p)
+                v.state = COSTOPPED
+                self._dispatch(p)
+            return
+        self._push(now + limit - lag, _COSCHED, m, self.cos_token[m])
+
+    # --- repeating schedules --------------------------------------------------------------------
+
+    def _snapshot(self) -> np.ndarray:
+        """Counters of every vCPU as of now (open intervals closed at now), plus host totals."""
+        now = self.now
+        rows = []
+        for v in self.vcpus:
+            open_ = max(now - v.since, 0)
+            s = v.state
+            rows.append((v.run + (open_ if s == RUNNING else 0),
+                         v.ready + (open_ if s == READY else 0) - (v.since - now if v.since > now else 0),
+                         v.idle + (open_ if s == SLEEPING else 0),
+                         v.throttled + (open_ if s == THROTTLED else 0),
+                         v.costop + (open_ if s == COSTOPPED else 0),
+                         v.work + (open_ * v.rate if s == RUNNING else 0.0),
+                         v.dispatches, v.switches))
+        idle = sum(self.idle_ns[p] + (now - self.idle_since[p] if self.idle_since[p] >= 0 else 0)
+                   for p in range(self.n_pcpus))
+        host = (self.dispatches, self.overhead, idle)
+        return np.array(rows, dtype=float).reshape(len(self.vcpus), len(COUNTERS)), host  # type: ignore[return-value]
+
+    def _state_key(self) -> tuple:
+        now = self.now
+        cpus = tuple((-1, 0, 0) if c is None else (c.id, self.end[p] - now, c.since - now)
+                     for p, c in enumerate(self.cur))
+        last = tuple(-1 if v is None else v.id for v in self.last)
+        vcpus = tuple((v.state, v.skew, v.rq) for v in self.vcpus)
+        return cpus, last, vcpus, self.policy.fingerprint()
+
+    def _maybe_skip(self, end: int) -> int:
+        """With CPU-bound vCPUs only, the schedule depends on nothing but its own state: once the
+        state at an epoch (every timer in phase) equals an earlier epoch's, it repeats with that
+        period to the end of the window. Count the whole periods that fit and simulate the rest;
+        returns the new end of the simulation."""
+        if self._skipped:
+            return end
+        key = self._state_key()
+        seen = self._fingerprints.get(key)
+        if seen is None:
+            self._fingerprints[key] = (self.now, *self._snapshot())  # type: ignore[arg-type]
+            return end
+        t0, rows0, host0 = seen  # type: ignore[misc]
+        period = self.now - t0
+        repeats = (end - self.now) // period
+        if repeats < 1:
+            return end
+        rows1, host1 = self._snapshot()
+        self._extra = (rows1 - rows0) * repeats
+        self._extra_host = tuple((b - a) * repeats for a, b in zip(host0, host1, strict=True))
+        self._skipped = repeats * period
+        return end - self._skipped
+
+    def _result(self, base: tuple[np.ndarray, tuple], window_s: float) -> SliceResult:
+        rows, host = self._snapshot()
+        rows = rows - base[0]
+        host = tuple(b - a for a, b in zip(base[1], host, strict=True))
+        if self._extra is not None:
+            rows = rows + self._extra
+            host = tuple(a + b for a, b in zip(host, self._extra_host, strict=True))
+        counters = {}
+        for j, name in enumerate(COUNTERS):
+            col = rows[:, j]
+            counters[name] = col / NS if name.endswith("_s") else col.astype(np.int64)
+        return SliceResult(
+            window_s=window_s,
+            vm=np.array([v.vm for v in self.vcpus], dtype=np.int64),
+            counters=counters,
+            latencies_s=[np.array(v.lat, dtype=float) / NS for v in self.vcpus],
+            pcpu_idle_s=host[2] / NS,
+            switch_overhead_s=host[1] / NS,
+            slices=int(host[0]),
+            skipped_s=self._skipped / NS,
+        )
