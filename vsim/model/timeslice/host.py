@@ -102,10 +102,10 @@ class Profile:
 class Vcpu:
     """One vCPU's scheduling state and counters (``vm`` -1: a host OS task)."""
 
-    __slots__ = ("burst_mean", "burst_left", "dispatches", "draws", "id", "idle", "index", "lat",
-                 "pin", "rate", "ready", "run", "since", "skew", "sleep_mean", "state",
-                 "switches", "throttled", "costop", "vm", "woke", "work",
-                 "credit", "pri", "charged", "vruntime", "weight", "rq", "fixed")
+    __slots__ = ("burst_left", "burst_mean", "charged", "costop", "credit", "dispatches", "draws",
+                 "fixed", "id", "idle", "index", "lat", "pin", "pri", "rate", "ready", "rq", "run",
+                 "since", "skew", "sleep_mean", "state", "switches", "throttled", "vm", "vruntime",
+                 "weight", "woke", "work")
 
     def __init__(self, ident: int, vm: int, load: VcpuLoad) -> None:
         self.id, self.vm, self.pin = ident, vm, load.pin
