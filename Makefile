@@ -47,5 +47,10 @@ validation: $(BIN)/vsim kvm-deps
 	$(BIN)/vsim validate cpu --measured $(VALIDATION)/.check/cpu --out $(VALIDATION)/cpu
 	rm -rf $(VALIDATION)/.fit $(VALIDATION)/.check
 
+bench: $(BIN)/vsim
+	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/migrations.py
+	$(BIN)/python benchmarks/timeslice.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
