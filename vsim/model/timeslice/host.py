@@ -247,6 +247,8 @@ class HostSlicer:
         for v in self.vcpus:
             if math.isinf(v.burst_mean) or self.rng.random() < v.burst_mean / (v.burst_mean + v.sleep_mean):
                 self._wake(v, woken=False)
+            elif math.isinf(v.sleep_mean):  # demand 0: asleep for good
+                v.state = SLEEPING
             else:
                 v.state = SLEEPING
                 self._sleep_for(v, round(v.sleep_mean * self._draw(v) * self.rng.random()))
@@ -459,8 +461,9 @@ class HostSlicer:
         if stopped:
             if max((v.skew for v in vs if v.state in (READY, RUNNING)), default=0) <= limit // 2:
                 for v in stopped:
-                    v.costop += now - v.since
-                    self._ready(v, woken=False)
+                    if v.state == COSTOPPED:  # not restarted already by the _ready of a sibling
+                        v.costop += now - v.since
+                        self._ready(v, woken=False)
                 return
             catching = [v.skew - limit // 2 for v in vs if v.state == RUNNING and v.skew > limit // 2]
             if catching:
