@@ -16,6 +16,7 @@ from vsim.metrics.columns import Categories, Columns, Tables, to_frame, write_pa
 from vsim.model.datacenter import HOST_STATE_NAMES, VM_STATE_NAMES, Datacenter, VmState
 from vsim.model.interfaces import MigrationRecord, PeriodSnapshot, RunTotals
 from vsim.model.jobs import Jobs
+from vsim.model.slicing import LATENCY_EDGES_S, latency_percentile
 
 __all__ = ["Categories", "Columns", "Recorder", "Tables", "summarize", "to_frame", "write_parquet"]
 
@@ -35,6 +36,11 @@ class Recorder:
         n_v = len(dc.vms)
         self.vm_demand_hz_s = np.zeros(n_v)  # whole-run sums, for per-VM ready fractions
         self.vm_alloc_hz_s = np.zeros(n_v)
+        # Time-sliced hosts: measured vCPU time (ready, co-stop, present) per VM, and per vCPU
+        # slot the whole run's sums and latency histogram.
+        self.vm_sliced = np.zeros((3, n_v))
+        self._latency_chunks: list[dict[str, np.ndarray]] = []
+        self.slots: dict[str, np.ndarray] | None = None
 
     def event(self, time_s: float, kind: str, subject: str, detail: str) -> None:
         self._events.append((time_s, kind, subject, detail))
@@ -78,7 +84,16 @@ class Recorder:
             n = len(s.vm_ids)
             demand = s.vm_demand_hz_s / dt
             alloc = s.vm_alloc_hz_s / dt
-            ready = np.divide(demand - alloc, demand, out=np.zeros(n), where=demand > 0)
+            ready = np.clip(np.divide(demand - alloc, demand, out=np.zeros(n), where=demand > 0),
+                            0.0, 1.0)
+            costop = np.zeros(n)
+            if s.vcpus is not None:
+                # Measured on time-sliced hosts: vCPU time ready (or co-stopped) over vCPU time.
+                sl = self._sliced_period(s)
+                pos = np.searchsorted(s.vm_ids, sl["vm_ids"])
+                ok = (pos < n) & (s.vm_ids[np.minimum(pos, n - 1)] == sl["vm_ids"])
+                ready[pos[ok]] = sl["ready"][ok]
+                costop[pos[ok]] = sl["costop"][ok]
             placed = s.vm_host >= 0
             self._vm_chunks.append({
                 "time_s": np.full(n, s.time_s),
@@ -87,9 +102,68 @@ class Recorder:
                 "state": s.vm_state,
                 "cpu_demand_hz": demand,
                 "cpu_alloc_hz": alloc,
-                "cpu_ready_frac": np.clip(ready, 0.0, 1.0).astype(np.float32),
+                "cpu_ready_frac": ready.astype(np.float32),
+                "cpu_costop_frac": costop.astype(np.float32),
                 "mem_bytes": np.where(placed, self.dc.vms.ram_bytes[s.vm_ids], 0.0),
             })
+        elif s.vcpus is not None:
+            self._sliced_period(s)
+
+    def _sliced_period(self, s: PeriodSnapshot) -> dict[str, np.ndarray]:
+        """Keep a period of the time-sliced hosts (once): its rows of the latency table and the
+        whole-run sums; returns the period's ready and co-stop share per VM."""
+        d = s.vcpus
+        assert d is not None
+        if getattr(self, "_sliced_at", None) == s.time_s:
+            return self._sliced_last
+        n_v = len(self.dc.vms)
+        vm, present = d["vm"], d["present_s"]
+        steal = d["ready"] + d["costop"]
+        self._latency_chunks.append({
+            "time_s": np.full(len(vm), s.time_s),
+            "vm": vm.astype(np.int32),
+            "vcpu": d["vcpu"].astype(np.int32),
+            "host": d["host"].astype(np.int32),
+            "run_frac": (d["run"] / present).astype(np.float32),
+            "ready_frac": (d["ready"] / present).astype(np.float32),
+            "costop_frac": (d["costop"] / present).astype(np.float32),
+            "idle_frac": (d["idle"] / present).astype(np.float32),
+            "steal_frac": (steal / present).astype(np.float32),
+            "switches": np.rint(d["switches"]).astype(np.int64),
+            "wakeups": np.rint(d["wakeups"]).astype(np.int64),
+            "latency_p50_s": latency_percentile(d["hist"], 50),
+            "latency_p90_s": latency_percentile(d["hist"], 90),
+            "latency_p99_s": latency_percentile(d["hist"], 99),
+        })
+        sums = np.vstack([np.bincount(vm, weights=w, minlength=n_v)
+                          for w in (d["ready"], d["costop"], present)])
+        self.vm_sliced += sums
+        slot = d["slot"]
+        if self.slots is None or len(self.slots["vm"]) <= slot.max():
+            self._grow_slots(int(slot.max()) + 1)
+        assert self.slots is not None
+        for key in ("run", "ready", "costop", "idle", "wakeups"):
+            self.slots[key][slot] += d[key]
+        self.slots["present_s"][slot] += present
+        self.slots["hist"][slot] += d["hist"]
+        self.slots["vm"][slot], self.slots["vcpu"][slot], self.slots["host"][slot] = (
+            vm, d["vcpu"], d["host"])
+        ids = np.flatnonzero(sums[2] > 0)
+        self._sliced_at = s.time_s
+        self._sliced_last = {"vm_ids": ids, "ready": sums[0, ids] / sums[2, ids],
+                             "costop": sums[1, ids] / sums[2, ids]}
+        return self._sliced_last
+
+    def _grow_slots(self, n: int) -> None:
+        old = self.slots
+        new = {k: np.zeros(n) for k in ("run", "ready", "costop", "idle", "wakeups", "present_s")}
+        new["hist"] = np.zeros((n, len(LATENCY_EDGES_S)))
+        for k in ("vm", "vcpu", "host"):
+            new[k] = np.full(n, -1, dtype=np.int64)
+        if old is not None:
+            for k, col in old.items():
+                new[k][:len(col)] = col
+        self.slots = new
 
     # --- tables ---------------------------------------------------------------------------------
 
@@ -119,6 +193,8 @@ class Recorder:
             out["hosts"] = _concat(self._host_chunks, "state", HOST_STATE_NAMES)
         if self.vms_table:
             out["vms"] = _concat(self._vm_chunks, "state", VM_STATE_NAMES)
+        if self._latency_chunks:
+            out["latency"] = _concat(self._latency_chunks)
         m = self._migrations
         out["migrations"] = {
             "time_s": np.array([r.start_s for r in m], dtype=float),
@@ -183,15 +259,19 @@ class Recorder:
         }
 
     def vm_ready_frac(self) -> np.ndarray:
-        """Each VM's share of its whole-run CPU demand that waited (NaN if it never demanded)."""
+        """Each VM's share of its whole-run CPU demand that waited (NaN if it never demanded);
+        on time-sliced hosts, its vCPUs' measured ready time over their time there."""
         d, a = self.vm_demand_hz_s, self.vm_alloc_hz_s
         out = np.full(len(d), np.nan)
         np.divide(d - a, d, out=out, where=d > 0)
+        ready, _, present = self.vm_sliced
+        sliced = present > 0
+        out[sliced] = ready[sliced] / present[sliced]
         return np.clip(out, 0.0, 1.0)
 
 
-def _concat(chunks: list[dict[str, np.ndarray]], state_col: str, names: tuple[str, ...]
-            ) -> Columns:
+def _concat(chunks: list[dict[str, np.ndarray]], state_col: str | None = None,
+            names: tuple[str, ...] = ()) -> Columns:
     """Columns from per-period chunks, a column at a time, freeing chunks as it goes so that a
     big run never holds its table twice."""
     if not chunks:
@@ -200,7 +280,8 @@ def _concat(chunks: list[dict[str, np.ndarray]], state_col: str, names: tuple[st
     for key in list(chunks[0]):
         cols[key] = np.concatenate([c.pop(key) for c in chunks])
     chunks.clear()
-    cols[state_col] = Categories(cols[state_col], names)  # type: ignore[arg-type]
+    if state_col is not None:
+        cols[state_col] = Categories(cols[state_col], names)  # type: ignore[arg-type]
     return cols
 
 
@@ -232,6 +313,10 @@ def summarize(rec: Recorder, totals: RunTotals, jobs: Jobs | None, *, scenario: 
     }
     if rec._migrations:
         summary["migration"] = _migration_summary(rec._migrations)
+    if rec.slots is not None:
+        summary["timeslice"] = {"windows": totals.timeslice_windows,
+                                "slices": totals.timeslice_slices,
+                                "hosts": _timeslice_hosts(rec, totals.sim_time_s)}
     if totals.evacuations:
         summary["maintenance"] = [
             {"name": e.name, "start_s": e.start_s, "vms": e.vms, "migrations": e.migrations,
@@ -250,6 +335,41 @@ def summarize(rec: Recorder, totals: RunTotals, jobs: Jobs | None, *, scenario: 
             "mean_completion_s": float(took.mean()) if took.size else None,
         }
     return summary
+
+
+def _timeslice_hosts(rec: Recorder, sim_time_s: float) -> list[dict[str, Any]]:
+    """Per time-sliced host, over the whole run: vCPUs per core, and per VM group the measured
+    ready and co-stop shares and wake-up latency percentiles."""
+    slots = rec.slots
+    assert slots is not None
+    h, v = rec.dc.hosts, rec.dc.vms
+    seen = slots["present_s"] > 0
+    out = []
+
+    def stats(mask: np.ndarray) -> dict[str, Any]:
+        present = slots["present_s"][mask].sum()
+        hist = slots["hist"][mask].sum(axis=0)
+        p50, p99 = (float(latency_percentile(hist, q)[0]) for q in (50, 99))
+        return {"ready_frac": float(slots["ready"][mask].sum() / present),
+                "costop_frac": float(slots["costop"][mask].sum() / present),
+                "wakeups": int(np.rint(slots["wakeups"][mask].sum())),
+                "latency_p50_s": None if math.isnan(p50) else p50,
+                "latency_p99_s": None if math.isnan(p99) else p99}
+
+    for host in np.unique(slots["host"][seen]).tolist():
+        mine = seen & (slots["host"] == host)
+        groups = np.array([v.group[i] for i in slots["vm"][mine]])
+        row = {"host": h.name[host], "group": h.group[host], "cores": int(h.cores[host]),
+               "vcpus_per_core": float(slots["present_s"][mine].sum() / sim_time_s / h.cores[host])
+               if sim_time_s > 0 else 0.0,
+               **stats(mine), "vm_groups": {}}
+        idx = np.flatnonzero(mine)
+        for g in dict.fromkeys(groups.tolist()):
+            sub = np.zeros_like(mine)
+            sub[idx[groups == g]] = True
+            row["vm_groups"][g] = stats(sub)
+        out.append(row)
+    return out
 
 
 def _migration_summary(records: list[MigrationRecord]) -> dict[str, Any]:

@@ -76,6 +76,8 @@ class Hosts:
                             else np.asarray(self.switch_loss, dtype=float))
         self.interference = (np.zeros(n) if self.interference is None
                              else np.asarray(self.interference, dtype=float))
+        self.group_names = list(dict.fromkeys(self.group))  # in order of first appearance
+        self.group_id = np.array([self.group_names.index(g) for g in self.group], dtype=np.int32)
         self.vcpus_used = np.zeros(n)
         self.ram_used = np.zeros(n)
         self.reservation_used_hz = np.zeros(n)
@@ -102,6 +104,8 @@ class Vms:
     priority: np.ndarray
     arrival_s: np.ndarray
     lifetime_s: np.ndarray
+    # A VM-host rule: the host group (index into Hosts.group_names) the VM must run in; -1 any.
+    host_group: np.ndarray | None = None
     state: np.ndarray = field(init=False)
     host: np.ndarray = field(init=False)
     migrating_to: np.ndarray = field(init=False)
@@ -116,6 +120,8 @@ class Vms:
             setattr(self, attr, np.asarray(getattr(self, attr), dtype=float))
         self.template = np.asarray(self.template, dtype=np.int32)
         self.priority = np.asarray(self.priority, dtype=np.int32)
+        self.host_group = (np.full(n, -1, dtype=np.int32) if self.host_group is None
+                           else np.asarray(self.host_group, dtype=np.int32))
         self.capacity_hz = self.vcpus * self.vcpu_hz
         self.state = np.full(n, VmState.FUTURE, dtype=np.uint8)
         self.host = np.full(n, -1, dtype=np.int32)

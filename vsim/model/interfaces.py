@@ -130,6 +130,8 @@ class PeriodSnapshot:
     vm_alloc_hz_s: np.ndarray
     vm_present_s: np.ndarray
     vms_queued: int
+    # Time-sliced hosts only: per vCPU that was on one, the period's sums (see model.slicing).
+    vcpus: dict[str, np.ndarray] | None = None
 
 
 class Observer(Protocol):
@@ -199,3 +201,5 @@ class RunTotals:
     migration_degradation_hz_s: float = 0.0  # demand migrating VMs did not get (PDM)
     migrations: int = 0
     evacuations: list[EvacuationRecord] = field(default_factory=list)
+    timeslice_windows: int = 0  # windows simulated on time-sliced hosts
+    timeslice_slices: int = 0

@@ -36,6 +36,7 @@ from vsim.model.interfaces import (
 from vsim.model.jobs import Jobs
 from vsim.model.maintenance import MaintenanceWindows
 from vsim.model.migration import IS_PAUSED, Finished, MigrationFabric, Phase, fabric_for
+from vsim.model.slicing import SlicedHosts
 
 __all__ = ["Simulation"]
 
@@ -60,6 +61,7 @@ class Simulation:
         consolidation: ConsolidationSettings | None = None,
         migration: MigrationFabric | None = None,
         maintenance: list[Maintenance] | None = None,
+        slicing: SlicedHosts | None = None,
     ) -> None:
         if math.isinf(duration_s) and not (stop_when_jobs_done and jobs is not None):
             raise ValueError("an unbounded run needs jobs and stop_when_jobs_done")
@@ -106,6 +108,7 @@ class Simulation:
         self._partly_dirty = False
         self._admit_due = False
         self.windows = MaintenanceWindows(self, maintenance or [])
+        self.slicing = slicing
 
     # --- integration between events -------------------------------------------------------------
 
@@ -206,11 +209,20 @@ class Simulation:
             capacity = np.maximum(h.capacity_hz - self._overhead_hz, 0.0)
             if self._slicing_costs:
                 capacity = capacity * (1.0 - self._contention_loss(ids, host, cap))
-            self.alloc_hz[ids] = self.scheduler.allocate(
+            alloc = self.scheduler.allocate(
                 host, self.demand_hz[ids], v.shares[ids], v.reservation_hz[ids], cap, capacity)
+            if self.slicing is not None:
+                scope = np.ones(len(h), dtype=bool) if full else touched[:-1]
+                self.slicing.allocate(self.engine.now, scope, ids, host, self.demand_hz[ids], cap,
+                                      alloc)
+            self.alloc_hz[ids] = alloc
             if post.size:
                 # Remote page faults stall the vCPUs of a VM in post-copy.
                 self.alloc_hz[post] *= 1.0 - fab.p.postcopy_slowdown
+        elif self.slicing is not None:
+            scope = np.ones(len(h), dtype=bool) if full else self._dirty_hosts[:-1]
+            self.slicing.allocate(self.engine.now, scope, ids, np.zeros(0, dtype=np.int64),
+                                  np.zeros(0), np.zeros(0), np.zeros(0))
         if fab.active.size:
             fab.update(self.engine.now, self.alloc_hz, v.capacity_hz)
         if self.jobs is not None:
@@ -497,6 +509,21 @@ class Simulation:
     def choose_hosts(self, vms: np.ndarray, allowed: np.ndarray, why: str) -> np.ndarray:
         """A host for each of ``vms`` (or -1) among the ``allowed`` ones: hosts that are on or
         booting first; then, if allowed to, hosts that are off, which are switched on."""
+        h = self.dc.hosts
+        rules = self.dc.vms.host_group[vms]
+        if not rules.any() or (rules == rules[0]).all():
+            if rules.size and rules[0] >= 0:
+                allowed = allowed & (h.group_id == rules[0])
+            return self._choose_hosts(vms, allowed, why)
+        # VM-host rules: each group of VMs among its hosts, in the order the VMs came.
+        chosen = np.full(len(vms), -1, dtype=np.int64)
+        for rule in dict.fromkeys(rules.tolist()):
+            mine = rules == rule
+            chosen[mine] = self._choose_hosts(
+                vms[mine], allowed & (h.group_id == rule) if rule >= 0 else allowed, why)
+        return chosen
+
+    def _choose_hosts(self, vms: np.ndarray, allowed: np.ndarray, why: str) -> np.ndarray:
         dc, h = self.dc, self.dc.hosts
         chosen = np.array(self.placement(dc.view(), vms, (h.state != HostState.OFF) & allowed))
         rest = chosen < 0
@@ -555,6 +582,7 @@ class Simulation:
             vm_demand_hz_s=pv[0][present], vm_alloc_hz_s=pv[1][present],
             vm_present_s=pv[2][present],
             vms_queued=int(np.count_nonzero(v.state == VmState.QUEUED)),
+            vcpus=self.slicing.take_period(end) if self.slicing is not None else None,
         ))
         self._reset_period()
         self._period_start = end
@@ -589,6 +617,9 @@ class Simulation:
         self._emit_period(end)
         self.totals.sim_time_s = end
         self.totals.evacuations = self.windows.finished()
+        if self.slicing is not None:
+            self.totals.timeslice_windows = self.slicing.windows
+            self.totals.timeslice_slices = self.slicing.slices
         self.totals.intervals = eng.intervals
         self.totals.events = eng.events
         if self.progress is not None:

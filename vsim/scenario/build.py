@@ -21,6 +21,7 @@ from vsim.model.interfaces import (
 from vsim.model.jobs import Jobs
 from vsim.model.migration import MigrationFabric, MigrationParams, fabric_for
 from vsim.model.power import PowerCurves
+from vsim.model.slicing import SlicedHosts, SlicingSpec
 from vsim.policies import make_placement
 from vsim.policies.consolidation import DynamicConsolidation
 from vsim.policies.overload import make_overload_detector
@@ -61,6 +62,7 @@ class RunSetup:
     vm_series: list[str]  # the workload series each VM follows ("" for none)
     migration: MigrationFabric
     maintenance: list[Maintenance]
+    slicing: SlicedHosts | None = None
 
 
 def _names(group: str, count: int) -> list[str]:
@@ -110,6 +112,7 @@ class _Builder:
             order = np.lexsort((of_group, rank))
             of_group = of_group[order]
             names = [names[i] for i in order]
+        self.host_group_of = of_group.tolist()
 
         def per_host(values: list, dtype: type = float) -> np.ndarray:
             return np.asarray(values, dtype=dtype)[of_group]
@@ -208,7 +211,8 @@ class _Builder:
         templates: list[str] = []
         cols: dict[str, list] = {k: [] for k in (
             "name", "group", "vcpus", "speed", "ram", "shares", "res", "limit", "template",
-            "priority", "arrival", "lifetime", "dirty", "wws", "net", "net_follows")}
+            "priority", "arrival", "lifetime", "dirty", "wws", "net", "net_follows", "burst",
+            "rule")}
         sources: list[DemandSource] = []
         series: list[str] = []
         for g, group in enumerate(spec.vms):
@@ -265,6 +269,9 @@ class _Builder:
                             else min(float(wws), group.ram)] * count
             cols["net"] += [group.network] * count
             cols["net_follows"] += [group.network_follows_cpu] * count
+            cols["burst"] += [group.cpu_burst] * count
+            cols["rule"] += [-1 if group.hosts is None or group.hosts not in hosts.group_names
+                             else hosts.group_names.index(group.hosts)] * count
             if library is not None and isinstance(spec_w, PlanetLabWorkload) and spec_w.tile_days:
                 # Tiled: each VM follows tile_days traces drawn from the whole library.
                 rng = self.streams.generator(f"workload/{group.workload}/{group.name}/tiles")
@@ -288,7 +295,9 @@ class _Builder:
             priority=np.array(cols["priority"], dtype=np.int32),
             arrival_s=np.array(cols["arrival"], dtype=float),
             lifetime_s=np.array(cols["lifetime"], dtype=float),
+            host_group=np.array(cols["rule"], dtype=np.int32),
         )
+        self.vm_burst_s = np.array(cols["burst"], dtype=float)
         self.vm_memory = {k: np.array(cols[k], dtype=float) for k in ("dirty", "wws", "net")}
         self.vm_net_follows = np.array(cols["net_follows"], dtype=bool)
         return vms, sources, templates, series
@@ -348,16 +357,25 @@ class _Builder:
     def _check_fits(self, g: int, group: VmGroup, hosts: Hosts) -> None:
         """A VM larger than every host would wait forever: refuse the scenario instead."""
         p = self.spec.placement
+        if group.hosts is not None:
+            if group.hosts not in hosts.group_names:
+                self.fail(("vms", g, "hosts"), f"no host group {group.hosts!r}",
+                          _did_you_mean(group.hosts, hosts.group_names))
+                return
+            hosts_of = np.flatnonzero(hosts.group_id == hosts.group_names.index(group.hosts))
+        else:
+            hosts_of = np.arange(len(hosts))
         fits = (
             (hosts.cores >= group.vcpus)
             & (hosts.cores * p.cpu_overcommit >= group.vcpus)
             & (hosts.ram_bytes * p.ram_overcommit >= group.ram)
             & (hosts.capacity_hz >= group.reservation)
         )
-        if len(hosts) and not fits.any():
-            big = int(np.argmax(hosts.cores * 1e15 + hosts.ram_bytes))
+        if len(hosts) and not fits[hosts_of].any():
+            big = int(hosts_of[np.argmax((hosts.cores * 1e15 + hosts.ram_bytes)[hosts_of])])
+            where = "any host" if group.hosts is None else f"any host of {group.hosts!r}"
             self.fail(("vms", g), f"VM group {group.name!r} ({group.vcpus} vCPUs, "
-                      f"{format_quantity(group.ram, 'bytes')}) is larger than any host",
+                      f"{format_quantity(group.ram, 'bytes')}) is larger than {where}",
                       f"the largest host has {hosts.cores[big]} cores and "
                       f"{format_quantity(hosts.ram_bytes[big], 'bytes')} "
                       f"(ram_overcommit {p.ram_overcommit}); shrink the VM or add a bigger host")
@@ -430,9 +448,17 @@ def build(loaded: LoadedScenario, seed: int | None = None) -> RunSetup:
                 cpu_overcommit=p.cpu_overcommit, ram_overcommit=p.ram_overcommit,
                 underload=c.underload),
             interval_s=c.interval, history=c.history)
+    if consolidation is not None and (vms.host_group >= 0).any():
+        b.fail(("consolidation",), "dynamic consolidation does not yet follow VM-host rules "
+               "(vms: hosts:)", "remove consolidation, or the hosts: rules")
     dc = Datacenter(hosts, vms, sites, templates)
     maintenance = b.maintenance(hosts)
     b.raise_if_failed()
+    sliced = {int(h): SlicingSpec(spec.hosts[g].hypervisor.hypervisor(), spec.hosts[g].hypervisor.window,
+                                  spec.hosts[g].hypervisor.warmup)
+              for h, g in enumerate(b.host_group_of)
+              if spec.hosts[g].hypervisor.scheduler == "timeslice"}
+    slicing = (SlicedHosts(dc, sliced, b.vm_burst_s, b.streams.seed) if sliced else None)
     return RunSetup(
         dc=dc,
         sources=sources,
@@ -446,4 +472,5 @@ def build(loaded: LoadedScenario, seed: int | None = None) -> RunSetup:
         vm_series=series,
         migration=b.migration(dc),
         maintenance=maintenance,
+        slicing=slicing,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -23,6 +24,7 @@ from pydantic import (
 )
 
 from vsim.model.power import POWER_TABLES
+from vsim.model.timeslice.profiles import HYPERVISORS, Hypervisor
 from vsim.policies import PLACEMENT_POLICIES
 from vsim.policies.overload import OVERLOAD_DETECTORS, make_overload_detector
 from vsim.policies.selection import VM_SELECTION_POLICIES
@@ -139,12 +141,61 @@ class PowerSpec(Strict):
 
 
 class HypervisorSpec(Strict):
-    """What time-slicing costs on these hosts (`vsim calibrate` fits both to real guests)."""
+    """How the hosts share their CPUs among vCPUs, and what time-slicing costs.
 
-    switch_loss: Fraction = Field(0.0, description="share of a core lost once vCPUs queue on it "
-                                  "(switch time over slice length)")
-    interference: Fraction = Field(0.0, description="share of a core lost per extra runnable vCPU "
-                                   "on it (cache and TLB refills)")
+    ``scheduler: fluid`` (the default) gives each VM its long-run proportional share, less the
+    fluid costs ``switch_loss`` and ``interference`` (`vsim calibrate` fits both to real guests).
+    ``scheduler: timeslice`` simulates these hosts timeslice by timeslice under a hypervisor
+    preset (its policy and costs, each overridable): CPU ready, co-stop and wake-up latency."""
+
+    scheduler: Literal["fluid", "timeslice"] = Field(
+        "fluid", description="fluid: long-run shares (datacenter scale); timeslice: simulate "
+        "the run queues (host-level fidelity: ready, co-stop, wake-up latency)")
+    switch_loss: Fraction = Field(0.0, description="fluid: share of a core lost once vCPUs queue "
+                                  "on it (switch time over slice length)")
+    interference: Fraction = Field(0.0, description="share of a core's speed lost per extra vCPU "
+                                   "taking turns on it (cache and TLB refills)")
+    preset: str = Field("kvm", description=f"timeslice: one of {', '.join(HYPERVISORS)} (the "
+                        "policy and costs of that hypervisor)")
+    policy: Literal["credit", "fair"] | None = Field(
+        None, description="timeslice: credit (Xen credit1) or fair (Linux CFS under KVM); "
+        "default: the preset's")
+    switch_cost: Time | None = Field(None, description="timeslice: time to switch a CPU from one "
+                                     "vCPU to another, e.g. '4 us'; default: the preset's")
+    host_os: Fraction | None = Field(None, description="timeslice: share of each CPU a hosted "
+                                     "(type 2) hypervisor's host OS takes; default: the preset's")
+    coschedule: Literal["none", "relaxed"] | None = Field(
+        None, description="timeslice: co-scheduling of SMP VMs; relaxed: ESXi's skew limit")
+    skew_limit: Interval | None = Field(None, description="timeslice, relaxed co-scheduling: how "
+                                        "far a VM's vCPUs may drift apart, e.g. '3 ms'")
+    window: Interval = Field(10.0, description="timeslice: simulated time per change of demand "
+                             "(its shares and latencies hold until the next change)")
+    warmup: Time = Field(1.0, description="timeslice: simulated before each window, not counted")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HypervisorSpec:
+        if self.preset not in HYPERVISORS:
+            raise ValueError(unknown_name("hypervisor preset", self.preset, HYPERVISORS))
+        if self.scheduler == "fluid":
+            given = [k for k in ("policy", "switch_cost", "host_os", "coschedule", "skew_limit")
+                     if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} apply to scheduler: timeslice only; "
+                                 "add scheduler: timeslice or remove them")
+        return self
+
+    def hypervisor(self) -> Hypervisor:
+        """The preset with this spec's overrides."""
+        base = HYPERVISORS[self.preset]
+        costs = {k: v for k, v in (("switch_s", self.switch_cost), ("host_os", self.host_os),
+                                   ("coschedule", self.coschedule),
+                                   ("skew_limit_s", self.skew_limit)) if v is not None}
+        if self.interference:
+            costs["interference"] = self.interference
+        out = base.with_costs(**costs)
+        if self.policy is not None and self.policy != base.policy:
+            out = replace(out, policy=self.policy, policy_params={})
+        return out
 
 
 class HostGroup(Strict):
@@ -242,6 +293,11 @@ class VmGroup(Strict):
     network: Rate = Field(0.0, description="the VM's own traffic each way over its host's NIC")
     network_follows_cpu: bool = Field(False, description="scale the traffic by the VM's CPU "
                                       "demand (as its trace gives it): network at 100%")
+    cpu_burst: Interval = Field(0.01, description="on time-sliced hosts: mean CPU time a vCPU "
+                                "runs per wake-up ('0.5 ms' for a latency-sensitive server, tens "
+                                "of ms for batch); at 100% demand a vCPU never sleeps")
+    hosts: str | None = Field(None, description="a host group: the VMs run only on its hosts "
+                              "(a VM-host rule)")
 
 
 class Diurnal(Strict):
