@@ -21,6 +21,7 @@ import pandas as pd
 
 from vsim.report import aggregate as agg
 from vsim.report import figures as figs
+from vsim.report import timeslice as ts
 from vsim.report.formatting import (
     format_clock,
     format_duration,
@@ -285,10 +286,35 @@ def _events_section(ctx: _Context) -> _Section | None:
     return _Section("sec-events", "Events", body)
 
 
+def _timeslice_section(ctx: _Context) -> _Section | None:
+    hosts = (ctx.summary.get("timeslice") or {}).get("hosts")
+    if not hosts:
+        return None
+    rows = ts.ratio_rows(hosts)
+    info = ctx.summary["timeslice"]
+    body = (
+        "<h3>CPU ready against vCPUs per core</h3>"
+        + figure_div(ts.ready_figure(rows), "fig-timeslice-ready")
+        + _caption(
+            "Measured on the time-sliced hosts: the share of each vCPU's time spent runnable "
+            "but waiting for a core (held back by a cap included), per role; dashed: the usual "
+            "5 % and 10 % alarm levels. A VM group named <role>-<host group> counts as <role>.")
+        + "<h3>Wake-up latency against vCPUs per core</h3>"
+        + figure_div(ts.latency_figure(rows), "fig-timeslice-latency")
+        + _caption("99th percentile of the time from a vCPU's wake-up to its first instruction "
+                   "on a core.")
+        + "<h3>Per host and role</h3>" + ts.host_table(rows)
+        + _caption(f"{info.get('windows', 0):,} windows of {info.get('slices', 0):,} timeslices "
+                   "simulated.")
+    )
+    return _Section("sec-timeslice", "Time-sliced hosts", body)
+
+
 _SECTIONS = (
     _datacenter_section,
     _heatmap_section,
     _ready_section,
+    _timeslice_section,
     _energy_section,
     _jobs_section,
     _migrations_section,
