@@ -135,6 +135,22 @@ CASES = [
                             ("count: 2", "count: 6"), ("level: 50%", "level: 100%"))
         + "  cpu_overcommit: 2\n",
         ["vms.0.shares:", "positive number", "0"], line_of="shares:"),
+    # The time-slicing model: names from its registries, options that need it.
+    row("unknown-hypervisor-preset",
+        edit(("    boot_time: 2 min\n", "    boot_time: 2 min\n    hypervisor: {scheduler: timeslice, "
+              "preset: esx}\n")),
+        ["hosts.0.hypervisor", "unknown hypervisor preset 'esx'", "did you mean 'esxi'?"],
+        line_of="hypervisor:"),
+    row("unknown-timeslice-policy",
+        edit(("    boot_time: 2 min\n", "    boot_time: 2 min\n    hypervisor: {scheduler: timeslice, "
+              "policy: cfs}\n")),
+        ["hosts.0.hypervisor.policy", "'credit' or 'fair'"], line_of="hypervisor:"),
+    row("timeslice-option-on-fluid-host",
+        edit(("    boot_time: 2 min\n", "    boot_time: 2 min\n    hypervisor: {policy: credit}\n")),
+        ["hosts.0.hypervisor", "policy apply to scheduler: timeslice only",
+         "add scheduler: timeslice"], line_of="hypervisor:"),
+    row("vm-host-rule-to-unknown-group", edit(("    vcpus: 1\n", "    vcpus: 1\n    hosts: hh\n")),
+        ["vms.0.hosts", "no host group 'hh'", "did you mean 'h'?"], line_of="hosts: hh"),
 ]
 
 
