@@ -148,6 +148,51 @@ def test_the_cpu_fit_recovers_the_costs() -> None:
     assert fitted.interference == pytest.approx(0.02, abs=1e-4)
 
 
+def test_timeslice_cpu_model_loses_a_switch_per_tick_and_interference() -> None:
+    # CFS on one CPU: latency 6 ms x (1 + log2(1)) = 6 ms, so 2-4 busy threads have ideal slices
+    # of 3, 2 and 1.5 ms, all shorter than the 4 ms tick that ends them: every tick switches,
+    # and the incoming vCPU runs 4 ms - s. It runs at 1 / (1 + i (n - 1)) of its speed with n - 1
+    # others waiting. A lone guest never switches and never waits.
+    s, i = 100e-6, 0.02
+    c = CpuCalibration(switch_cost_s=s, slice_interference=i)
+    points = [CpuPoint(n) for n in (1, 2, 3, 4)]
+    shares = predict_cpu(points, c, "timeslice").groupby("point").share.agg(["min", "max"])
+    expected = [1.0] + [(1 - s / 0.004) / (n * (1 + i * (n - 1))) for n in (2, 3, 4)]
+    assert shares["min"].tolist() == pytest.approx(expected, rel=2e-3)
+    assert shares["max"].tolist() == pytest.approx(expected, rel=2e-3)
+
+
+def test_the_timeslice_fit_recovers_the_costs() -> None:
+    truth = CpuCalibration(switch_cost_s=150e-6, slice_interference=0.03)
+    points = [CpuPoint(n) for n in (2, 3, 4)]
+    pred = predict_cpu(points, truth, "timeslice")
+    measured = pred.assign(guests=[points[i].guests for i in pred.point], vcpus=1, host_cores=1)
+    fitted = fit_cpu(measured, model="timeslice")
+    assert fitted.switch_cost_s == pytest.approx(150e-6, rel=0.02)
+    assert fitted.slice_interference == pytest.approx(0.03, rel=0.02)
+    assert fitted.switch_loss == 0.0  # the fluid costs are left as they were
+
+
+def test_a_calibration_fills_each_cpu_model_with_its_own_costs(tmp_path: Path) -> None:
+    c = Calibration(cpu=CpuCalibration(0.03, 0.02, switch_cost_s=2e-4, slice_interference=0.01))
+    save_calibration(c, tmp_path / "cal.yaml")
+    text = """
+        name: calibrated
+        calibration: cal.yaml
+        duration: 1 h
+        hosts:
+          - {name: fluid, cores: 2, core_speed: 1 GHz, ram: 8 GiB}
+          - {name: sliced, cores: 2, core_speed: 1 GHz, ram: 8 GiB,
+             hypervisor: {scheduler: timeslice}}
+    """
+    (tmp_path / "s.yaml").write_text(text.replace("\n        ", "\n"))
+    fluid, sliced = vsim.load_scenario(tmp_path / "s.yaml").spec.hosts
+    assert (fluid.hypervisor.switch_loss, fluid.hypervisor.interference) == (0.03, 0.02)
+    assert fluid.hypervisor.switch_cost is None
+    assert (sliced.hypervisor.switch_cost, sliced.hypervisor.interference) == (2e-4, 0.01)
+    assert sliced.hypervisor.hypervisor().costs.switch_s == 2e-4
+
+
 def test_time_slicing_costs_apply_only_where_vcpus_queue() -> None:
     # Two hosts of 2 cores: on 'a' three busy 1-vCPU VMs queue (1.5 per core: loss 0.05 + 0.5 x
     # 0.1), on 'b' one VM runs alone and loses nothing.

@@ -180,7 +180,7 @@ def _measure(kind: str, points: list[Any], repeats: int, accel: str, out: Path |
 
 
 def _validate(kind: str, points: list[Any], repeats: int, accel: str, out: Path | None,
-              calibration: Path | None, measured: Path | None) -> None:
+              calibration: Path | None, measured: Path | None, model: str = "fluid") -> None:
     from vsim.report.validation import write_validation
     from vsim.runner import new_result_folder, write_folder
     from vsim.validate.calibrate import load_calibration
@@ -202,8 +202,8 @@ def _validate(kind: str, points: list[Any], repeats: int, accel: str, out: Path 
         env = prepare(accel, _say)
         _say(f"{len(points)} point(s) x {repeats} on QEMU {'.'.join(map(str, env.qemu))} ({env.accel})")
         table = measure(kind, env, points, repeats=repeats, progress=_say)
-    result = validate(kind, table, calib)
-    target = out or new_result_folder(f"validate-{kind}")
+    result = validate(kind, table, calib, model)
+    target = out or new_result_folder(f"validate-{kind}" + ("" if model == "fluid" else f"-{model}"))
     folder = write_folder(target, {
         f"{TABLE[kind]}.parquet": lambda p: table.to_parquet(p, index=False),
         "predicted.parquet": lambda p: result.predicted.to_parquet(p, index=False),
@@ -350,11 +350,14 @@ def register(main: click.Group, guarded: Callable[..., Any]) -> None:
     @common
     @calibration_option
     @measured_option
+    @click.option("--model", type=click.Choice(["fluid", "timeslice"]), default="fluid",
+                  show_default=True, help="The CPU model to put to the guests: the fluid share "
+                  "or the time-slicing run queue.")
     @guarded
     def validate_cpu_cmd(repeats: int, accel: str, out: Path | None, calibration: Path | None,
-                         measured: Path | None, **grid: Any) -> None:
+                         measured: Path | None, model: str, **grid: Any) -> None:
         """vsim's CPU model against guests sharing pinned cores (and the equal fluid share)."""
-        _validate("cpu", _cpu_points(**grid), repeats, accel, out, calibration, measured)
+        _validate("cpu", _cpu_points(**grid), repeats, accel, out, calibration, measured, model)
 
     @validate_grp.command("memory")
     @memory_grid

@@ -257,7 +257,8 @@ def with_calibration(data: dict[str, Any], base_dir: Path, file: str | None,
                      lines: dict[Loc, int]) -> dict[str, Any]:
     """``data`` with the values of the calibration file it names (``calibration: FILE``, written by
     `vsim calibrate`) filled in: its ``scenario.migration`` into ``migration``, its
-    ``scenario.hypervisor`` into every host group. What the scenario itself says wins."""
+    ``scenario.hypervisor`` into every fluid host group and ``scenario.hypervisor_timeslice`` into
+    every time-sliced one. What the scenario itself says wins."""
     name = data.get("calibration")
     if name is None:
         return data
@@ -280,10 +281,16 @@ def with_calibration(data: dict[str, Any], base_dir: Path, file: str | None,
     out = copy.deepcopy(data)
     if isinstance(values.get("migration"), dict) and isinstance(out.get("migration", {}), dict):
         out["migration"] = {**values["migration"], **(out.get("migration") or {})}
-    if isinstance(values.get("hypervisor"), dict) and isinstance(out.get("hosts"), list):
+    if isinstance(out.get("hosts"), list):
         for group in out["hosts"]:
-            if isinstance(group, dict):
-                group["hypervisor"] = {**values["hypervisor"], **(group.get("hypervisor") or {})}
+            if not isinstance(group, dict):
+                continue
+            own = group.get("hypervisor") or {}
+            # Each CPU model has its own fitted costs.
+            key = ("hypervisor_timeslice" if isinstance(own, dict) and own.get("scheduler") == "timeslice"
+                   else "hypervisor")
+            if isinstance(values.get(key), dict) and isinstance(own, dict):
+                group["hypervisor"] = {**values[key], **own}
     return out
 
 

@@ -6,7 +6,9 @@ robust line (Theil-Sen) through the downtimes against the bytes sent while the g
 (``bandwidth_scale``) is then fitted by least squares on the simulator's own predictions of total
 time and bytes sent.
 
-CPU: ``switch_loss`` and ``interference`` by least squares on the simulator's predicted shares.
+CPU: for each CPU model its two costs (fluid: ``switch_loss`` and ``interference``; time-slicing:
+the cost of a context switch and the interference) by least squares on the simulator's predicted
+shares.
 
 Memory: the cost of a fault, by least squares on the logarithm of the predicted slowdowns.
 """
@@ -46,7 +48,9 @@ class Calibration:
         m = self.migration
         return {"migration": {"setup": m.setup_s, "resume": m.resume_s,
                               "device_state": m.device_state_bytes},
-                "hypervisor": self.cpu.to_dict()}
+                "hypervisor": self.cpu.hypervisor("fluid"),
+                "hypervisor_timeslice": {k: v for k, v in self.cpu.hypervisor("timeslice").items()
+                                         if k in ("switch_cost", "interference")}}
 
 
 def migration_points(measured: pd.DataFrame) -> list[MigrationPoint]:
@@ -109,20 +113,31 @@ def fit_migration(measured: pd.DataFrame, start: MigrationCalibration | None = N
     return replace(c, bandwidth_scale=float(scale))
 
 
-def fit_cpu(measured: pd.DataFrame, start: CpuCalibration | None = None) -> CpuCalibration:
+def fit_cpu(measured: pd.DataFrame, start: CpuCalibration | None = None,
+            model: str = "fluid") -> CpuCalibration:
+    """``start`` with the two costs of ``model`` fitted to the measured shares."""
     start = start or CpuCalibration()
     points = cpu_points(measured)
     share = measured.groupby(["point", "guest"], sort=True).share.mean().to_numpy()
+    names = ("switch_loss", "interference") if model == "fluid" else (
+        "switch_cost_s", "slice_interference")
+    # The time-slicing model's switch cost is in seconds: fitted in milliseconds, so that both
+    # parameters have steps of the same order.
+    scale = (1.0, 1.0) if model == "fluid" else (1e-3, 1.0)
+
+    def with_theta(theta: np.ndarray) -> CpuCalibration:
+        return replace(start, **{n: float(t) * k for n, t, k in zip(names, theta, scale, strict=True)})
 
     def residuals(theta: np.ndarray) -> np.ndarray:
-        c = CpuCalibration(switch_loss=float(theta[0]), interference=float(theta[1]))
-        return predict_cpu(points, c).sort_values(["point", "guest"]).share.to_numpy() - share
+        pred = predict_cpu(points, with_theta(theta), model)
+        return pred.sort_values(["point", "guest"]).share.to_numpy() - share
 
     # Start inside the bounds: finite differences are relative to the start, and a start at 0
     # would take steps of nothing.
-    x0 = [max(start.switch_loss, 0.01), max(start.interference, 0.01)]
-    fit = least_squares(residuals, x0=x0, bounds=([0.0, 0.0], [0.5, 0.5]), diff_step=1e-2)
-    return CpuCalibration(switch_loss=float(fit.x[0]), interference=float(fit.x[1]))
+    x0 = [max(getattr(start, n) / k, 0.01) for n, k in zip(names, scale, strict=True)]
+    upper = [0.5, 0.5] if model == "fluid" else [5.0, 0.5]
+    fit = least_squares(residuals, x0=x0, bounds=([0.0, 0.0], upper), diff_step=1e-2)
+    return with_theta(fit.x)
 
 
 def fit_memory(measured: pd.DataFrame, start: MemoryCalibration | None = None) -> MemoryCalibration:

@@ -129,8 +129,10 @@ class Validation:
     summary: dict[str, Any]
 
 
-def validate(kind: str, measured: pd.DataFrame, calibration: Calibration) -> Validation:
-    """The simulator and the naive baseline on the measured points, and their errors."""
+def validate(kind: str, measured: pd.DataFrame, calibration: Calibration,
+             model: str = "fluid") -> Validation:
+    """The simulator (for cpu: its ``model``, fluid or timeslice) and the naive baseline on the
+    measured points, and their errors."""
     ids = np.sort(measured.point.unique())  # the points in the order the *_points functions list
 
     def keyed(table: pd.DataFrame) -> pd.DataFrame:
@@ -157,11 +159,11 @@ def validate(kind: str, measured: pd.DataFrame, calibration: Calibration) -> Val
         }
     elif kind == "cpu":
         points = cpu_points(measured)
-        predicted = keyed(predict_cpu(points, calibration.cpu))
+        predicted = keyed(predict_cpu(points, calibration.cpu, model))
         naive = keyed(naive_cpu(points))
         errors = error_table(measured, predicted, naive, ["point", "guest"], ["share"],
                              ["guests", "vcpus", "host_cores"])
-        extra = {"points": len(points)}
+        extra = {"points": len(points), "model": model}
     elif kind == "memory":
         measured = measured[measured.slowdown.notna()]  # the OOM killer ended QEMU there
         if measured.empty:
@@ -250,23 +252,27 @@ def calibrate_folders(measured: list[Path], check: list[Path], out: Path) -> str
         if kind == "migration":
             fitted = replace(fitted, migration=fit_migration(train))
         elif kind == "cpu":
-            fitted = replace(fitted, cpu=fit_cpu(train))
+            fitted = replace(fitted, cpu=fit_cpu(fit_cpu(train), train, "timeslice"))
         else:
             fitted = replace(fitted, memory=fit_memory(train))
-        before = validate(kind, test, Calibration()).summary
-        after = validate(kind, test, fitted).summary
         first = train.iloc[0]
         source["accel"] = str(first.get("accel", ""))
         source["qemu_version"] = str(first.get("qemu_version", ""))
         source[f"{kind}_points"] = int(train.point.nunique())
-        source["errors_before"][kind] = {m: t["value"] for m, t in before["targets"].items()}
-        source["errors_after"][kind] = {m: t["value"] for m, t in after["targets"].items()}
         lines.append(f"{kind}: fitted on {train.point.nunique()} point(s), checked on "
                      f"{test.point.nunique()} other(s)")
-        for metric, t in after["targets"].items():
-            lines.append(f"  {metric:<11} {t['statistic']:<14} before "
-                         f"{before['targets'][metric]['value']:>10.4g}   after {t['value']:>10.4g}"
-                         f"   target {t['limit']:>7.4g}")
+        for model in (("fluid", "timeslice") if kind == "cpu" else ("fluid",)):
+            before = validate(kind, test, Calibration(), model).summary
+            after = validate(kind, test, fitted, model).summary
+            key = kind if model == "fluid" else f"{kind}-{model}"
+            source["errors_before"][key] = {m: t["value"] for m, t in before["targets"].items()}
+            source["errors_after"][key] = {m: t["value"] for m, t in after["targets"].items()}
+            if kind == "cpu":
+                lines.append(f" {model} model:")
+            for metric, t in after["targets"].items():
+                lines.append(f"  {metric:<11} {t['statistic']:<14} before "
+                             f"{before['targets'][metric]['value']:>10.4g}   after "
+                             f"{t['value']:>10.4g}   target {t['limit']:>7.4g}")
     if not lines:
         raise VsimError("no measured table in " + ", ".join(map(str, measured))
                         + " (run `vsim kvm measure migration|cpu|memory`)")
