@@ -28,11 +28,13 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["COUNTERS", "HostSlicer", "Policy", "Profile", "SliceResult", "Vcpu", "VcpuLoad", "VmLoad"]
+__all__ = ["COUNTERS", "FOREVER", "HostSlicer", "Policy", "Profile", "SliceResult", "Vcpu", "VcpuLoad", "VmLoad"]
 
 NS = 1_000_000_000
 RUNNING, READY, SLEEPING, THROTTLED, COSTOPPED = range(5)
 _SLICE, _WAKE, _TICK, _COSCHED = range(4)
+FOREVER = 1 << 62  # a slice length: until the policy preempts it (146 years; no timer is set)
+_INF = math.inf
 COUNTERS = ("run_s", "ready_s", "idle_s", "throttled_s", "costop_s", "work_s", "dispatches",
             "switches")
 
@@ -102,10 +104,10 @@ class Profile:
 class Vcpu:
     """One vCPU's scheduling state and counters (``vm`` -1: a host OS task)."""
 
-    __slots__ = ("burst_left", "burst_mean", "charged", "costop", "credit", "dispatches", "draws",
-                 "fixed", "id", "idle", "index", "lat", "pin", "pri", "rate", "ready", "rq", "run",
-                 "since", "skew", "sleep_mean", "state", "switches", "throttled", "vm", "vruntime",
-                 "weight", "woke", "work")
+    __slots__ = ("burst_left", "burst_mean", "capped", "charged", "cos", "costop", "credit",
+                 "dispatches", "draws", "fixed", "id", "idle", "index", "lat", "pin", "pri", "rate",
+                 "ready", "rq", "run", "since", "skew", "sleep_mean", "state", "switches",
+                 "throttled", "vm", "vruntime", "weight", "woke", "work")
 
     def __init__(self, ident: int, vm: int, load: VcpuLoad) -> None:
         self.id, self.vm, self.pin = ident, vm, load.pin
@@ -119,6 +121,7 @@ class Vcpu:
         self.run = self.ready = self.idle = self.throttled = self.costop = 0
         self.work, self.rate, self.dispatches, self.switches = 0.0, 1.0, 0, 0
         self.skew, self.index = 0, 0
+        self.capped = self.cos = False  # its VM has a cap; takes part in co-scheduling
         self.lat: list[int] = []
         self.draws: list[float] = []
         # Owned by the policy.
@@ -139,9 +142,13 @@ class Policy(Protocol):
     def requeue(self, v: Vcpu, p: int, now: int) -> None: ...
     def pick(self, p: int, now: int) -> Vcpu | None: ...
     def waiting(self, p: int) -> int: ...
-    def slice_ns(self, v: Vcpu, p: int, now: int) -> int: ...
+    def slice_ns(self, v: Vcpu, p: int, now: int) -> int:
+        """How long ``v`` may run now; ``FOREVER``: until a tick or a wake-up preempts it."""
+        ...
     def charge(self, v: Vcpu, ran: int, now: int) -> None: ...
-    def budget_ns(self, v: Vcpu) -> float: ...
+    def budget_ns(self, v: Vcpu) -> float:
+        """What ``v`` may still run this cap period; asked only for vCPUs of capped VMs."""
+        ...
     def preempts(self, v: Vcpu, cur: Vcpu, p: int, now: int) -> bool: ...
     def tick(self, now: int) -> tuple[list[int], list[int]]:
         """Periodic work; returns the CPUs whose vCPU must be preempted and the VMs whose cap
@@ -218,18 +225,15 @@ class HostSlicer:
         self.cos_at = [0] * len(vms)
         self._measuring = False
         self.closed = all(math.isinf(v.burst_mean) for v in self.vcpus)
-
-    # --- randomness -----------------------------------------------------------------------------
-
-    def _draw(self, v: Vcpu) -> float:
-        """A standard exponential (1 for fixed patterns), from a block drawn ahead."""
-        if v.fixed:
-            return 1.0
-        if not v.draws:
-            v.draws = self.rng.standard_exponential(512).tolist()
-        return v.draws.pop()
+        for v in self.vcpus:
+            v.capped = v.vm >= 0 and math.isfinite(vms[v.vm].cap)
+            v.cos = self.relaxed and v.vm >= 0 and len(self.vm_vcpus[v.vm]) >= 2
 
     # --- the event loop -------------------------------------------------------------------------
+    # The hot path (a wake-up, a slice's end, a dispatch) is written out with its small steps
+    # inlined and host attributes held in locals: a simulated slice costs a few microseconds of
+    # Python, most of it attribute lookups and calls. Policies are asked only what they decide
+    # (budgets only for capped VMs, queue lengths only when interference is modelled).
 
     def _push(self, t: int, kind: int, arg: int, token: int = 0) -> None:
         self.seq += 1
@@ -239,6 +243,15 @@ class HostSlicer:
         self.end[p] = t
         self.token[p] += 1
         self._push(t, _SLICE, p, self.token[p])
+
+    def _draw(self, v: Vcpu) -> float:
+        """A standard exponential (1 for fixed patterns), from a block drawn ahead. Blocks come
+        from the host's generator in the order the vCPUs use them up."""
+        if v.fixed:
+            return 1.0
+        if not v.draws:
+            v.draws = self.rng.standard_exponential(512).tolist()
+        return v.draws.pop()
 
     def run(self, window_s: float, warmup_s: float = 0.0) -> SliceResult:
         """Simulate ``warmup_s`` then ``window_s`` and return the counters of the window."""
@@ -251,7 +264,9 @@ class HostSlicer:
                 v.state = SLEEPING
             else:
                 v.state = SLEEPING
-                self._sleep_for(v, round(v.sleep_mean * self._draw(v) * self.rng.random()))
+                v.since = self.now
+                self._push(self.now + round(v.sleep_mean * self._draw(v) * self.rng.random()),
+                           _WAKE, v.id)
         for p in range(self.n_pcpus):
             if self.cur[p] is None:
                 self._dispatch(p)
@@ -264,100 +279,97 @@ class HostSlicer:
         self._measuring = True
         for v in self.vcpus:
             v.lat.clear()
-        self._fingerprints: dict[tuple, tuple[int, np.ndarray, int, list[int], int]] = {}
+        self._fingerprints: dict[tuple, tuple[int, list, tuple]] = {}
         self._skipped = 0
         self._extra: np.ndarray | None = None
         self._loop(end)
         return self._result(base, window_s)
 
     def _loop(self, end: int) -> None:
-        heap, pol = self.heap, self.policy
+        heap, pol, vcpus, token, cur = self.heap, self.policy, self.vcpus, self.token, self.cur
         pop = heapq.heappop
-        while heap and heap[0][0] <= end:
-            t, _, kind, arg, token = pop(heap)
+        slice_end, wake = self._slice_end, self._wake
+        while heap[0][0] <= end:  # never empty: the tick re-arms itself
+            t, _, kind, arg, tok = pop(heap)
             self.now = t
             if kind == _SLICE:
-                if token == self.token[arg]:
-                    self._slice_end(arg)
+                if tok == token[arg]:
+                    slice_end(arg)
             elif kind == _WAKE:
-                v = self.vcpus[arg]
+                v = vcpus[arg]
                 if v.state == SLEEPING:
                     v.idle += t - v.since
-                    self._wake(v, woken=True)
+                    wake(v, True)
             elif kind == _TICK:
                 preempt, refilled = pol.tick(t)
                 for m in refilled:
                     for v in self.vm_vcpus[m]:
                         if v.state == THROTTLED:
                             v.throttled += t - v.since
-                            self._ready(v, woken=False)
+                            self._ready(v, False)
                 for p in preempt:
-                    if self.cur[p] is None:
+                    if cur[p] is None:
                         self._dispatch(p)
                     elif self.end[p] > t:
                         self._preempt(p)
                 self._push(t + pol.tick_ns, _TICK, arg + 1)
                 if self.closed and self._measuring and arg % pol.epoch_ticks == 0:
                     end = self._maybe_skip(end)
-            elif token == self.cos_token[arg]:
+            elif tok == self.cos_token[arg]:
                 self._cosched(arg)
         self.now = end
 
     # --- transitions ----------------------------------------------------------------------------
 
-    def _sleep_for(self, v: Vcpu, ns: int) -> None:
-        v.since = self.now
-        if not math.isinf(v.sleep_mean):
-            self._push(self.now + ns, _WAKE, v.id)
-
     def _wake(self, v: Vcpu, woken: bool) -> None:
-        if not math.isinf(v.burst_mean):
-            v.burst_left = max(1.0, v.burst_mean * self._draw(v))
-        v.woke = self.now if woken else -1
-        if self.relaxed and v.vm >= 0:
+        now = self.now
+        if v.burst_mean < _INF:
+            b = v.burst_mean * self._draw(v)
+            v.burst_left = b if b > 1.0 else 1.0
+        v.woke = now if woken else -1
+        if v.cos:
             self._skew_advance(v.vm)
-        if self.policy.budget_ns(v) <= 0:
-            v.state, v.since = THROTTLED, self.now
+        if v.capped and self.policy.budget_ns(v) <= 0:
+            v.state, v.since = THROTTLED, now
         else:
             self._ready(v, woken)
 
     def _ready(self, v: Vcpu, woken: bool) -> None:
         now = self.now
+        pol, cur = self.policy, self.cur
         v.state, v.since = READY, now
-        p = self.policy.enqueue(v, now, woken)
-        cur = self.cur[p]
-        if cur is None:
+        p = pol.enqueue(v, now, woken)
+        c = cur[p]
+        if c is None:
             self._dispatch(p)
-        elif woken and self.policy.preempts(v, cur, p, now):
-            allowed = cur.since + self.policy.ratelimit_ns
+        elif woken and pol.preempts(v, c, p, now):
+            allowed = c.since + pol.ratelimit_ns
             if now >= allowed:
                 self._preempt(p)
             elif self.end[p] > allowed:
                 self._arm(p, allowed)
-        elif v.pin < 0:
-            for q in range(self.n_pcpus):
-                if self.cur[q] is None:
-                    self._dispatch(q)  # an idle CPU takes work from the busy ones
-                    break
-        if self.relaxed and v.vm >= 0:
+        elif v.pin < 0 and None in cur:
+            self._dispatch(cur.index(None))  # an idle CPU takes work from the busy ones
+        if v.cos:
             self._cosched(v.vm)
 
     def _dispatch(self, p: int) -> None:
         now = self.now
         pol = self.policy
         v = pol.pick(p, now)
-        while v is not None and pol.budget_ns(v) <= 0:  # its VM used up its cap meanwhile
+        while v is not None and v.capped and pol.budget_ns(v) <= 0:  # its VM used up its cap
             v.ready += now - v.since
             v.state, v.since = THROTTLED, now
             v = pol.pick(p, now)
+        idle_since = self.idle_since
         if v is None:
-            if self.idle_since[p] < 0:
-                self.idle_since[p] = now
+            if idle_since[p] < 0:
+                idle_since[p] = now
             self.cur[p] = None
             return
-        if self.idle_since[p] >= 0:
-            self.idle_ns[p] += now - self.idle_since[p]
-            self.idle_since[p] = -1
+        if idle_since[p] >= 0:
+            self.idle_ns[p] += now - idle_since[p]
+            idle_since[p] = -1
         v.ready += now - v.since
         start = now
         if self.last[p] is not v:
@@ -374,16 +386,29 @@ class HostSlicer:
             if v.woke >= self.measure_from:
                 v.lat.append(start - v.woke)
             v.woke = -1
-        waiting = pol.waiting(p)
-        v.rate = 1.0 / (1.0 + self.interference * waiting) if waiting and self.interference else 1.0
+        rate = 1.0
+        if self.interference:
+            waiting = pol.waiting(p)
+            if waiting:
+                rate = 1.0 / (1.0 + self.interference * waiting)
+        v.rate = rate
         length = pol.slice_ns(v, p, now)
-        if v.burst_left < math.inf:
-            length = min(length, math.ceil(v.burst_left / v.rate))
-        budget = pol.budget_ns(v)
-        if budget < length:
-            length = int(budget)
-        self._arm(p, start + max(length, 1))
-        if self.relaxed and v.vm >= 0:
+        if v.burst_left < _INF:
+            burst = math.ceil(v.burst_left / rate)
+            if burst < length:
+                length = burst
+        if v.capped:
+            budget = pol.budget_ns(v)
+            if budget < length:
+                length = int(budget)
+        t = start + length if length > 1 else start + 1
+        self.end[p] = t
+        tok = self.token[p] + 1
+        self.token[p] = tok
+        if length < FOREVER:  # a slice without end needs no timer: the policy preempts it
+            self.seq += 1
+            heapq.heappush(self.heap, (t, self.seq, _SLICE, p, tok))
+        if v.cos:
             self._cosched(v.vm)
 
     def _stop(self, p: int) -> Vcpu:
@@ -391,7 +416,7 @@ class HostSlicer:
         v = self.cur[p]
         assert v is not None
         now = self.now
-        if self.relaxed and v.vm >= 0:
+        if v.cos:
             self._skew_advance(v.vm)
         ran = now - v.since
         if ran < 0:  # stopped during the switch that was bringing it in
@@ -401,26 +426,50 @@ class HostSlicer:
         done = ran * v.rate
         v.work += done
         self.policy.charge(v, ran, now)
-        if v.burst_left < math.inf:
-            v.burst_left -= done
+        v.burst_left -= done  # CPU-bound: stays infinite
         self.cur[p] = None
         self.token[p] += 1
         v.since = now
         return v
 
     def _slice_end(self, p: int) -> None:
-        v = self._stop(p)
+        # _stop, written out (the slice's own timer has fired: no token to invalidate)
+        v = self.cur[p]
+        assert v is not None
+        now = self.now
+        pol = self.policy
+        if v.cos:
+            self._skew_advance(v.vm)
+        ran = now - v.since
+        if ran < 0:
+            v.ready += ran
+            ran = 0
+        v.run += ran
+        done = ran * v.rate
+        v.work += done
+        pol.charge(v, ran, now)
+        v.burst_left -= done
+        self.cur[p] = None
+        v.since = now
         if v.burst_left < 0.5:
             v.state = SLEEPING
             v.skew = 0
-            self._sleep_for(v, round(v.sleep_mean * self._draw(v)))
-        elif self.policy.budget_ns(v) <= 0:
+            if v.fixed:
+                d = 1.0
+            else:
+                draws = v.draws
+                if not draws:
+                    draws = v.draws = self.rng.standard_exponential(512).tolist()
+                d = draws.pop()
+            self.seq += 1
+            heapq.heappush(self.heap, (now + round(v.sleep_mean * d), self.seq, _WAKE, v.id, 0))
+        elif v.capped and pol.budget_ns(v) <= 0:
             v.state = THROTTLED
         else:
             v.state = READY
-            self.policy.requeue(v, p, self.now)
+            pol.requeue(v, p, now)
         self._dispatch(p)
-        if self.relaxed and v.vm >= 0:
+        if v.cos:
             self._cosched(v.vm)
 
     def _preempt(self, p: int) -> None:
@@ -433,7 +482,9 @@ class HostSlicer:
     # A runnable vCPU that waits while a sibling runs falls behind by the time it waits (its
     # skew); one that runs while siblings are co-stopped catches up. Once a waiting vCPU's skew
     # reaches the limit, its running siblings are co-stopped; they start again once every
-    # sibling's skew is back under half the limit (or the laggard went idle).
+    # sibling's skew is back under half the limit (or the laggard went idle). Only VMs of two
+    # or more vCPUs take part (``Vcpu.cos``); a lone vCPU never lags a sibling. Skews advance at
+    # the moments these functions are called, so the calls themselves are part of the model.
 
     def _skew_advance(self, m: int) -> None:
         now = self.now
@@ -442,35 +493,53 @@ class HostSlicer:
         if dt <= 0:
             return
         vs = self.vm_vcpus[m]
-        running = any(v.state == RUNNING for v in vs)
-        stopped = any(v.state == COSTOPPED for v in vs)
+        running = stopped = False
         for v in vs:
-            if v.state == READY and running:
-                v.skew += dt
-            elif v.state == RUNNING and stopped:
-                v.skew = max(0, v.skew - dt)
+            s = v.state
+            if s == RUNNING:
+                running = True
+            elif s == COSTOPPED:
+                stopped = True
+        if running:
+            for v in vs:
+                s = v.state
+                if s == READY:
+                    v.skew += dt
+                elif s == RUNNING and stopped:
+                    v.skew = v.skew - dt if v.skew > dt else 0
 
     def _cosched(self, m: int) -> None:
-        vs = self.vm_vcpus[m]
-        if len(vs) < 2:
-            return
         self._skew_advance(m)
+        vs = self.vm_vcpus[m]
         now, limit = self.now, self.skew_limit
+        half = limit // 2
         self.cos_token[m] += 1
-        stopped = [v for v in vs if v.state == COSTOPPED]
+        stopped: list[Vcpu] = []
+        running: list[Vcpu] = []
+        lag = -1  # the largest skew of a waiting vCPU
+        lead = 0  # the largest skew of a running one
+        for v in vs:
+            s = v.state
+            if s == COSTOPPED:
+                stopped.append(v)
+            elif s == READY:
+                if v.skew > lag:
+                    lag = v.skew
+            elif s == RUNNING:
+                running.append(v)
+                if v.skew > lead:
+                    lead = v.skew
         if stopped:
-            if max((v.skew for v in vs if v.state in (READY, RUNNING)), default=0) <= limit // 2:
+            if lag <= half and lead <= half:
                 for v in stopped:
                     if v.state == COSTOPPED:  # not restarted already by the _ready of a sibling
                         v.costop += now - v.since
                         self._ready(v, woken=False)
                 return
-            catching = [v.skew - limit // 2 for v in vs if v.state == RUNNING and v.skew > limit // 2]
-            if catching:
-                self._push(now + min(catching), _COSCHED, m, self.cos_token[m])
+            if lead > half:  # the running ones catch up; look again once the first has
+                catch = min(v.skew for v in running if v.skew > half) - half
+                self._push(now + catch, _COSCHED, m, self.cos_token[m])
             return
-        running = [v for v in vs if v.state == RUNNING]
-        lag = max((v.skew for v in vs if v.state == READY), default=-1)
         if not running or lag < 0:
             return
         if lag >= limit:
