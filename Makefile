@@ -33,7 +33,8 @@ test: lint kvm-deps
 # The calibration is fitted on one grid and checked on another, which validation then uses.
 VALIDATION = results/validation
 validation: $(BIN)/vsim kvm-deps
-	rm -rf $(VALIDATION)/.fit $(VALIDATION)/.check $(VALIDATION)/migration $(VALIDATION)/cpu
+	rm -rf $(VALIDATION)/.fit $(VALIDATION)/.check $(VALIDATION)/migration $(VALIDATION)/cpu \
+	    $(VALIDATION)/cpu-timeslice
 	mkdir -p $(VALIDATION)
 	$(BIN)/vsim kvm measure migration --memory 384MiB --working-set 96MiB \
 	    --bandwidth 48MiB/s,96MiB/s --dirty-rate 8MiB/s,32MiB/s --out $(VALIDATION)/.fit/migration
@@ -45,6 +46,8 @@ validation: $(BIN)/vsim kvm-deps
 	    --out vsim/data/calibration/qemu-tcg.yaml
 	$(BIN)/vsim validate migration --measured $(VALIDATION)/.check/migration --out $(VALIDATION)/migration
 	$(BIN)/vsim validate cpu --measured $(VALIDATION)/.check/cpu --out $(VALIDATION)/cpu
+	$(BIN)/vsim validate cpu --model timeslice --measured $(VALIDATION)/.check/cpu \
+	    --out $(VALIDATION)/cpu-timeslice
 	rm -rf $(VALIDATION)/.fit $(VALIDATION)/.check
 
 bench: $(BIN)/vsim

@@ -82,6 +82,8 @@ def latency_figure(rows: pd.DataFrame) -> Any:
 def _short_time(seconds: Any) -> str:
     if seconds is None or not np.isfinite(seconds):
         return "–"
+    if seconds < 1e-6:  # the histogram's lowest bin: scheduled at once
+        return "< 1 µs"
     if seconds < 1e-3:
         return f"{seconds * 1e6:.3g} µs"
     return f"{seconds * 1e3:.3g} ms"
