@@ -26,10 +26,11 @@ the base slice (0.75 ms, scaled): ``Fair(latency_s=0.00075 * 8)`` approximates i
 
 from __future__ import annotations
 
+import heapq
 import math
 
 from vsim.model.timeslice.common import Caps, choose_cpu
-from vsim.model.timeslice.host import NS, RUNNING, HostSlicer, Vcpu
+from vsim.model.timeslice.host import FOREVER, NS, RUNNING, HostSlicer, Vcpu
 
 __all__ = ["Fair"]
 
@@ -61,7 +62,10 @@ class Fair:
         factor = {"log": 1 + int(math.log2(cpus)), "linear": cpus, "none": 1}[self.scaling]
         self.latency, self.min_gran, self.wakeup_gran = (round(x * factor * NS) for x in self.base)
         self.nr_latency = max(1, self.latency // self.min_gran)
-        self.q: list[list[Vcpu]] = [[] for _ in range(n)]
+        # Each CPU's run queue is a heap of (vruntime, id, vCPU): a queued thread's vruntime does
+        # not change until it leaves the queue, and the leftmost is what every decision reads.
+        self.q: list[list[tuple[int, int, Vcpu]]] = [[] for _ in range(n)]
+        self.load = [0] * n  # the weights queued on each CPU (the running thread's not included)
         self.minv = [0] * n
         self.caps = Caps(host, self.tick_ns * self.quota_ticks)
         self.ticks = 0
@@ -82,50 +86,70 @@ class Fair:
             v.vruntime += self.minv[p] - self.minv[v.rq]
             v.rq = p
 
+    def _push(self, v: Vcpu, p: int) -> None:
+        heapq.heappush(self.q[p], (v.vruntime, v.id, v))
+        self.load[p] += v.weight
+
+    def _take(self, entry: tuple[int, int, Vcpu], p: int) -> Vcpu:
+        """Take a queued thread that need not be the leftmost out of ``p``'s queue."""
+        q = self.q[p]
+        q.remove(entry)
+        heapq.heapify(q)
+        v = entry[2]
+        self.load[p] -= v.weight
+        return v
+
     def enqueue(self, v: Vcpu, now: int, woken: bool) -> int:
         p = choose_cpu(self.h, v)
-        self._move(v, p)
+        if p != v.rq:
+            self._move(v, p)
         if woken:
-            v.vruntime = max(v.vruntime, self.minv[p] - self.latency // 2)
-        self.q[p].append(v)
+            floor = self.minv[p] - self.latency // 2
+            if floor > v.vruntime:
+                v.vruntime = floor
+        heapq.heappush(self.q[p], (v.vruntime, v.id, v))
+        self.load[p] += v.weight
         return p
 
     def requeue(self, v: Vcpu, p: int, now: int) -> None:
-        self.q[p].append(v)
+        heapq.heappush(self.q[p], (v.vruntime, v.id, v))
+        self.load[p] += v.weight
 
     def waiting(self, p: int) -> int:
         return len(self.q[p])
 
     def pick(self, p: int, now: int) -> Vcpu | None:
         q = self.q[p]
-        if not q:
-            busiest = max(range(self.h.n_pcpus), key=lambda k: (len(self.q[k]), -k))
-            movable = [v for v in self.q[busiest] if v.pin < 0]
-            if not movable:
+        if not q:  # pull the leftmost movable thread of the busiest queue (the first, on a tie)
+            busiest, most = -1, 0
+            for k, qk in enumerate(self.q):
+                if len(qk) > most:
+                    busiest, most = k, len(qk)
+            if busiest < 0:
                 return None
-            v = min(movable, key=lambda x: (x.vruntime, x.id))
-            self.q[busiest].remove(v)
+            entry = min((e for e in self.q[busiest] if e[2].pin < 0), default=None)
+            if entry is None:
+                return None
+            v = self._take(entry, busiest)
             self._move(v, p)
             return v
-        v = min(q, key=lambda x: (x.vruntime, x.id))
-        q.remove(v)
-        if v.vruntime > self.minv[p]:
-            self.minv[p] = v.vruntime
+        vruntime, _, v = heapq.heappop(q)
+        self.load[p] -= v.weight
+        if vruntime > self.minv[p]:
+            self.minv[p] = vruntime
         return v
 
     # --- slices and accounting ------------------------------------------------------------------
 
     def _ideal(self, v: Vcpu, p: int) -> int:
-        q = self.q[p]
-        nr = len(q) + 1
+        nr = len(self.q[p]) + 1
         period = self.latency if nr <= self.nr_latency else nr * self.min_gran
-        load = v.weight + sum(x.weight for x in q)
-        return period * v.weight // load
+        return period * v.weight // (v.weight + self.load[p])
 
     def slice_ns(self, v: Vcpu, p: int, now: int) -> int:
         if self.hrtick:
             return self._ideal(v, p)
-        return 1 << 62  # until a tick finds the slice used up
+        return FOREVER  # until a tick finds the slice used up
 
     def _vruntime_now(self, v: Vcpu, now: int) -> int:
         return v.vruntime + max(0, now - v.since) * NICE_0 // v.weight
@@ -133,32 +157,33 @@ class Fair:
     def charge(self, v: Vcpu, ran: int, now: int) -> None:
         v.vruntime += ran * NICE_0 // v.weight
         q = self.q[v.rq]
-        low = min([v.vruntime] + [x.vruntime for x in q])
+        low = q[0][0] if q and q[0][0] < v.vruntime else v.vruntime
         if low > self.minv[v.rq]:
             self.minv[v.rq] = low
-        self.caps.charge(v, ran)
+        if self.caps.any:
+            self.caps.charge(v, ran)
 
     def budget_ns(self, v: Vcpu) -> float:
         return self.caps.budget(v)
 
     def preempts(self, v: Vcpu, cur: Vcpu, p: int, now: int) -> bool:
-        gran = self.wakeup_gran * NICE_0 // v.weight
-        return self._vruntime_now(cur, now) - v.vruntime > gran
+        ran = now - cur.since
+        ahead = cur.vruntime + (ran if ran > 0 else 0) * NICE_0 // cur.weight - v.vruntime
+        return ahead > self.wakeup_gran * NICE_0 // v.weight
 
     def tick(self, now: int) -> tuple[list[int], list[int]]:
         self.ticks += 1
         preempt = []
         for p, c in enumerate(self.h.cur):
-            if c is None or not self.q[p]:
+            q = self.q[p]
+            if c is None or not q:
                 continue
             ran = now - c.since
             ideal = self._ideal(c, p)
-            if ran >= ideal:
+            # its slice used up, or (past the minimum granularity) ahead of the leftmost by more
+            if ran >= ideal or (ran >= self.min_gran
+                                and self._vruntime_now(c, now) - q[0][0] > ideal):
                 preempt.append(p)
-            elif ran >= self.min_gran:
-                leftmost = min(x.vruntime for x in self.q[p])
-                if self._vruntime_now(c, now) - leftmost > ideal:
-                    preempt.append(p)
         if self.ticks % self.balance_ticks == 0:
             preempt += self._balance()
         refilled = self.caps.refill() if self.ticks % self.quota_ticks == 0 else []
@@ -173,17 +198,16 @@ class Fair:
         nr = [len(self.q[p]) + (self.h.cur[p] is not None) for p in range(n)]
         busiest = max(range(n), key=lambda k: (nr[k], -k))
         idlest = min(range(n), key=lambda k: (nr[k], k))
-        movable = [v for v in self.q[busiest] if v.pin < 0]
+        movable = [e for e in self.q[busiest] if e[2].pin < 0]
         if nr[busiest] - nr[idlest] < 2 or not movable:
             return []
-        v = max(movable, key=lambda x: (x.vruntime, -x.id))
-        self.q[busiest].remove(v)
+        v = self._take(max(movable, key=lambda e: (e[0], -e[1])), busiest)  # the rightmost
         self._move(v, idlest)
-        self.q[idlest].append(v)
+        self._push(v, idlest)
         return [idlest] if self.h.cur[idlest] is None else []
 
     def fingerprint(self) -> tuple:
         m = self.minv
-        return (tuple(tuple(sorted((v.id, v.vruntime - m[p]) for v in q)) for p, q in enumerate(self.q)),
+        return (tuple(tuple(sorted((i, vr - m[p]) for vr, i, _ in q)) for p, q in enumerate(self.q)),
                 tuple(v.vruntime - m[v.rq] if v.state == RUNNING else 0 for v in self.h.vcpus),
                 self.caps.key())
