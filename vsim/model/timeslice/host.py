@@ -523,47 +523,49 @@ class HostSlicer:
                     v.skew = v.skew - dt if v.skew > dt else 0
 
     def _cosched(self, m: int) -> None:
-        self._skew_advance(m)
+        now = self.now
+        if now > self.cos_at[m]:
+            self._skew_advance(m)
         vs = self.vm_vcpus[m]
-        now, limit = self.now, self.skew_limit
+        limit = self.skew_limit
         half = limit // 2
         self.cos_token[m] += 1
-        stopped: list[Vcpu] = []
-        running: list[Vcpu] = []
+        stopped = running = False
         lag = -1  # the largest skew of a waiting vCPU
         lead = 0  # the largest skew of a running one
         for v in vs:
             s = v.state
-            if s == COSTOPPED:
-                stopped.append(v)
+            if s == RUNNING:
+                running = True
+                if v.skew > lead:
+                    lead = v.skew
             elif s == READY:
                 if v.skew > lag:
                     lag = v.skew
-            elif s == RUNNING:
-                running.append(v)
-                if v.skew > lead:
-                    lead = v.skew
+            elif s == COSTOPPED:
+                stopped = True
         if stopped:
             if lag <= half and lead <= half:
-                for v in stopped:
+                for v in [v for v in vs if v.state == COSTOPPED]:
                     if v.state == COSTOPPED:  # not restarted already by the _ready of a sibling
                         v.costop += now - v.since
                         self._ready(v, woken=False)
                 return
             if lead > half:  # the running ones catch up; look again once the first has
-                catch = min(v.skew for v in running if v.skew > half) - half
+                catch = min(v.skew for v in vs if v.state == RUNNING and v.skew > half) - half
                 self._push(now + catch, _COSCHED, m, self.cos_token[m])
             return
         if not running or lag < 0:
             return
         if lag >= limit:
-            for v in running:
+            for v in [v for v in vs if v.state == RUNNING]:
                 p = self.cur.index(v)
                 self._stop(p)
                 v.state = COSTOPPED
                 self._dispatch(p)
             return
-        self._push(now + limit - lag, _COSCHED, m, self.cos_token[m])
+        self.seq += 1
+        heapq.heappush(self.heap, (now + limit - lag, self.seq, _COSCHED, m, self.cos_token[m]))
 
     # --- repeating schedules --------------------------------------------------------------------
 
