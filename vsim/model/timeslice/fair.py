@@ -121,6 +121,8 @@ class Fair:
     def pick(self, p: int, now: int) -> Vcpu | None:
         q = self.q[p]
         if not q:  # pull the leftmost movable thread of the busiest queue (the first, on a tie)
+            if not any(self.q):  # the common case of a CPU going idle, cheaply
+                return None
             busiest, most = -1, 0
             for k, qk in enumerate(self.q):
                 if len(qk) > most:
