@@ -22,9 +22,9 @@ slice by slice (see ``_maybe_skip``).
 from __future__ import annotations
 
 import gc
-import heapq
 import math
 from dataclasses import dataclass
+from heapq import heappop, heappush
 from typing import Protocol
 
 import numpy as np
@@ -238,7 +238,7 @@ class HostSlicer:
 
     def _push(self, t: int, kind: int, arg: int, token: int = 0) -> None:
         self.seq += 1
-        heapq.heappush(self.heap, (t, self.seq, kind, arg, token))
+        heappush(self.heap, (t, self.seq, kind, arg, token))
 
     def _arm(self, p: int, t: int) -> None:
         self.end[p] = t
@@ -301,7 +301,7 @@ class HostSlicer:
 
     def _loop(self, end: int) -> None:
         heap, pol, vcpus, token, cur = self.heap, self.policy, self.vcpus, self.token, self.cur
-        pop = heapq.heappop
+        pop = heappop
         slice_end, wake = self._slice_end, self._wake
         while heap[0][0] <= end:  # never empty: the tick re-arms itself
             t, _, kind, arg, tok = pop(heap)
@@ -338,7 +338,13 @@ class HostSlicer:
     def _wake(self, v: Vcpu, woken: bool) -> None:
         now = self.now
         if v.burst_mean < _INF:
-            b = v.burst_mean * self._draw(v)
+            if v.fixed:
+                b = v.burst_mean
+            else:
+                draws = v.draws
+                if not draws:
+                    draws = v.draws = self.rng.standard_exponential(512).tolist()
+                b = v.burst_mean * draws.pop()
             v.burst_left = b if b > 1.0 else 1.0
         v.woke = now if woken else -1
         if v.cos:
@@ -421,7 +427,7 @@ class HostSlicer:
         self.token[p] = tok
         if length < FOREVER:  # a slice without end needs no timer: the policy preempts it
             self.seq += 1
-            heapq.heappush(self.heap, (t, self.seq, _SLICE, p, tok))
+            heappush(self.heap, (t, self.seq, _SLICE, p, tok))
         if v.cos:
             self._cosched(v.vm)
 
@@ -476,7 +482,7 @@ class HostSlicer:
                     draws = v.draws = self.rng.standard_exponential(512).tolist()
                 d = draws.pop()
             self.seq += 1
-            heapq.heappush(self.heap, (now + round(v.sleep_mean * d), self.seq, _WAKE, v.id, 0))
+            heappush(self.heap, (now + round(v.sleep_mean * d), self.seq, _WAKE, v.id, 0))
         elif v.capped and pol.budget_ns(v) <= 0:
             v.state = THROTTLED
         else:
@@ -565,7 +571,7 @@ class HostSlicer:
                 self._dispatch(p)
             return
         self.seq += 1
-        heapq.heappush(self.heap, (now + limit - lag, self.seq, _COSCHED, m, self.cos_token[m]))
+        heappush(self.heap, (now + limit - lag, self.seq, _COSCHED, m, self.cos_token[m]))
 
     # --- repeating schedules --------------------------------------------------------------------
 
