@@ -58,11 +58,16 @@ class Credit:
         return self.h.vms[vm].weight if vm >= 0 else 1.0
 
     def _insert(self, v: Vcpu, p: int) -> None:
+        """Behind every vCPU of its priority or better."""
         q = self.q[p]
-        i = len(q)
-        while i and q[i - 1].pri > v.pri:
-            i -= 1
-        q.insert(i, v)
+        pri = v.pri
+        if not q or q[-1].pri <= pri:
+            q.append(v)
+        else:
+            i = len(q) - 1
+            while i and q[i - 1].pri > pri:
+                i -= 1
+            q.insert(i, v)
         v.rq = p
 
     def enqueue(self, v: Vcpu, now: int, woken: bool) -> int:
@@ -80,6 +85,8 @@ class Credit:
 
     def pick(self, p: int, now: int) -> Vcpu | None:
         q = self.q[p]
+        if not q and not any(self.q):  # the common case of a CPU going idle, cheaply
+            return None
         best = q[0].pri if q else IDLE
         if best >= OVER:
             for k in range(1, self.h.n_pcpus):
@@ -106,8 +113,13 @@ class Credit:
         v.charged = now
 
     def charge(self, v: Vcpu, ran: int, now: int) -> None:
-        self._burn(v, now)
-        self.caps.charge(v, ran)
+        # _burn, written out: this runs at the end of every slice
+        start = v.since if v.since > v.charged else v.charged
+        if now > start:
+            v.credit -= now - start
+        v.charged = now
+        if self.caps.any:
+            self.caps.charge(v, ran)
 
     def budget_ns(self, v: Vcpu) -> float:
         return self.caps.budget(v)
