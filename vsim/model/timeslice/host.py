@@ -347,7 +347,7 @@ class HostSlicer:
                 b = v.burst_mean * draws.pop()
             v.burst_left = b if b > 1.0 else 1.0
         v.woke = now if woken else -1
-        if v.cos:
+        if v.cos and now > self.cos_at[v.vm]:
             self._skew_advance(v.vm)
         if v.capped and self.policy.budget_ns(v) <= 0:
             v.state, v.since = THROTTLED, now
@@ -436,7 +436,7 @@ class HostSlicer:
         v = self.cur[p]
         assert v is not None
         now = self.now
-        if v.cos:
+        if v.cos and now > self.cos_at[v.vm]:
             self._skew_advance(v.vm)
         ran = now - v.since
         if ran < 0:  # stopped during the switch that was bringing it in
@@ -458,7 +458,7 @@ class HostSlicer:
         assert v is not None
         now = self.now
         pol = self.policy
-        if v.cos:
+        if v.cos and now > self.cos_at[v.vm]:
             self._skew_advance(v.vm)
         ran = now - v.since
         if ran < 0:
