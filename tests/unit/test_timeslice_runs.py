@@ -110,3 +110,14 @@ def test_shipped_ratio_scenario_ready_grows_with_vcpus_per_core(tmp_path) -> Non
     latency = pd.read_parquet(tmp_path / "out" / "latency.parquet")
     # One row per vCPU per period: 4r vCPUs on host r, r = 1..8, one 10-minute period.
     assert len(latency) == sum(4 * r for r in range(1, 9))
+
+
+@pytest.mark.parametrize(("tick", "slice_s"), [("4 ms", 0.004), ("1 ms", 0.003)])
+def test_the_scheduler_tick_ends_cfs_slices(tick: str, slice_s: float) -> None:
+    # Two busy threads on one CPU: CFS's ideal slice is 6 ms / 2 = 3 ms, but without
+    # high-resolution ticks a slice ends at the first tick after it is used up: every 4 ms tick,
+    # or at 3 ms with a 1 ms tick. Each vCPU is switched in once per two slices.
+    text = ONE_CORE.format(policy="fair", n=2).replace("window: 20 s}", f"window: 20 s, tick: {tick}}}")
+    lat = run_text(text).tables["latency"]
+    expected = 600 / (2 * slice_s)  # switch-ins per 10-minute period
+    assert lat["switches"].to_numpy() == pytest.approx(expected, rel=0.01)

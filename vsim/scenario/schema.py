@@ -168,6 +168,8 @@ class HypervisorSpec(Strict):
         None, description="timeslice: co-scheduling of SMP VMs; relaxed: ESXi's skew limit")
     skew_limit: Interval | None = Field(None, description="timeslice, relaxed co-scheduling: how "
                                         "far a VM's vCPUs may drift apart, e.g. '3 ms'")
+    tick: Interval | None = Field(None, description="timeslice: the scheduler tick (credit: 10 ms, "
+                                  "fair: 4 ms at HZ=250); default: the policy's")
     window: Interval = Field(10.0, description="timeslice: simulated time per change of demand "
                              "(its shares and latencies hold until the next change)")
     warmup: Time = Field(1.0, description="timeslice: simulated before each window, not counted")
@@ -177,7 +179,8 @@ class HypervisorSpec(Strict):
         if self.preset not in HYPERVISORS:
             raise ValueError(unknown_name("hypervisor preset", self.preset, HYPERVISORS))
         if self.scheduler == "fluid":
-            given = [k for k in ("policy", "switch_cost", "host_os", "coschedule", "skew_limit")
+            given = [k for k in ("policy", "switch_cost", "host_os", "coschedule", "skew_limit",
+                                 "tick")
                      if getattr(self, k) is not None]
             if given:
                 raise ValueError(f"{', '.join(given)} apply to scheduler: timeslice only; "
@@ -195,6 +198,8 @@ class HypervisorSpec(Strict):
         out = base.with_costs(**costs)
         if self.policy is not None and self.policy != base.policy:
             out = replace(out, policy=self.policy, policy_params={})
+        if self.tick is not None:
+            out = replace(out, policy_params={**out.policy_params, "tick_s": self.tick})
         return out
 
 
