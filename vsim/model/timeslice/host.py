@@ -25,6 +25,7 @@ import gc
 import math
 from dataclasses import dataclass
 from heapq import heappop, heappush
+from math import ceil
 from typing import Protocol
 
 import numpy as np
@@ -414,7 +415,7 @@ class HostSlicer:
         v.rate = rate
         length = pol.slice_ns(v, p, now)
         if v.burst_left < _INF:
-            burst = math.ceil(v.burst_left / rate)
+            burst = ceil(v.burst_left / rate)
             if burst < length:
                 length = burst
         if v.capped:
