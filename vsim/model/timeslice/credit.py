@@ -23,12 +23,15 @@ Xen's parking on negative credit; both hold a VM to ``cap`` of a core over a per
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from vsim.model.timeslice.common import Caps, choose_cpu
 from vsim.model.timeslice.host import NS, RUNNING, HostSlicer, Vcpu
 
 __all__ = ["Credit"]
 
 BOOST, UNDER, OVER, IDLE = 0, 1, 2, 3
+_PRI = attrgetter("pri")
 
 
 class Credit:
@@ -129,12 +132,16 @@ class Credit:
 
     def tick(self, now: int) -> tuple[list[int], list[int]]:
         self.ticks += 1
+        active = self.active
         for v in self.h.cur:
             if v is not None:
                 if v.pri == BOOST:
                     v.pri = UNDER
-                self._burn(v, now)
-                self.active.add(v.id)
+                start = v.since if v.since > v.charged else v.charged  # _burn, written out
+                if now > start:
+                    v.credit -= now - start
+                v.charged = now
+                active.add(v.id)
         if self.ticks % self.epoch_ticks:
             return [], []
         self._account()
@@ -160,11 +167,11 @@ class Credit:
                     if v.pri != BOOST:
                         v.pri = UNDER if v.credit > 0 else OVER
         for q in self.q:
-            q.sort(key=lambda v: v.pri)  # stable: first come first served within a priority
+            q.sort(key=_PRI)  # stable: first come first served within a priority
 
     def fingerprint(self) -> tuple:
         now = self.h.now
-        return (tuple(tuple(v.id for v in q) for q in self.q),
-                tuple((v.credit, v.pri, v.charged - now if v.state == RUNNING else 0)
-                      for v in self.h.vcpus),
+        return (tuple([tuple([v.id for v in q]) for q in self.q]),
+                tuple([(v.credit, v.pri, v.charged - now if v.state == RUNNING else 0)
+                       for v in self.h.vcpus]),
                 tuple(sorted(self.active)), self.caps.key())
