@@ -64,7 +64,6 @@ def choose_cpu(host: HostSlicer, v: Vcpu) -> int:
     cur = host.cur
     if cur[v.rq] is None:
         return v.rq
-    for p, c in enumerate(cur):
-        if c is None:
-            return p
+    if None in cur:
+        return cur.index(None)
     return v.rq
