@@ -37,7 +37,10 @@ class Caps:
         return (self.quota[v.vm] - used) / sharing
 
     def charge(self, v: Vcpu, ran: int) -> None:
-        if self.any and v.vm >= 0:
+        # Only capped VMs keep count: ``refill`` resets only those, and an uncapped VM's count
+        # growing without end made every state unique, so repeating schedules on a host with a
+        # capped VM were never recognised (``HostSlicer._maybe_skip``).
+        if self.any and v.vm >= 0 and math.isfinite(self.quota[v.vm]):
             self.used[v.vm] += ran
 
     def refill(self) -> list[int]:

@@ -12,8 +12,9 @@ Xen Hypervisor*, 2007; Cherkasova et al., SIGMETRICS PER 2007):
 * A vCPU that wakes while UNDER is BOOSTed and preempts a running vCPU of lower priority, but not
   before that one has run the rate limit (1 ms); boost is lost at the next 10 ms tick that finds
   it running.
-* Priorities change only at accounting (UNDER if credit > 0, else OVER) and at ticks (boost
-  lost). A vCPU that earned more than one slice of credit stops earning and keeps half.
+* Priorities change only at accounting (OVER if credit < 0, else UNDER) and at ticks (boost
+  lost). A vCPU that earned more than one slice of credit stops earning and keeps half; credit
+  never sinks below minus one slice.
 * Load balancing: a CPU whose best queued vCPU is OVER (or that has none) takes a better one
   from another CPU's queue; an idle CPU takes anything runnable.
 
@@ -23,10 +24,11 @@ Xen's parking on negative credit; both hold a VM to ``cap`` of a core over a per
 
 from __future__ import annotations
 
+import math
 from operator import attrgetter
 
 from vsim.model.timeslice.common import Caps, choose_cpu
-from vsim.model.timeslice.host import NS, RUNNING, HostSlicer, Vcpu
+from vsim.model.timeslice.host import NS, RUNNING, THROTTLED, HostSlicer, Vcpu
 
 __all__ = ["Credit"]
 
@@ -145,7 +147,41 @@ class Credit:
         if self.ticks % self.epoch_ticks:
             return [], []
         self._account()
-        return [], self.caps.refill()
+        refilled = self.caps.refill()
+        return self._outranked(refilled), refilled
+
+    def _outranked(self, refilled: list[int]) -> list[int]:
+        """The CPUs whose running vCPU is outranked by a vCPU of a capped VM that the refill is
+        about to let run again. Xen unparks such a vCPU by waking it (csched_acct), and a woken
+        vCPU preempts a running one of lower priority (__runq_tickle); without this, a capped
+        UNDER vCPU waited behind a whole 30 ms slice of an OVER one after every refill and got
+        far less than its cap (a third of a core instead of half, next to one CPU hog)."""
+        h = self.h
+        idle = {p for p, c in enumerate(h.cur) if c is None}
+        out: list[int] = []
+        for m in refilled:
+            for v in h.vm_vcpus[m]:
+                if v.state != THROTTLED:
+                    continue
+                # Where the host will queue it (choose_cpu): an idle CPU just runs it.
+                if v.pin >= 0:
+                    p = v.pin
+                else:
+                    p = v.rq if v.rq in idle or not idle else min(idle)
+                if p in idle:
+                    idle.discard(p)
+                    continue
+                cur = h.cur[p]
+                if cur is not None and cur.pri > v.pri and p not in out:
+                    out.append(p)
+        return out
+
+    def _peak(self, m: int, active: int) -> float:
+        """The most credit VM ``m`` earns in a period with ``active`` vCPUs on the active list."""
+        peak = float(self.period * active)
+        if m >= 0 and math.isfinite(self.h.vms[m].cap):
+            peak = min(peak, self.h.vms[m].cap * self.period)
+        return peak
 
     def _account(self) -> None:
         """Deal out the period's CPU time as credit to the vCPUs that ran at a tick lately."""
@@ -155,17 +191,36 @@ class Credit:
             v = h.vcpus[i]
             groups.setdefault(v.vm, []).append(v)
         if groups:
-            total_w = sum(self._weight(m) for m in groups)
-            budget = self.period * h.n_pcpus
+            # A VM earns at most its peak (one period per active vCPU, less if capped); what
+            # its weight would give it beyond that goes to the others by weight (csched_acct's
+            # credit_peak, credit_cap and credit_xtra). Dropping it instead dealt out less than
+            # the host's CPU time, every vCPU sank to OVER and weights stopped mattering; and a
+            # capped VM earned more than it may use, left the active list and was outranked.
+            share: dict[int, float] = {}
+            left, budget = dict(groups), float(self.period * h.n_pcpus)
+            while left:
+                total_w = sum(self._weight(m) for m in left)
+                full = [m for m, vs in left.items()
+                        if budget * self._weight(m) / total_w >= self._peak(m, len(vs))]
+                if not full:
+                    share.update((m, budget * self._weight(m) / total_w) for m in left)
+                    break
+                for m in full:
+                    share[m] = self._peak(m, len(left.pop(m)))
+                    budget -= share[m]
             for m, vs in groups.items():
-                each = round(min(budget * self._weight(m) / total_w / len(vs), self.period))
+                each = round(share[m] / len(vs))
                 for v in vs:
                     v.credit += each
+                    # Lower bound on credits (sched_credit.c, csched_acct): without it a vCPU
+                    # that keeps using more than its share sinks without end and, once it
+                    # competes less, stays OVER for as long as it overran.
+                    v.credit = max(v.credit, -self.slice)
                     if v.credit > self.slice:  # stops earning, keeps half (sched_credit.c)
                         v.credit //= 2
                         self.active.discard(v.id)
-                    if v.pri != BOOST:
-                        v.pri = UNDER if v.credit > 0 else OVER
+                    if v.pri != BOOST:  # only negative credit is OVER (csched_acct: credit < 0)
+                        v.pri = UNDER if v.credit >= 0 else OVER
         for q in self.q:
             q.sort(key=_PRI)  # stable: first come first served within a priority
 

@@ -14,7 +14,8 @@ from ``kernel/sched/fair.c`` (Linux 5.x/6.0-6.5) and its documentation (sched-de
   leftmost by more than its slice.
 * A waking thread starts no further back than half a latency behind the queue's minimum
   vruntime (GENTLE_FAIR_SLEEPERS) and preempts the running thread when that one's vruntime is
-  ahead by more than the wake-up granularity (1 ms, scaled, in the waker's virtual time).
+  ahead by more than the wake-up granularity (1 ms, scaled, in the waker's virtual time). A
+  group unthrottled at the start of its quota period is placed the same way.
 * Idle CPUs pull runnable threads from busy ones; busy CPUs rebalance periodically.
 * ``cpu.max`` quota/period (default period 100 ms) caps a group's CPU time per period.
 
@@ -30,7 +31,7 @@ import heapq
 import math
 
 from vsim.model.timeslice.common import Caps, choose_cpu
-from vsim.model.timeslice.host import FOREVER, NS, RUNNING, HostSlicer, Vcpu
+from vsim.model.timeslice.host import FOREVER, NS, RUNNING, THROTTLED, HostSlicer, Vcpu
 
 __all__ = ["Fair"]
 
@@ -189,6 +190,13 @@ class Fair:
         if self.ticks % self.balance_ticks == 0:
             preempt += self._balance()
         refilled = self.caps.refill() if self.ticks % self.quota_ticks == 0 else []
+        # Linux unthrottles a group with ENQUEUE_WAKEUP (unthrottle_cfs_rq), so its threads are
+        # placed like waking ones; left where they were, a capped vCPU fell further behind every
+        # period, ran its whole quota in one go after each refill and never repeated a state.
+        for m in refilled:
+            for v in self.h.vm_vcpus[m]:
+                if v.state == THROTTLED:
+                    v.vruntime = max(v.vruntime, self.minv[v.rq] - self.latency // 2)
         return preempt, refilled
 
     def _balance(self) -> list[int]:
