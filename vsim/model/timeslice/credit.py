@@ -55,6 +55,7 @@ class Credit:
         self.caps = Caps(host, self.period)
         self.ticks = 0
         self.active: set[int] = set()
+        self._earned: dict[tuple[tuple[int, int], ...], list[int]] = {}
         for v in host.vcpus:
             v.credit, v.pri, v.charged = 0, UNDER, 0
             v.rq = v.pin if v.pin >= 0 else v.id % n
@@ -183,44 +184,60 @@ class Credit:
             peak = min(peak, self.h.vms[m].cap * self.period)
         return peak
 
+    def _earnings(self, sizes: tuple[tuple[int, int], ...]) -> list[int]:
+        """What each active vCPU of each group earns in a period, the groups given as (VM, its
+        active vCPUs) in the order of their first vCPU.
+
+        A VM earns at most its peak (one period per active vCPU, less if capped); what its
+        weight would give it beyond that goes to the others by weight (csched_acct's
+        credit_peak, credit_cap and credit_xtra). Dropping it instead dealt out less than the
+        host's CPU time, every vCPU sank to OVER and weights stopped mattering; and a capped VM
+        earned more than it may use, left the active list and was outranked."""
+        share: dict[int, float] = {}
+        left, budget = dict(sizes), float(self.period * self.h.n_pcpus)
+        while left:
+            total_w = sum(self._weight(m) for m in left)
+            full = [m for m, n in left.items()
+                    if budget * self._weight(m) / total_w >= self._peak(m, n)]
+            if not full:
+                share.update((m, budget * self._weight(m) / total_w) for m in left)
+                break
+            for m in full:
+                share[m] = self._peak(m, left.pop(m))
+                budget -= share[m]
+        return [round(share[m] / n) for m, n in sizes]
+
     def _account(self) -> None:
         """Deal out the period's CPU time as credit to the vCPUs that ran at a tick lately."""
-        h = self.h
+        vcpus = self.h.vcpus
         groups: dict[int, list[Vcpu]] = {}
         for i in sorted(self.active):
-            v = h.vcpus[i]
+            v = vcpus[i]
             groups.setdefault(v.vm, []).append(v)
         if groups:
-            # A VM earns at most its peak (one period per active vCPU, less if capped); what
-            # its weight would give it beyond that goes to the others by weight (csched_acct's
-            # credit_peak, credit_cap and credit_xtra). Dropping it instead dealt out less than
-            # the host's CPU time, every vCPU sank to OVER and weights stopped mattering; and a
-            # capped VM earned more than it may use, left the active list and was outranked.
-            share: dict[int, float] = {}
-            left, budget = dict(groups), float(self.period * h.n_pcpus)
-            while left:
-                total_w = sum(self._weight(m) for m in left)
-                full = [m for m, vs in left.items()
-                        if budget * self._weight(m) / total_w >= self._peak(m, len(vs))]
-                if not full:
-                    share.update((m, budget * self._weight(m) / total_w) for m in left)
-                    break
-                for m in full:
-                    share[m] = self._peak(m, len(left.pop(m)))
-                    budget -= share[m]
-            for m, vs in groups.items():
-                each = round(share[m] / len(vs))
+            # The earnings depend on nothing but which VMs are active with how many vCPUs,
+            # which seldom changes from one period to the next.
+            sizes = tuple([(m, len(vs)) for m, vs in groups.items()])
+            earned = self._earned.get(sizes)
+            if earned is None:
+                if len(self._earned) > 4096:
+                    self._earned.clear()
+                earned = self._earned[sizes] = self._earnings(sizes)
+            top, active = self.slice, self.active
+            for each, vs in zip(earned, groups.values(), strict=True):
                 for v in vs:
-                    v.credit += each
                     # Lower bound on credits (sched_credit.c, csched_acct): without it a vCPU
                     # that keeps using more than its share sinks without end and, once it
                     # competes less, stays OVER for as long as it overran.
-                    v.credit = max(v.credit, -self.slice)
-                    if v.credit > self.slice:  # stops earning, keeps half (sched_credit.c)
-                        v.credit //= 2
-                        self.active.discard(v.id)
+                    credit = v.credit + each
+                    if credit < -top:
+                        credit = -top
+                    if credit > top:  # stops earning, keeps half (sched_credit.c)
+                        credit //= 2
+                        active.discard(v.id)
+                    v.credit = credit
                     if v.pri != BOOST:  # only negative credit is OVER (csched_acct: credit < 0)
-                        v.pri = UNDER if v.credit >= 0 else OVER
+                        v.pri = UNDER if credit >= 0 else OVER
         for q in self.q:
             q.sort(key=_PRI)  # stable: first come first served within a priority
 
