@@ -454,24 +454,9 @@ class HostSlicer:
         return v
 
     def _slice_end(self, p: int) -> None:
-        # _stop, written out (the slice's own timer has fired: no token to invalidate)
-        v = self.cur[p]
-        assert v is not None
+        v = self._stop(p)
         now = self.now
         pol = self.policy
-        if v.cos and now > self.cos_at[v.vm]:
-            self._skew_advance(v.vm)
-        ran = now - v.since
-        if ran < 0:
-            v.ready += ran
-            ran = 0
-        v.run += ran
-        done = ran * v.rate
-        v.work += done
-        pol.charge(v, ran, now)
-        v.burst_left -= done
-        self.cur[p] = None
-        v.since = now
         if v.burst_left < 0.5:
             v.state = SLEEPING
             v.skew = 0
