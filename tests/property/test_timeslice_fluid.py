@@ -122,7 +122,7 @@ def simulate(name: str, seed: int, pcpus, demand, weight, cap) -> SliceResult:
 def known_deviation(name: str, pcpus: int, demand: np.ndarray, cap: np.ndarray) -> str | None:
     """Why this host is not expected to match the fluid model (module docstring), if it is not."""
     if name == "fair":
-        return "CFS per-CPU run queues balanced by thread count" if pcpus > 1 else None
+        return "CFS per-CPU run queues, balanced by moving whole threads" if pcpus > 1 else None
     reasons = []
     if pcpus > 1:
         reasons.append("credit per-CPU queues")

@@ -148,20 +148,7 @@ def _longest_wait(name: str, n: int) -> list[int]:
     return longest_ready_ns(host, r, warmup)
 
 
-HOST_TIE_ORDER = (
-    "host.py: a slice end and an accounting tick due at the same nanosecond are popped in push "
-    "order, so the slice end comes first and the expiring vCPU is requeued with the priority of "
-    "the previous accounting (30 ms stale); it then runs a second slice ahead of OVER vCPUs. Xen "
-    "runs timer handlers (csched_tick, csched_acct) before SCHEDULE_SOFTIRQ, i.e. accounting "
-    "first; with that order the wait is exactly (n-1) x 30 ms")
-
-
-@pytest.mark.parametrize("n", [
-    1,
-    pytest.param(2, marks=pytest.mark.xfail(reason=HOST_TIE_ORDER, strict=True)),
-    pytest.param(3, marks=pytest.mark.xfail(reason=HOST_TIE_ORDER, strict=True)),
-    pytest.param(4, marks=pytest.mark.xfail(reason=HOST_TIE_ORDER, strict=True)),
-])
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
 def test_credit_worst_wait_is_n_minus_one_slices(n):
     # Round robin of 30 ms slices: a vCPU waits for the n - 1 others, every time.
     expected = round((n - 1) * CREDIT_SLICE * NS)
@@ -237,11 +224,6 @@ def test_credit_without_boost_io_waits_for_the_running_slice():
     assert lat.mean() > 10 * CREDIT_RATELIMIT
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "host.py _ready: the rate limit is counted from cur.since, which _dispatch resets when a vCPU "
-    "whose slice expired is picked again without a switch; Xen counts it from the context switch "
-    "(state_entry_time is unchanged when prev == next), so a vCPU running for 30.5 ms is "
-    "preempted at once"))
 def test_credit_rate_limit_counts_from_the_context_switch():
     # Fixed pattern: bursts of 0.5 ms and sleeps of 0.5 x 61 = 30.5 ms (demand 1/62). The
     # CPU-bound vCPU is switched in as the I/O one sleeps; its slice expires at 30 ms and it
@@ -302,15 +284,9 @@ def test_weights_two_to_one(name):
     assert r.counters["run_s"] == pytest.approx([2 / 3 * window, 1 / 3 * window], abs=TURN[name])
 
 
-CREDIT_WEIGHTS_TIE_ORDER = pytest.mark.xfail(strict=True, reason=(
-    "host.py event order (see HOST_TIE_ORDER): at every accounting the expiring vCPU is requeued "
-    "with a 30 ms stale priority; with 4:1 weights credit gives 0.715 : 0.285, with 3:1 0.67 : "
-    "0.33; ticks before slice ends at the same instant give the exact shares"))
-
-
 @pytest.mark.parametrize(("name", "weights"), [
     *[pytest.param("fair", w, id=f"fair-{w[0]}:{w[1]}") for w in [(3, 1), (1, 3), (4, 1), (1, 4)]],
-    *[pytest.param("credit", w, id=f"credit-{w[0]}:{w[1]}", marks=CREDIT_WEIGHTS_TIE_ORDER)
+    *[pytest.param("credit", w, id=f"credit-{w[0]}:{w[1]}")
       for w in [(3, 1), (1, 3), (4, 1), (1, 4)]],
     pytest.param("credit", (3, 2), id="credit-3:2"),
 ])
@@ -462,10 +438,6 @@ def test_batched_periods_equal_slice_by_slice(name, pcpus, weights, caps, switch
     _assert_same(*_batch_pair(name, pcpus, weights, caps, switch))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "host.py _state_key: the running vCPUs' interference rate (Vcpu.rate, fixed at dispatch from "
-    "the queue length then) is not part of the state, so two epochs that differ only in it are "
-    "taken for a repeat and the period's work_s is extrapolated with the wrong rate"))
 def test_batched_periods_equal_slice_by_slice_with_interference():
     # VM 1's rate is 1/1.05 while VM 0 waits on the pCPU and 1 while VM 0 is throttled.
     batched, sliced = _batch_pair("credit", 1, [1, 3], [0.5, INF], interference=0.05,

@@ -16,7 +16,8 @@ from ``kernel/sched/fair.c`` (Linux 5.x/6.0-6.5) and its documentation (sched-de
   vruntime (GENTLE_FAIR_SLEEPERS) and preempts the running thread when that one's vruntime is
   ahead by more than the wake-up granularity (1 ms, scaled, in the waker's virtual time). A
   group unthrottled at the start of its quota period is placed the same way.
-* Idle CPUs pull runnable threads from busy ones; busy CPUs rebalance periodically.
+* Idle CPUs pull runnable threads from busy ones; busy CPUs rebalance their weighted load
+  periodically.
 * ``cpu.max`` quota/period (default period 100 ms) caps a group's CPU time per period.
 
 A VM's weight is split evenly over its vCPU threads (a cgroup per VM spreads its shares over the
@@ -200,21 +201,27 @@ class Fair:
         return preempt, refilled
 
     def _balance(self) -> list[int]:
-        """Move one queued thread from the CPU with the most runnable threads to the one with
-        the fewest, when they differ by two or more; an idle CPU that receives one must run it."""
+        """Move one queued thread from the CPU with the most weight runnable to the one with the
+        least, when that narrows the gap (its weight is under the gap: with equal weights, when
+        they differ by two threads or more), the thread that leaves the gap smallest; an idle CPU
+        that receives one must run it. Linux balances weighted load in the same direction."""
         n = self.h.n_pcpus
         if n == 1:
             return []
-        nr = [len(self.q[p]) + (self.h.cur[p] is not None) for p in range(n)]
-        busiest = max(range(n), key=lambda k: (nr[k], -k))
-        idlest = min(range(n), key=lambda k: (nr[k], k))
-        movable = [e for e in self.q[busiest] if e[2].pin < 0]
-        if nr[busiest] - nr[idlest] < 2 or not movable:
+        cur = self.h.cur
+        load = [self.load[p] + (cur[p].weight if cur[p] is not None else 0) for p in range(n)]
+        busiest = max(range(n), key=lambda k: (load[k], -k))
+        idlest = min(range(n), key=lambda k: (load[k], k))
+        gap = load[busiest] - load[idlest]
+        movable = [e for e in self.q[busiest] if e[2].pin < 0 and e[2].weight < gap]
+        if not movable:
             return []
-        v = self._take(max(movable, key=lambda e: (e[0], -e[1])), busiest)  # the rightmost
+        # Of the best fits, the rightmost (largest vruntime), as Linux detaches from the tail.
+        best = min(movable, key=lambda e: (abs(gap - 2 * e[2].weight), -e[0], e[1]))
+        v = self._take(best, busiest)
         self._move(v, idlest)
         self._push(v, idlest)
-        return [idlest] if self.h.cur[idlest] is None else []
+        return [idlest] if cur[idlest] is None else []
 
     def fingerprint(self) -> tuple:
         m = self.minv

@@ -35,6 +35,7 @@ __all__ = ["COUNTERS", "FOREVER", "HostSlicer", "Policy", "Profile", "SliceResul
 NS = 1_000_000_000
 RUNNING, READY, SLEEPING, THROTTLED, COSTOPPED = range(5)
 _SLICE, _WAKE, _TICK, _COSCHED = range(4)
+_MAX_EPOCHS = 256  # states kept while looking for a repeating schedule
 FOREVER = 1 << 62  # a slice length: until the policy preempts it (146 years; no timer is set)
 _INF = math.inf
 COUNTERS = ("run_s", "ready_s", "idle_s", "throttled_s", "costop_s", "work_s", "dispatches",
@@ -225,6 +226,10 @@ class HostSlicer:
         self.measure_from = 0
         self.cos_token = [0] * len(vms)
         self.cos_at = [0] * len(vms)
+        self.cos_due = [-1] * len(vms)  # when a pending co-scheduling check is due
+        self.switched_in = [0] * pcpus  # when the running vCPU was switched in (rate limit)
+        self.smp_vms = ([m for m, vs in enumerate(self.vm_vcpus) if len(vs) >= 2]
+                        if self.profile.coschedule == "relaxed" else [])
         self._measuring = False
         self.closed = all(math.isinf(v.burst_mean) for v in self.vcpus)
         for v in self.vcpus:
@@ -286,7 +291,8 @@ class HostSlicer:
         for p in range(self.n_pcpus):
             if self.cur[p] is None:
                 self._dispatch(p)
-        self._push(pol.tick_ns, _TICK, 1)
+        self.seq += 1
+        heappush(self.heap, (pol.tick_ns, -self.seq, _TICK, 1, 0))
         warm = round(warmup_s * NS)
         end = warm + round(window_s * NS)
         self._loop(warm)
@@ -328,7 +334,12 @@ class HostSlicer:
                         self._dispatch(p)
                     elif self.end[p] > t:
                         self._preempt(p)
-                self._push(t + pol.tick_ns, _TICK, arg + 1)
+                # A tick sorts before everything else due at the same nanosecond (its sequence
+                # number is negative): Xen and Linux run their timer handlers (ticks,
+                # accounting) before they reschedule, so a slice that ends on a tick is judged
+                # with the priorities the tick has just set.
+                self.seq += 1
+                heappush(heap, (t + pol.tick_ns, -self.seq, _TICK, arg + 1, 0))
                 if self.closed and self._measuring and arg % pol.epoch_ticks == 0:
                     end = self._maybe_skip(end)
             elif tok == self.cos_token[arg]:
@@ -365,7 +376,7 @@ class HostSlicer:
         if c is None:
             self._dispatch(p)
         elif woken and pol.preempts(v, c, p, now):
-            allowed = c.since + pol.ratelimit_ns
+            allowed = self.switched_in[p] + pol.ratelimit_ns  # counted from the switch
             if now >= allowed:
                 self._preempt(p)
             elif self.end[p] > allowed:
@@ -400,6 +411,7 @@ class HostSlicer:
                 start += self.switch_ns
                 v.ready += self.switch_ns
                 self.overhead += self.switch_ns
+            self.switched_in[p] = start
         v.state, v.since = RUNNING, start
         self.cur[p] = self.last[p] = v
         v.dispatches += 1
@@ -523,6 +535,7 @@ class HostSlicer:
         limit = self.skew_limit
         half = limit // 2
         self.cos_token[m] += 1
+        self.cos_due[m] = -1
         stopped = running = False
         lag = -1  # the largest skew of a waiting vCPU
         lead = 0  # the largest skew of a running one
@@ -546,6 +559,7 @@ class HostSlicer:
                 return
             if lead > half:  # the running ones catch up; look again once the first has
                 catch = min(v.skew for v in vs if v.state == RUNNING and v.skew > half) - half
+                self.cos_due[m] = now + catch
                 self._push(now + catch, _COSCHED, m, self.cos_token[m])
             return
         if not running or lag < 0:
@@ -558,6 +572,7 @@ class HostSlicer:
                 self._dispatch(p)
             return
         self.seq += 1
+        self.cos_due[m] = now + limit - lag
         heappush(self.heap, (now + limit - lag, self.seq, _COSCHED, m, self.cos_token[m]))
 
     # --- repeating schedules --------------------------------------------------------------------
@@ -596,8 +611,15 @@ class HostSlicer:
         tuple (fixed length per host) and the policy's own."""
         now, end = self.now, self.end
         key = [-1 if v is None else v.id for v in self.last]
+        # Once a vCPU has run past the rate limit, how long ago it was switched in no longer
+        # matters.
+        limit = -self.policy.ratelimit_ns - 1
         for p, c in enumerate(self.cur):
-            key += (-1, 0, 0) if c is None else (c.id, end[p] - now, c.since - now)
+            key += (-1, 0, 0, 0, 0.0) if c is None else (
+                c.id, end[p] - now, c.since - now, max(self.switched_in[p] - now, limit), c.rate)
+        for m in self.smp_vms:  # the co-scheduling clock and its pending check
+            due = self.cos_due[m]
+            key += (self.cos_at[m] - now, due - now if due >= 0 else -1)
         for v in self.vcpus:
             key += (v.state, v.skew, v.rq)
         key.append(self.policy.fingerprint())
@@ -613,6 +635,10 @@ class HostSlicer:
         key = self._state_key()
         seen = self._fingerprints.get(key)
         if seen is None:
+            if len(self._fingerprints) >= _MAX_EPOCHS:  # no short period: stop looking
+                self.closed = False
+                self._fingerprints.clear()
+                return end
             self._fingerprints[key] = self._counters()
             return end
         period = self.now - seen[0]
