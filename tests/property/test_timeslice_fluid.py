@@ -36,12 +36,11 @@ assert the invariants for every host, and every VM's share where agreement is ex
 one pCPU; credit on one pCPU with CPU-bound, uncapped VMs); elsewhere a share off by more than
 0.03 is reported as an expected failure naming the deviations that apply and the error found:
 
-* CFS on several pCPUs: one run queue per pCPU, balanced by the number of threads (not their
-  weight) when they differ by two or more, so a thread alone on a pCPU keeps all of it while two
-  that share one get half each, whatever the weights (3 equal hogs on 2 pCPUs: 1, 1/2, 1/2
-  instead of 2/3 each, as Linux does for equal weights; errors up to 0.44 of a core here). What
-  holds is asserted instead: each of n equal CPU-bound vCPUs on p pCPUs gets between
-  1/ceil(n/p) and 1/floor(n/p) of a core.
+* CFS on several pCPUs: one run queue per pCPU, balanced by moving whole threads from the most
+  to the least loaded (by weight) when that narrows the gap, so a thread alone on a pCPU keeps
+  all of it while two that share one get half each (3 equal hogs on 2 pCPUs: 1, 1/2, 1/2 instead
+  of 2/3 each, as Linux does; errors up to 0.2 of a core here). What holds is asserted instead:
+  each of n equal CPU-bound vCPUs on p pCPUs gets between 1/ceil(n/p) and 1/floor(n/p) of a core.
 * Credit on several pCPUs: per-pCPU queues, and a pCPU takes work from another only when its own
   best is OVER (weights 4, 2, 1, 1, 1 on 2 pCPUs: 0.81 for 0.89).
 * Credit with caps: a cap is a budget per 30 ms accounting period, used in whole slices taken in
@@ -53,8 +52,6 @@ one pCPU; credit on one pCPU with CPU-bound, uncapped VMs); elsewhere a share of
   CPU-bound VMs together earn less than they burn, all sink to OVER and share round robin more
   than by weight (hogs of weights 0.5 and 4 and two light VMs: 0.17 for 0.094). Xen's
   credit_balance, which tops the next period up by such a deficit, is not modelled.
-* Credit's shares also suffer from the same-instant ordering of slice ends and accounting in
-  host.py (tests/reference/test_timeslice.py): two CPU-bound VMs weighted 4:1 get 0.71 : 0.29.
 """
 
 from __future__ import annotations
