@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import REPO
 
 import vsim
@@ -14,3 +15,15 @@ def test_the_readme_example_scenario_loads_and_runs_briefly() -> None:
     scenario = vsim.parse_scenario(example, overrides=["duration=1 h"])
     result = vsim.run(scenario)
     assert result.summary["hosts"] == 16 and result.summary["sim_time_s"] == 3600.0
+
+
+def test_the_readme_timeslice_example_runs() -> None:
+    text = (REPO / "README.md").read_text()
+    start = text.index("```python\nimport numpy as np\nfrom vsim.model.timeslice") + len("```python\n")
+    example = text[start:text.index("```", start)]
+    names: dict = {}
+    exec(compile(example, "README.md", "exec"), names)  # the example as a user would paste it
+    r = names["r"]
+    # Two hogs of equal weight share what the web vCPU leaves: about (1 - 0.05) / 2 each.
+    assert r.counters["run_s"][1:] / 10.0 == pytest.approx([0.475, 0.475], abs=0.02)
+    assert len(r.latencies_s[0]) > 500  # 0.05 / 0.5 ms = 100 wake-ups per second
