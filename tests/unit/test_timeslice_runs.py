@@ -121,3 +121,36 @@ def test_the_scheduler_tick_ends_cfs_slices(tick: str, slice_s: float) -> None:
     lat = run_text(text).tables["latency"]
     expected = 600 / (2 * slice_s)  # switch-ins per 10-minute period
     assert lat["switches"].to_numpy() == pytest.approx(expected, rel=0.01)
+
+
+def test_time_sliced_hosts_follow_traces_and_live_migrations() -> None:
+    # A drain moves every VM of esx-0 to esx-1 by live migration (each paused for its
+    # switch-over) and back after maintenance; the demand follows a synthetic trace. Each change
+    # is a new window on the hosts it touches.
+    res = run_text("""
+        name: sliced-maintenance
+        seed: 2
+        duration: 20 min
+        period: 5 min
+        hosts:
+          - {name: esx, count: 2, cores: 4, core_speed: 2.6 GHz, ram: 64 GiB,
+             hypervisor: {scheduler: timeslice, preset: esxi, window: 1 s}}
+        vms:
+          - {name: web, count: 6, vcpus: 2, ram: 2 GiB, workload: w, cpu_burst: 1 ms}
+        workloads:
+          w: {kind: synthetic, mean: 40%, step: 1 min, noise: {sd: 10%}}
+        placement: {policy: first-fit, cpu_overcommit: 4}
+        maintenance:
+          - {hosts: [esx-0], start: 5 min}
+    """)
+    assert res.summary["migrations"] > 0
+    lat = res.tables["latency"]
+    drained = lat[(lat["host"] == 0) & (lat["time_s"] >= 600)]
+    assert drained.empty  # no vCPU left on the drained host once the drain is over
+    late = lat[lat["time_s"] >= 600]
+    assert set(late["host"]) == {1} and late["vm"].nunique() == 6
+    assert res.summary["timeslice"]["windows"] > 20  # one per trace sample and migration step
+    # Delivered CPU never exceeds a host's four cores.
+    hosts = res.tables["hosts"]
+    assert (hosts["cpu_alloc_hz"] <= 4 * 2.6 * GHZ * (1 + 1e-9)).all()
+    assert (hosts.loc[hosts["host"] == 1, "cpu_alloc_hz"] > 0).all()

@@ -152,7 +152,10 @@ class SlicedHosts:
         vcpus = d.vms.vcpus[vms]
         per_vcpu = np.clip(demand_hz / np.maximum(vcpus * core_hz, 1.0), 0.0, 1.0)
         cap_cores = cap_hz / core_hz
-        caps = np.where(cap_cores < vcpus - 1e-9, cap_cores, math.inf)
+        # A VM paused (a migration's switch-over) demands nothing; a cap of a whole vCPU per
+        # vCPU is no cap.
+        per_vcpu[cap_cores <= 0] = 0.0
+        caps = np.where((cap_cores > 0) & (cap_cores < vcpus - 1e-9), cap_cores, math.inf)
         key = (tuple(vms.tolist()), tuple(np.round(per_vcpu, 9).tolist()),
                tuple(np.round(caps, 9).tolist()))
         cache = self._cache.setdefault(h, {})
