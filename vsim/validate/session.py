@@ -252,7 +252,7 @@ def calibrate_folders(measured: list[Path], check: list[Path], out: Path) -> str
         if kind == "migration":
             fitted = replace(fitted, migration=fit_migration(train))
         elif kind == "cpu":
-            fitted = replace(fitted, cpu=fit_cpu(fit_cpu(train), train, "timeslice"))
+            fitted = replace(fitted, cpu=fit_cpu(train, fit_cpu(train), "timeslice"))
         else:
             fitted = replace(fitted, memory=fit_memory(train))
         first = train.iloc[0]
