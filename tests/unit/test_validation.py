@@ -286,3 +286,30 @@ def test_the_memory_fit_recovers_the_fault_cost_and_skips_killed_points() -> Non
     assert result.summary["points"] == 4
     assert result.summary["targets"]["slowdown"]["met"]
     assert naive_memory(ok).slowdown.tolist() == [1.0] * 4
+
+
+def test_calibrate_folders_fits_both_cpu_models_and_reports_them(tmp_path: Path) -> None:
+    # Guests "measured" as the time-slicing model with known costs predicts them: the fit
+    # recovers those costs, and the fluid model's fit comes close on the same points.
+    from vsim.validate.session import calibrate_folders
+
+    truth = CpuCalibration(switch_cost_s=120e-6, slice_interference=0.025)
+
+    def folder(name: str, guests: tuple[int, ...]) -> Path:
+        points = [CpuPoint(n) for n in guests]
+        pred = predict_cpu(points, truth, "timeslice")
+        table = pred.assign(guests=[points[i].guests for i in pred.point], vcpus=1,
+                            host_cores=1, repeat=0, accel="tcg", qemu_version="10.0.2")
+        (tmp_path / name).mkdir()
+        table.to_parquet(tmp_path / name / "cpu.parquet", index=False)
+        return tmp_path / name
+
+    report = calibrate_folders([folder("fit", (2, 4))], [folder("check", (1, 2, 3, 4))],
+                               tmp_path / "cal.yaml")
+    assert "fluid model" in report and "timeslice model" in report
+    cal = load_calibration(tmp_path / "cal.yaml")
+    assert cal.cpu.switch_cost_s == pytest.approx(120e-6, rel=0.02)
+    assert cal.cpu.slice_interference == pytest.approx(0.025, rel=0.02)
+    after = cal.source["errors_after"]
+    assert after["cpu-timeslice"]["share"] < 1e-3  # its own model: exact on unseen points
+    assert after["cpu"]["share"] < 0.03  # the fluid model, fitted to the same guests
