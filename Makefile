@@ -37,7 +37,8 @@ validation: $(BIN)/vsim kvm-deps
 	    $(VALIDATION)/cpu-timeslice
 	mkdir -p $(VALIDATION)
 	$(BIN)/vsim kvm measure migration --memory 384MiB --working-set 96MiB \
-	    --bandwidth 48MiB/s,96MiB/s --dirty-rate 8MiB/s,32MiB/s --out $(VALIDATION)/.fit/migration
+	    --bandwidth 48MiB/s,96MiB/s --dirty-rate 8MiB/s,32MiB/s --repeats 2 \
+	    --out $(VALIDATION)/.fit/migration
 	$(BIN)/vsim kvm measure cpu --guests 2,4 --repeats 2 --out $(VALIDATION)/.fit/cpu
 	$(BIN)/vsim kvm measure migration --repeats 2 --out $(VALIDATION)/.check/migration
 	$(BIN)/vsim kvm measure cpu --guests 1,2,3,4 --repeats 3 --out $(VALIDATION)/.check/cpu
