@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from table import print_table
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
@@ -114,9 +116,7 @@ def main() -> int:
             rows.append((b.name, f"{wall:.2f}", f"{rss:.0f}", speedup, b.goal,
                          "ok" if ok else "MISSED", b.what))
     header = ("benchmark", "wall s", "peak MB", "vs peer", "goal", "", "what")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for r in [header, *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    print_table(header, rows)
     print(f"\nmedian of {args.repeat} runs each; peak MB is the largest of them; 'vs peer' is the "
           f"peer's wall time over vsim's: CloudSim Plus {CLOUDSIM_PLUS_WALL_S} s "
           f"({CLOUDSIM_PLUS_RSS_MB:.0f} MB) on the scale scenario, CloudSim 3.0.3 "

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import simpy
+from table import print_table
 
 from vsim.model.timeslice import Credit, Fair, HostSlicer, Profile, VcpuLoad, VmLoad
 
@@ -122,9 +123,7 @@ def main() -> int:
         table.append((case.name, policy, f"{slices:,}", f"{wall:.3f}", f"{rate:,.0f}",
                       f"{rate / simpy_rate:.2f}", f">= {GOAL_RATIO:.3f}", "ok" if ok else "MISSED",
                       f"{skipped:.0%}" if skipped else ""))
-    widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
-    for r in [header, *table]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    print_table(header, table)
     print(f"\nbare simpy on this machine, same run: {simpy_rate:,.0f} timeouts/s (median of "
           f"{len(simpy_runs)}); goal: {GOAL_SLICES_S:,} slices/s against simpy's ~"
           f"{SIMPY_REFERENCE_S:,}/s, i.e. slices/s >= {GOAL_RATIO:.3f} x simpy's, here "
