@@ -120,7 +120,10 @@ def run_cmd(scenario: str, seed: int | None, out: Path | None, overrides: tuple[
             f"energy {s['energy_kwh']:.1f} kWh, {s.get('migrations', 0)} migrations"
             + (f", CPU ready {100 * s['cpu_ready_frac_mean']:.2f} % (mean over VMs)"
                if s.get("cpu_ready_frac_mean") is not None else "")
-            + (f", unplaced VMs {s['vms_unplaced']}" if "vms_unplaced" in s else ""), err=True)
+            + (f", unplaced VMs {s['vms_unplaced']}" if "vms_unplaced" in s else "")
+            + (f"; {len(s['timeslice']['hosts'])} time-sliced host(s), "
+               f"{s['timeslice']['slices']:,} timeslices in {s['timeslice']['windows']:,} windows"
+               if s.get("timeslice") else ""), err=True)
     click.echo(str(folder))
 
 
