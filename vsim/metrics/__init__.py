@@ -36,9 +36,7 @@ class Recorder:
         n_v = len(dc.vms)
         self.vm_demand_hz_s = np.zeros(n_v)  # whole-run sums, for per-VM ready fractions
         self.vm_alloc_hz_s = np.zeros(n_v)
-        # Time-sliced hosts: measured vCPU time (ready, co-stop, present) per VM, and per vCPU
-        # slot the whole run's sums and latency histogram.
-        self.vm_sliced = np.zeros((3, n_v))
+        # Time-sliced hosts: per vCPU slot the whole run's sums and latency histogram.
         self._latency_chunks: list[dict[str, np.ndarray]] = []
         self.slots: dict[str, np.ndarray] | None = None
 
@@ -65,6 +63,7 @@ class Recorder:
             float(s.host_alloc_hz_s.sum()) / dt, float((s.host_on_s * h.capacity_hz).sum()) / dt,
             float(s.host_energy_j.sum()),
         ))
+        sliced = self._sliced_period(s) if s.vcpus is not None else None
         if self.hosts_table:
             n = len(h)
             self._host_chunks.append({
@@ -87,13 +86,12 @@ class Recorder:
             ready = np.clip(np.divide(demand - alloc, demand, out=np.zeros(n), where=demand > 0),
                             0.0, 1.0)
             costop = np.zeros(n)
-            if s.vcpus is not None:
+            if sliced is not None:
                 # Measured on time-sliced hosts: vCPU time ready (or co-stopped) over vCPU time.
-                sl = self._sliced_period(s)
-                pos = np.searchsorted(s.vm_ids, sl["vm_ids"])
-                ok = (pos < n) & (s.vm_ids[np.minimum(pos, n - 1)] == sl["vm_ids"])
-                ready[pos[ok]] = sl["ready"][ok]
-                costop[pos[ok]] = sl["costop"][ok]
+                pos = np.searchsorted(s.vm_ids, sliced["vm_ids"])
+                ok = (pos < n) & (s.vm_ids[np.minimum(pos, n - 1)] == sliced["vm_ids"])
+                ready[pos[ok]] = sliced["ready"][ok]
+                costop[pos[ok]] = sliced["costop"][ok]
             placed = s.vm_host >= 0
             self._vm_chunks.append({
                 "time_s": np.full(n, s.time_s),
@@ -106,16 +104,12 @@ class Recorder:
                 "cpu_costop_frac": costop.astype(np.float32),
                 "mem_bytes": np.where(placed, self.dc.vms.ram_bytes[s.vm_ids], 0.0),
             })
-        elif s.vcpus is not None:
-            self._sliced_period(s)
 
     def _sliced_period(self, s: PeriodSnapshot) -> dict[str, np.ndarray]:
-        """Keep a period of the time-sliced hosts (once): its rows of the latency table and the
+        """Keep a period of the time-sliced hosts: its rows of the latency table and the
         whole-run sums; returns the period's ready and co-stop share per VM."""
         d = s.vcpus
         assert d is not None
-        if getattr(self, "_sliced_at", None) == s.time_s:
-            return self._sliced_last
         n_v = len(self.dc.vms)
         vm, present = d["vm"], d["present_s"]
         steal = d["ready"] + d["costop"]
@@ -137,7 +131,6 @@ class Recorder:
         })
         sums = np.vstack([np.bincount(vm, weights=w, minlength=n_v)
                           for w in (d["ready"], d["costop"], present)])
-        self.vm_sliced += sums
         slot = d["slot"]
         if self.slots is None or len(self.slots["vm"]) <= slot.max():
             self._grow_slots(int(slot.max()) + 1)
@@ -149,10 +142,8 @@ class Recorder:
         self.slots["vm"][slot], self.slots["vcpu"][slot], self.slots["host"][slot] = (
             vm, d["vcpu"], d["host"])
         ids = np.flatnonzero(sums[2] > 0)
-        self._sliced_at = s.time_s
-        self._sliced_last = {"vm_ids": ids, "ready": sums[0, ids] / sums[2, ids],
-                             "costop": sums[1, ids] / sums[2, ids]}
-        return self._sliced_last
+        return {"vm_ids": ids, "ready": sums[0, ids] / sums[2, ids],
+                "costop": sums[1, ids] / sums[2, ids]}
 
     def _grow_slots(self, n: int) -> None:
         old = self.slots
@@ -264,9 +255,13 @@ class Recorder:
         d, a = self.vm_demand_hz_s, self.vm_alloc_hz_s
         out = np.full(len(d), np.nan)
         np.divide(d - a, d, out=out, where=d > 0)
-        ready, _, present = self.vm_sliced
-        sliced = present > 0
-        out[sliced] = ready[sliced] / present[sliced]
+        if self.slots is not None:
+            seen = self.slots["present_s"] > 0
+            vm = self.slots["vm"][seen]
+            ready, present = (np.bincount(vm, weights=self.slots[k][seen], minlength=len(d))
+                              for k in ("ready", "present_s"))
+            sliced = present > 0
+            out[sliced] = ready[sliced] / present[sliced]
         return np.clip(out, 0.0, 1.0)
 
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 __all__ = [
+    "base_figure",
     "datacenter_cpu_figure",
     "datacenter_power_figure",
     "datacenter_vms_figure",
@@ -30,7 +31,7 @@ __all__ = [
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#7f7f7f"]
 
 
-def _figure(height: int = 340, **layout: object) -> go.Figure:
+def base_figure(height: int = 340, **layout: object) -> go.Figure:
     """An empty figure with the report's look.
 
     The layout is spelled out instead of using a named plotly template because a template is
@@ -72,7 +73,7 @@ def datacenter_power_figure(dc: pd.DataFrame, tdiv: float, tunit: str) -> go.Fig
     x = dc["time_s"].to_numpy() / tdiv
     power = dc["power_w"].to_numpy(dtype=np.float64)
     scale, punit = (1e3, "kW") if np.nanmax(np.abs(power), initial=0.0) >= 1e4 else (1.0, "W")
-    fig = _figure(
+    fig = base_figure(
         xaxis_title=_time_title(tunit), yaxis={"title": f"power ({punit})", "rangemode": "tozero"}
     )
     # The second axis gets no grid of its own: two unaligned grids make both unreadable.
@@ -95,7 +96,7 @@ def datacenter_power_figure(dc: pd.DataFrame, tdiv: float, tunit: str) -> go.Fig
 def datacenter_cpu_figure(dc: pd.DataFrame, tdiv: float, tunit: str) -> go.Figure:
     """CPU demanded by the VMs against CPU delivered to them (and the capacity of the hosts on)."""
     x = dc["time_s"].to_numpy() / tdiv
-    fig = _figure(
+    fig = base_figure(
         xaxis_title=_time_title(tunit), yaxis={"title": "CPU (GHz)", "rangemode": "tozero"}
     )
     fig.add_trace(_line(x, dc["cpu_demand_hz"].to_numpy() / 1e9, "demand"))
@@ -115,7 +116,7 @@ def datacenter_cpu_figure(dc: pd.DataFrame, tdiv: float, tunit: str) -> go.Figur
 def datacenter_vms_figure(dc: pd.DataFrame, tdiv: float, tunit: str) -> go.Figure:
     """VMs running and VMs queued for placement against time."""
     x = dc["time_s"].to_numpy() / tdiv
-    fig = _figure(xaxis_title=_time_title(tunit), yaxis={"title": "VMs", "rangemode": "tozero"})
+    fig = base_figure(xaxis_title=_time_title(tunit), yaxis={"title": "VMs", "rangemode": "tozero"})
     for column, name in (("vms_running", "running"), ("vms_queued", "queued")):
         if column in dc.columns:
             fig.add_trace(_line(x, dc[column].to_numpy(), name))
@@ -127,7 +128,7 @@ def host_heatmap_figure(data: HeatmapData, tdiv: float, tunit: str) -> go.Figure
     import plotly.graph_objects as go
 
     height = int(min(720, max(260, 120 + 3 * len(data.host_ids))))
-    fig = _figure(
+    fig = base_figure(
         height=height, hovermode="closest", xaxis_title=_time_title(tunit), yaxis_title="host"
     )
     fig.add_trace(
@@ -162,7 +163,7 @@ def _histogram_figure(values: np.ndarray, x_title: str, counted: str,
                       scale: float = 1.0) -> go.Figure:
     """How many items (``counted``: VMs, hosts, jobs) fall in each bin of ``values``."""
     edges, counts = histogram(values)
-    fig = _figure(hovermode="closest", bargap=0, showlegend=False, xaxis_title=x_title,
+    fig = base_figure(hovermode="closest", bargap=0, showlegend=False, xaxis_title=x_title,
                   yaxis_title=counted)
     fig.add_trace(_bars(edges, counts, counted, scale=scale))
     return fig
@@ -177,7 +178,7 @@ def ready_histogram_figure(ready_by_vm: pd.Series) -> go.Figure:
 def ready_over_time_figure(quantiles: pd.DataFrame, tdiv: float, tunit: str) -> go.Figure:
     """Median, 95th percentile and maximum over VMs of the ready fraction, per period (in %)."""
     x = quantiles.index.to_numpy() / tdiv
-    fig = _figure(
+    fig = base_figure(
         xaxis_title=_time_title(tunit), yaxis={"title": "CPU ready (%)", "rangemode": "tozero"}
     )
     names = {"p50": "median", "p95": "95th percentile", "max": "maximum"}
@@ -195,7 +196,7 @@ def host_energy_figure(
     if len(energy_kwh) <= max_bars:
         lookup = names.to_dict() if names is not None and names.is_unique else {}
         labels = [str(lookup.get(h, h)) for h in energy_kwh.index]
-        fig = _figure(
+        fig = base_figure(
             hovermode="closest",
             showlegend=False,
             xaxis_title="host",

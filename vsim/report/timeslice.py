@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vsim.report.figures import _figure
+from vsim.report.figures import base_figure
 from vsim.report.formatting import format_value, html_table
 
 __all__ = ["READY_THRESHOLDS", "host_table", "latency_figure", "ratio_rows", "ready_figure"]
@@ -57,7 +57,7 @@ def ready_figure(rows: pd.DataFrame) -> Any:
     """CPU ready (%) against vCPUs per core, one line per role, with the alarm levels."""
     import plotly.graph_objects as go
 
-    fig = _figure(hovermode="closest", xaxis_title="vCPUs per physical core",
+    fig = base_figure(hovermode="closest", xaxis_title="vCPUs per physical core",
                   yaxis={"title": "CPU ready (% of vCPU time)", "rangemode": "tozero"})
     for role, x, y in _by_role(rows, "ready_frac", 100.0):
         fig.add_trace(go.Scatter(x=x, y=y, name=role, mode="lines+markers"))
@@ -71,7 +71,7 @@ def latency_figure(rows: pd.DataFrame) -> Any:
     """99th-percentile wake-up latency (ms, log scale) against vCPUs per core, per role."""
     import plotly.graph_objects as go
 
-    fig = _figure(hovermode="closest", xaxis_title="vCPUs per physical core",
+    fig = base_figure(hovermode="closest", xaxis_title="vCPUs per physical core",
                   yaxis={"title": "p99 wake-up latency (ms)", "type": "log"})
     for role, x, y in _by_role(rows, "latency_p99_s", 1000.0):
         keep = np.isfinite(y) & (y > 0)

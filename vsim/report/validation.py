@@ -56,8 +56,13 @@ def _scatter(errors: pd.DataFrame) -> Any:
         fig.update_xaxes(title_text="measured", row=1, col=col, rangemode="tozero")
         fig.update_yaxes(title_text="predicted" if col == 1 else None, row=1, col=col,
                          rangemode="tozero")
-    fig.update_layout(**figure_layout("Predicted against measured", 440))
-    fig.update_layout(legend={"orientation": "h", "y": -0.22, "yanchor": "top", "x": 0},
+    return _laid_out(fig, "Predicted against measured", 440, legend_y=-0.22)
+
+
+def _laid_out(fig: Any, title: str, height: int, legend_y: float) -> Any:
+    """The page's look, with the legend below the subplots."""
+    fig.update_layout(**figure_layout(title, height))
+    fig.update_layout(legend={"orientation": "h", "y": legend_y, "yanchor": "top", "x": 0},
                       margin={"b": 96})
     return fig
 
@@ -83,10 +88,7 @@ def _by_axis(errors: pd.DataFrame) -> Any:
                           row=1, col=col)
         fig.update_yaxes(title_text="mean |error| (%)" if col == 1 else None, row=1, col=col,
                          rangemode="tozero")
-    fig.update_layout(**figure_layout("Error along each grid axis", 380))
-    fig.update_layout(legend={"orientation": "h", "y": -0.2, "yanchor": "top", "x": 0},
-                      margin={"b": 96})
-    return fig
+    return _laid_out(fig, "Error along each grid axis", 380, legend_y=-0.2)
 
 
 def build_validation_html(errors: pd.DataFrame, summary: dict[str, Any]) -> str:

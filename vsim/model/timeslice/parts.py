@@ -152,9 +152,3 @@ class SliceResult:
     switch_overhead_s: float
     slices: int  # timeslices simulated (dispatches), including the ones added up by period
     skipped_s: float = 0.0  # of the window, added up period by period
-
-    def vm_totals(self, n_vms: int) -> dict[str, np.ndarray]:
-        """Counters summed over each VM's vCPUs."""
-        mine = self.vm >= 0
-        return {k: np.bincount(self.vm[mine], weights=c[mine], minlength=n_vms)
-                for k, c in self.counters.items()}
