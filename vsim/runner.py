@@ -147,7 +147,7 @@ def run(scenario: LoadedScenario | str | Path, seed: int | None = None, *,
         duration_s=setup.duration_s, period_s=setup.period_s, power=setup.power,
         stop_when_jobs_done=setup.stop_when_jobs_done, progress=progress,
         consolidation=setup.consolidation, migration=setup.migration,
-        maintenance=setup.maintenance, slicing=setup.slicing,
+        maintenance=setup.maintenance, slicing=setup.slicing, memory=setup.memory,
     )
     totals = sim.run()
     tables = recorder.tables(setup.jobs)

@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 
 from vsim.metrics.columns import Categories, Columns, Tables, to_frame, write_parquet
+from vsim.metrics.memory import MemoryTotals, host_columns, vm_columns
 from vsim.model.datacenter import HOST_STATE_NAMES, VM_STATE_NAMES, Datacenter, VmState
 from vsim.model.interfaces import MigrationRecord, PeriodSnapshot, RunTotals
 from vsim.model.jobs import Jobs
+from vsim.model.reclaim import STATE_NAMES as MEMORY_STATES
 from vsim.model.slicing import LATENCY_EDGES_S, latency_percentile
 
 __all__ = ["Categories", "Columns", "Recorder", "Tables", "summarize", "to_frame", "write_parquet"]
@@ -39,6 +41,7 @@ class Recorder:
         # Time-sliced hosts: per vCPU slot the whole run's sums and latency histogram.
         self._latency_chunks: list[dict[str, np.ndarray]] = []
         self.slots: dict[str, np.ndarray] | None = None
+        self.memory: MemoryTotals | None = None
 
     def event(self, time_s: float, kind: str, subject: str, detail: str) -> None:
         self._events.append((time_s, kind, subject, detail))
@@ -64,6 +67,10 @@ class Recorder:
             float(s.host_energy_j.sum()),
         ))
         sliced = self._sliced_period(s) if s.vcpus is not None else None
+        if s.memory is not None:
+            if self.memory is None:
+                self.memory = MemoryTotals(self.dc)
+            self.memory.add(s)
         if self.hosts_table:
             n = len(h)
             self._host_chunks.append({
@@ -78,6 +85,7 @@ class Recorder:
                 "energy_j": s.host_energy_j,
                 "vms": s.host_vm_count.astype(np.int32),
                 "mem_used_bytes": s.host_ram_used,
+                **(host_columns(s.memory, dt) if s.memory is not None else {}),
             })
         if self.vms_table:
             n = len(s.vm_ids)
@@ -103,6 +111,7 @@ class Recorder:
                 "cpu_ready_frac": ready.astype(np.float32),
                 "cpu_costop_frac": costop.astype(np.float32),
                 "mem_bytes": np.where(placed, self.dc.vms.ram_bytes[s.vm_ids], 0.0),
+                **(vm_columns(s.memory, dt, s.vm_present_s) if s.memory is not None else {}),
             })
 
     def _sliced_period(self, s: PeriodSnapshot) -> dict[str, np.ndarray]:
@@ -182,6 +191,8 @@ class Recorder:
         out["events"]["kind"] = Categories(out["events"]["kind"].codes, tuple(kinds))
         if self.hosts_table:
             out["hosts"] = _concat(self._host_chunks, "state", HOST_STATE_NAMES)
+            if "mem_state" in out["hosts"]:
+                out["hosts"]["mem_state"] = Categories(out["hosts"]["mem_state"], MEMORY_STATES)  # type: ignore[arg-type]
         if self.vms_table:
             out["vms"] = _concat(self._vm_chunks, "state", VM_STATE_NAMES)
         if self._latency_chunks:
@@ -312,6 +323,9 @@ def summarize(rec: Recorder, totals: RunTotals, jobs: Jobs | None, *, scenario: 
         summary["timeslice"] = {"windows": totals.timeslice_windows,
                                 "slices": totals.timeslice_slices,
                                 "hosts": _timeslice_hosts(rec, totals.sim_time_s)}
+    if rec.memory is not None:
+        summary["memory"] = rec.memory.summary(
+            sum(1 for e in rec._events if e[1] == "vm_admission_refused"))
     if totals.evacuations:
         summary["maintenance"] = [
             {"name": e.name, "start_s": e.start_s, "vms": e.vms, "migrations": e.migrations,

@@ -54,6 +54,10 @@ class Hosts:
     # The hypervisor's time-slicing costs (see cpu.contention_loss); default none.
     switch_loss: np.ndarray | None = None
     interference: np.ndarray | None = None
+    # Memory admission (hosts whose memory is modelled): what reservations may take (RAM less
+    # the free memory the hypervisor keeps) and the swap space for the unreserved rest.
+    mem_reservable: np.ndarray | None = None
+    swap_size: np.ndarray | None = None
     # Commitments of the VMs placed on each host (STARTING or RUNNING).
     vcpus_used: np.ndarray = field(init=False)
     ram_used: np.ndarray = field(init=False)
@@ -83,6 +87,12 @@ class Hosts:
         self.reservation_used_hz = np.zeros(n)
         self.cpu_committed_hz = np.zeros(n)
         self.vm_count = np.zeros(n, dtype=np.int64)
+        self.mem_reservable = (np.full(n, np.inf) if self.mem_reservable is None
+                               else np.asarray(self.mem_reservable, dtype=float))
+        self.swap_size = (np.full(n, np.inf) if self.swap_size is None
+                          else np.asarray(self.swap_size, dtype=float))
+        self.mem_reserved_used = np.zeros(n)
+        self.swap_used = np.zeros(n)
 
     def __len__(self) -> int:
         return len(self.name)
@@ -106,6 +116,9 @@ class Vms:
     lifetime_s: np.ndarray
     # A VM-host rule: the host group (index into Hosts.group_names) the VM must run in; -1 any.
     host_group: np.ndarray | None = None
+    # Memory admission: reserved host memory (reservation and overhead) and swap space needed.
+    mem_reserved: np.ndarray | None = None
+    swap_need: np.ndarray | None = None
     state: np.ndarray = field(init=False)
     host: np.ndarray = field(init=False)
     migrating_to: np.ndarray = field(init=False)
@@ -122,6 +135,10 @@ class Vms:
         self.priority = np.asarray(self.priority, dtype=np.int32)
         self.host_group = (np.full(n, -1, dtype=np.int32) if self.host_group is None
                            else np.asarray(self.host_group, dtype=np.int32))
+        self.mem_reserved = (np.zeros(n) if self.mem_reserved is None
+                             else np.asarray(self.mem_reserved, dtype=float))
+        self.swap_need = (np.zeros(n) if self.swap_need is None
+                          else np.asarray(self.swap_need, dtype=float))
         self.capacity_hz = self.vcpus * self.vcpu_hz
         self.state = np.full(n, VmState.FUTURE, dtype=np.uint8)
         self.host = np.full(n, -1, dtype=np.int32)
@@ -152,6 +169,12 @@ class PlacementView:
     vm_capacity_hz: np.ndarray
     vm_priority: np.ndarray
     power: PowerCurves
+    host_mem_reservable: np.ndarray | None = None
+    host_mem_reserved: np.ndarray | None = None
+    host_swap_size: np.ndarray | None = None
+    host_swap_used: np.ndarray | None = None
+    vm_mem_reserved: np.ndarray | None = None
+    vm_swap_need: np.ndarray | None = None
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -168,6 +191,7 @@ class Datacenter:
         self.vms = vms
         self.site_names = site_names
         self.template_names = template_names
+        self.memory_admission = bool(vms.mem_reserved.any() or vms.swap_need.any())
 
     def view(self) -> PlacementView:
         h, v = self.hosts, self.vms
@@ -178,6 +202,10 @@ class Datacenter:
                 v.reservation_hz, v.capacity_hz, v.priority,
             )),
             power=h.power,
+            host_mem_reservable=_readonly(h.mem_reservable),
+            host_mem_reserved=_readonly(h.mem_reserved_used),
+            host_swap_size=_readonly(h.swap_size), host_swap_used=_readonly(h.swap_used),
+            vm_mem_reserved=_readonly(v.mem_reserved), vm_swap_need=_readonly(v.swap_need),
         )
 
     def _commit(self, vm_ids: np.ndarray, host_ids: np.ndarray, sign: float,
@@ -190,6 +218,10 @@ class Datacenter:
             host_ids, weights=v.reservation_hz[vm_ids], minlength=n
         )
         h.cpu_committed_hz += sign * np.bincount(host_ids, weights=v.capacity_hz[vm_ids], minlength=n)
+        if self.memory_admission:
+            h.mem_reserved_used += sign * np.bincount(host_ids, weights=v.mem_reserved[vm_ids],
+                                                      minlength=n)
+            h.swap_used += sign * np.bincount(host_ids, weights=v.swap_need[vm_ids], minlength=n)
         if count:
             h.vm_count += int(sign) * np.bincount(host_ids, minlength=n)
 

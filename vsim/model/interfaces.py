@@ -132,6 +132,8 @@ class PeriodSnapshot:
     vms_queued: int
     # Time-sliced hosts only: per vCPU that was on one, the period's sums (see model.slicing).
     vcpus: dict[str, np.ndarray] | None = None
+    # Hosts whose memory is modelled: the period's memory sums (see model.memory_run).
+    memory: dict[str, np.ndarray] | None = None
 
 
 class Observer(Protocol):

@@ -35,8 +35,10 @@ from vsim.model.interfaces import (
 )
 from vsim.model.jobs import Jobs
 from vsim.model.maintenance import MaintenanceWindows
+from vsim.model.memory_run import MemoryRun
 from vsim.model.migration import IS_PAUSED, Finished, MigrationFabric, Phase, fabric_for
 from vsim.model.slicing import SlicedHosts
+from vsim.units import format_quantity
 
 __all__ = ["Simulation"]
 
@@ -62,6 +64,7 @@ class Simulation:
         migration: MigrationFabric | None = None,
         maintenance: list[Maintenance] | None = None,
         slicing: SlicedHosts | None = None,
+        memory: MemoryRun | None = None,
     ) -> None:
         if math.isinf(duration_s) and not (stop_when_jobs_done and jobs is not None):
             raise ValueError("an unbounded run needs jobs and stop_when_jobs_done")
@@ -109,6 +112,7 @@ class Simulation:
         self._admit_due = False
         self.windows = MaintenanceWindows(self, maintenance or [])
         self.slicing = slicing
+        self.memory = memory
 
     # --- integration between events -------------------------------------------------------------
 
@@ -123,18 +127,22 @@ class Simulation:
 
     def _flush(self, hosts: np.ndarray | slice, vms: np.ndarray | slice) -> None:
         now = self.engine.now
-        dt = now - self._host_since[hosts]
-        self._p_host[:, hosts] += self._r_host[:, hosts] * dt
+        dt_host = now - self._host_since[hosts]
+        self._p_host[:, hosts] += self._r_host[:, hosts] * dt_host
         self._host_since[hosts] = now
-        dt = now - self._vm_since[vms]
-        self._p_vm[:, vms] += self._r_vm[:, vms] * dt
+        dt_vm = now - self._vm_since[vms]
+        self._p_vm[:, vms] += self._r_vm[:, vms] * dt_vm
         self._vm_since[vms] = now
+        if self.memory is not None:
+            self.memory.flush(hosts, dt_host, vms, dt_vm)
 
     def _set_rates(self, hosts: np.ndarray | slice, vms: np.ndarray | slice,
                    running_ids: np.ndarray) -> None:
         """The rates of ``hosts`` and ``vms`` from the state as it is now (``running_ids``: the
         running VMs on ``hosts``)."""
         self._flush(hosts, vms)
+        if self.memory is not None:
+            self.memory.set_rates(hosts, vms)
         h, v = self.dc.hosts, self.dc.vms
         n_h = len(h)
         where = self._exec_host[running_ids]
@@ -206,6 +214,12 @@ class Simulation:
             if fab.active.size:
                 # Paused for the switch-over: nothing; throttled by auto-converge: the rest.
                 cap *= np.where(IS_PAUSED[fab.phase[ids]], 0.0, 1.0 - fab.throttle[ids])
+            if self.memory is not None:
+                # A VM stalled on page faults does its work that much slower.
+                busy = np.divide(self.demand_hz[ids], v.capacity_hz[ids],
+                                 out=np.zeros(ids.size), where=v.capacity_hz[ids] > 0)
+                cap = cap / self.memory.slowdown(ids, host, busy,
+                                                 None if full else self._dirty_hosts[:-1])
             capacity = np.maximum(h.capacity_hz - self._overhead_hz, 0.0)
             if self._slicing_costs:
                 capacity = capacity * (1.0 - self._contention_loss(ids, host, cap))
@@ -219,7 +233,10 @@ class Simulation:
             if post.size:
                 # Remote page faults stall the vCPUs of a VM in post-copy.
                 self.alloc_hz[post] *= 1.0 - fab.p.postcopy_slowdown
-        elif self.slicing is not None:
+        elif self.memory is not None:
+            none = np.zeros(0, dtype=np.int64)
+            self.memory.slowdown(none, none, np.zeros(0), None if full else self._dirty_hosts[:-1])
+        if not ids.size and self.slicing is not None:
             scope = np.ones(len(h), dtype=bool) if full else self._dirty_hosts[:-1]
             self.slicing.allocate(self.engine.now, scope, ids, np.zeros(0, dtype=np.int64),
                                   np.zeros(0), np.zeros(0), np.zeros(0))
@@ -291,6 +308,11 @@ class Simulation:
 
     def _on_sample(self, source: DemandSource, k: int) -> None:
         self.trace_frac[source.vms] = source.row(k)
+        self.changed()
+
+    def _on_memory_sample(self, source: DemandSource, k: int) -> None:
+        assert self.memory is not None
+        self.memory.on_sample(source, k)
         self.changed()
 
     def _on_arrival(self, ids: np.ndarray) -> None:
@@ -503,8 +525,31 @@ class Simulation:
         self._apply(queued, chosen)
         rest = queued[chosen < 0]
         for i in rest[~self._queue_logged[rest]]:
-            self.obs.event(now, "vm_queued", v.name[i], "no host has room")
+            self.obs.event(now, *self._why_waiting(int(i)))
         self._queue_logged[rest] = True
+
+    def _why_waiting(self, vm: int) -> tuple[str, str, str]:
+        """The event for a VM no host takes: memory admission control refusing it, or no room."""
+        dc, h, v = self.dc, self.dc.hosts, self.dc.vms
+        name = v.name[vm]
+        if dc.memory_admission:
+            allowed = ~self.windows.host_off
+            if v.host_group[vm] >= 0:
+                allowed &= h.group_id == v.host_group[vm]
+            room = (h.mem_reservable - h.mem_reserved_used)[allowed]
+            swap = (h.swap_size - h.swap_used)[allowed]
+            if room.size and v.mem_reserved[vm] > room.max():
+                return ("vm_admission_refused", name,
+                        f"its memory reservation with overhead "
+                        f"({format_quantity(v.mem_reserved[vm], 'bytes')}) cannot be met: at "
+                        f"most {format_quantity(max(room.max(), 0.0), 'bytes')} is unreserved "
+                        "on a host")
+            if swap.size and v.swap_need[vm] > swap.max():
+                return ("vm_admission_refused", name,
+                        f"no host has swap space for its unreserved memory "
+                        f"({format_quantity(v.swap_need[vm], 'bytes')}; at most "
+                        f"{format_quantity(max(swap.max(), 0.0), 'bytes')} free)")
+        return "vm_queued", name, "no host has room"
 
     def choose_hosts(self, vms: np.ndarray, allowed: np.ndarray, why: str) -> np.ndarray:
         """A host for each of ``vms`` (or -1) among the ``allowed`` ones: hosts that are on or
@@ -583,8 +628,11 @@ class Simulation:
             vm_present_s=pv[2][present],
             vms_queued=int(np.count_nonzero(v.state == VmState.QUEUED)),
             vcpus=self.slicing.take_period(end) if self.slicing is not None else None,
+            memory=self.memory.snapshot(present) if self.memory is not None else None,
         ))
         self._reset_period()
+        if self.memory is not None:
+            self.memory.reset_period()
         self._period_start = end
 
     def _contention_loss(self, ids: np.ndarray, host: np.ndarray, cap: np.ndarray) -> np.ndarray:
@@ -603,6 +651,9 @@ class Simulation:
             eng.at(t, lambda ids=group: self._on_arrival(ids))
         for src in self.sources:
             eng.every(src.step_s, lambda k, s=src: self._on_sample(s, k))
+        if self.memory is not None:
+            for src in self.memory.sources:
+                eng.every(src.step_s, lambda k, s=src: self._on_memory_sample(s, k))
         if self.jobs is not None:
             for t, group in _by_time(self.jobs.submit_s):
                 eng.at(t, lambda ids=group: self._on_submit(ids))

@@ -10,6 +10,7 @@ from vsim.model.datacenter import PlacementView
 from vsim.policies.placement import (
     CpuCapacityFilter,
     FilterWeigherPlacement,
+    MemoryAdmissionFilter,
     MostRoomWeigher,
     PowerIncreaseWeigher,
     RandomWeigher,
@@ -63,7 +64,12 @@ PLACEMENT_POLICIES: dict[str, tuple[str, Callable[..., FilterWeigherPlacement]]]
 
 
 def make_placement(name: str, rng: np.random.Generator, *, cpu_overcommit: float = 1.0,
-                   ram_overcommit: float = 1.0) -> FilterWeigherPlacement:
-    """The placement policy registered as ``name`` (KeyError if there is none)."""
+                   ram_overcommit: float = 1.0, memory_admission: bool = False
+                   ) -> FilterWeigherPlacement:
+    """The placement policy registered as ``name`` (KeyError if there is none); with
+    ``memory_admission``, VMs start only where their memory reservation and swap fit."""
     _, factory = PLACEMENT_POLICIES[name]
-    return factory(rng, cpu_overcommit=cpu_overcommit, ram_overcommit=ram_overcommit)
+    policy = factory(rng, cpu_overcommit=cpu_overcommit, ram_overcommit=ram_overcommit)
+    if memory_admission:
+        policy.extra_filters = (*policy.extra_filters, MemoryAdmissionFilter())
+    return policy

@@ -22,6 +22,7 @@ __all__ = [
     "CpuOvercommitFilter",
     "Filter",
     "FilterWeigherPlacement",
+    "MemoryAdmissionFilter",
     "MostRoomWeigher",
     "PlacementContext",
     "PowerIncreaseWeigher",
@@ -49,6 +50,8 @@ class PlacementContext:
         self.ram_used = view.host_ram_used.copy()
         self.reservation_used = view.host_reservation_used_hz.copy()
         self.cpu_committed = view.host_cpu_committed_hz.copy()
+        self.mem_reserved = None if view.host_mem_reserved is None else view.host_mem_reserved.copy()
+        self.swap_used = None if view.host_swap_used is None else view.host_swap_used.copy()
 
     def take(self, hosts: np.ndarray | int, vm: int, count: np.ndarray | int = 1) -> None:
         v = self.view
@@ -56,6 +59,10 @@ class PlacementContext:
         self.ram_used[hosts] += v.vm_ram_bytes[vm] * count
         self.reservation_used[hosts] += v.vm_reservation_hz[vm] * count
         self.cpu_committed[hosts] += v.vm_capacity_hz[vm] * count
+        if self.mem_reserved is not None and v.vm_mem_reserved is not None:
+            self.mem_reserved[hosts] += v.vm_mem_reserved[vm] * count
+        if self.swap_used is not None and v.vm_swap_need is not None:
+            self.swap_used[hosts] += v.vm_swap_need[vm] * count
 
 
 class Filter:
@@ -107,6 +114,22 @@ class ReservationFilter(Filter):
     def copies(self, ctx: PlacementContext, vm: int, idx: Index) -> np.ndarray:
         room = ctx.view.host_capacity_hz[idx] - ctx.reservation_used[idx]
         return _room_copies(room, float(ctx.view.vm_reservation_hz[vm]))
+
+
+class MemoryAdmissionFilter(Filter):
+    """A VM powers on only where its memory reservation (and the hypervisor's overhead for it)
+    fits in what the reservations already there leave, and the rest of its memory fits in swap:
+    vSphere's admission control, which then never runs out of memory to reclaim."""
+
+    def copies(self, ctx: PlacementContext, vm: int, idx: Index) -> np.ndarray:
+        v = ctx.view
+        assert v.host_mem_reservable is not None and v.vm_mem_reserved is not None
+        assert ctx.mem_reserved is not None and ctx.swap_used is not None
+        assert v.host_swap_size is not None and v.vm_swap_need is not None
+        room = v.host_mem_reservable[idx] - ctx.mem_reserved[idx]
+        swap = v.host_swap_size[idx] - ctx.swap_used[idx]
+        return np.minimum(_room_copies(room, float(v.vm_mem_reserved[vm])),
+                          _room_copies(swap, float(v.vm_swap_need[vm])))
 
 
 class CpuCapacityFilter(Filter):

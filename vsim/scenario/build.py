@@ -19,6 +19,7 @@ from vsim.model.interfaces import (
     PowerManagement,
 )
 from vsim.model.jobs import Jobs
+from vsim.model.memory_run import MemoryRun
 from vsim.model.migration import MigrationFabric, MigrationParams, fabric_for
 from vsim.model.power import PowerCurves
 from vsim.model.slicing import SlicedHosts, SlicingSpec
@@ -27,6 +28,7 @@ from vsim.policies.consolidation import DynamicConsolidation
 from vsim.policies.overload import make_overload_detector
 from vsim.policies.selection import make_vm_selection
 from vsim.rng import RandomStreams
+from vsim.scenario.build_memory import build_memory
 from vsim.scenario.loader import LoadedScenario
 from vsim.scenario.schema import (
     ConstantWorkload,
@@ -63,6 +65,7 @@ class RunSetup:
     migration: MigrationFabric
     maintenance: list[Maintenance]
     slicing: SlicedHosts | None = None
+    memory: MemoryRun | None = None
 
 
 def _names(group: str, count: int) -> list[str]:
@@ -434,9 +437,11 @@ def build(loaded: LoadedScenario, seed: int | None = None) -> RunSetup:
         b.fail(("duration",), "runs until jobs are done, but the scenario has no jobs",
                "give a duration such as '1 d', or add jobs:")
     b.raise_if_failed()
+    memory = build_memory(b, hosts, vms)
     p = spec.placement
     placement = make_placement(p.policy, b.streams.generator("placement"),
-                               cpu_overcommit=p.cpu_overcommit, ram_overcommit=p.ram_overcommit)
+                               cpu_overcommit=p.cpu_overcommit, ram_overcommit=p.ram_overcommit,
+                               memory_admission=memory is not None)
     pm = spec.power_management
     consolidation = None
     if spec.consolidation is not None:
@@ -451,6 +456,9 @@ def build(loaded: LoadedScenario, seed: int | None = None) -> RunSetup:
     if consolidation is not None and (vms.host_group >= 0).any():
         b.fail(("consolidation",), "dynamic consolidation does not yet follow VM-host rules "
                "(vms: hosts:)", "remove consolidation, or the hosts: rules")
+    if consolidation is not None and memory is not None:
+        b.fail(("consolidation",), "dynamic consolidation does not yet follow memory "
+               "reservations (hosts: memory:)", "remove consolidation, or the hosts' memory:")
     dc = Datacenter(hosts, vms, sites, templates)
     maintenance = b.maintenance(hosts)
     b.raise_if_failed()
@@ -473,4 +481,5 @@ def build(loaded: LoadedScenario, seed: int | None = None) -> RunSetup:
         migration=b.migration(dc),
         maintenance=maintenance,
         slicing=slicing,
+        memory=memory,
     )

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from vsim.model.memory import SWAP_DEVICES
 from vsim.model.power import POWER_TABLES
 from vsim.model.timeslice.profiles import HYPERVISORS, Hypervisor
 from vsim.policies import PLACEMENT_POLICIES
@@ -84,6 +85,7 @@ Delay = _quantity("time", "30 min", allow=("never",))
 Bandwidth = _quantity("bandwidth", "1 Gbit/s", positive=True)
 Rate = _quantity("bandwidth", "20 MiB/s")
 BandwidthLimit = _quantity("bandwidth", "128 MiB/s", allow=("unlimited", "none"), positive=True)
+BytesLimit = _quantity("bytes", "8 GiB", allow=("unlimited", "none"))
 
 
 class Strict(BaseModel):
@@ -203,6 +205,49 @@ class HypervisorSpec(Strict):
         return out
 
 
+class SwapSpec(Strict):
+    """The device a host swaps to."""
+
+    device: Literal["hdd", "ssd", "nvme"] = Field(
+        "ssd", description="preset latency and bandwidth: " + ", ".join(
+            f"{k} {v.latency_s * 1e6:g} us, {v.bandwidth_bytes_s / 1e6:g} MB/s"
+            for k, v in SWAP_DEVICES.items()))
+    size: BytesLimit = Field(math.inf, description="swap space; a VM starts only where the "
+                             "memory it does not reserve fits (unlimited: no check)")
+    latency: Time | None = Field(None, description="time to start one page read; default: "
+                                 "the device's")
+    bandwidth: Bandwidth | None = Field(None, description="default: the device's")
+
+
+class HostMemorySpec(Strict):
+    """Memory overcommit on these hosts: the reclamation chain (page sharing, ballooning,
+    compression, swapping) and the slowdown of VMs whose working set is not resident."""
+
+    preset: Literal["esxi", "kvm"] = Field(
+        "esxi", description="esxi: minFree states (sharing <100 %, balloon <64 %, swap <32 %), "
+        "zero-page sharing, compression; kvm: KSM and balloon below 20 % free, swap near the "
+        "kernel's watermarks, no compression")
+    min_free: Bytes | None = Field(None, description="free memory the hypervisor keeps; "
+                                   "default: ESXi's sliding scale, or 20 % of RAM for kvm")
+    page_sharing: Literal["off", "zero", "template", "all"] | None = Field(
+        None, description="zero: zero pages; template: also pages identical in VMs of one "
+        "template; all: also between any VMs (KSM); default: the preset's")
+    compression: bool | None = Field(None, description="compress pages before swapping "
+                                     "them; default: the preset's")
+    overhead: Bytes = Field(32 * 2.0**20, description="hypervisor memory per VM")
+    overhead_frac: Fraction = Field(0.01, description="and per byte of the VM's memory (page "
+                                    "tables, device state)")
+    swap: SwapSpec = SwapSpec()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _swap_shorthand(cls, data: Any) -> Any:
+        # `swap: nvme` for a device with its preset figures.
+        if isinstance(data, dict) and isinstance(data.get("swap"), str):
+            data = {**data, "swap": {"device": data["swap"]}}
+        return data
+
+
 class HostGroup(Strict):
     name: str
     count: int = Field(1, ge=1)
@@ -216,6 +261,8 @@ class HostGroup(Strict):
                                "VMs' own traffic share it max-min fairly")
     initially: Literal["on", "off"] = "on"
     hypervisor: HypervisorSpec = HypervisorSpec()
+    memory: HostMemorySpec | None = Field(None, description="model memory overcommit on these "
+                                          "hosts (none: a VM's memory is simply committed)")
 
     @model_validator(mode="before")
     @classmethod
@@ -276,6 +323,51 @@ WorkingSet = Annotated[
 ]
 
 
+def _check_mem_shares(value: Any) -> Any:
+    if isinstance(value, str) and value in _SHARE_PRESETS:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    raise ValueError(f"memory shares are low, normal, high or a positive number, got {value!r}")
+
+
+class ActiveFromWorkload(Strict):
+    workload: str = Field(description="a workload whose series (0..100 %) give the active "
+                          "share of each VM's memory over time")
+
+
+class VmMemorySpec(Strict):
+    """A VM's memory settings where its host models memory overcommit."""
+
+    reservation: Bytes = Field(0.0, description="guaranteed host memory: never reclaimed; the "
+                               "VM starts only where it can be met")
+    limit: BytesLimit = Field(math.inf, description="most host memory the VM may use, "
+                              "whatever the pressure")
+    shares: Annotated[float | Literal["low", "normal", "high"],
+                      BeforeValidator(_check_mem_shares)] = Field(
+        "normal", description="low, normal, high (5, 10, 20 per MiB of memory, as ESXi) or a "
+        "number: who loses memory first under pressure")
+    active: Fraction | ActiveFromWorkload = Field(
+        0.25, description="the active working set: a share of the VM's memory such as '40%', "
+        "or {workload: NAME} to follow a workload's series over time")
+    access_rate: Rate = Field(40 * 2.0**20, description="working-set bytes the VM touches per "
+                              "second at 100 % CPU (a page not resident costs a fault)")
+    zero_pages: Fraction = Field(0.05, description="share of the memory that is zero pages")
+    template_shared: Fraction = Field(0.15, description="share of the other pages identical in "
+                                      "VMs cloned from the same template")
+    common_shared: Fraction = Field(0.03, description="share of the other pages identical in "
+                                    "any VM (same OS libraries)")
+    balloon: bool = Field(True, description="a balloon driver runs in the guest")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VmMemorySpec:
+        if self.reservation > self.limit:
+            raise ValueError("the reservation is above the limit")
+        if self.template_shared + self.common_shared > 1.0:
+            raise ValueError("template_shared and common_shared add up to more than 100%")
+        return self
+
+
 class VmGroup(Strict):
     name: str
     count: Annotated[int, Field(ge=1)] | TraceShare | None = Field(
@@ -303,6 +395,7 @@ class VmGroup(Strict):
                                 "of ms for batch); at 100% demand a vCPU never sleeps")
     hosts: str | None = Field(None, description="a host group: the VMs run only on its hosts "
                               "(a VM-host rule)")
+    memory: VmMemorySpec = VmMemorySpec()
 
 
 class Diurnal(Strict):
