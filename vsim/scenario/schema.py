@@ -242,9 +242,11 @@ class HostMemorySpec(Strict):
     @model_validator(mode="before")
     @classmethod
     def _swap_shorthand(cls, data: Any) -> Any:
-        # `swap: nvme` for a device with its preset figures.
+        # `swap: nvme` for a device with its preset figures; YAML 1.1 reads a bare off as false.
         if isinstance(data, dict) and isinstance(data.get("swap"), str):
             data = {**data, "swap": {"device": data["swap"]}}
+        if isinstance(data, dict) and data.get("page_sharing") is False:
+            data = {**data, "page_sharing": "off"}
         return data
 
 
