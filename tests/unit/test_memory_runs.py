@@ -208,3 +208,15 @@ def test_the_overcommit_scenario_swaps_and_slows_more_as_the_ratio_grows() -> No
     # Memory held never exceeds RAM: free memory stays at or above zero everywhere.
     assert (res.tables["hosts"]["mem_free_bytes"] >= 0).all()
     assert (res.tables["hosts"]["mem_deficit_bytes"] == 0).all()
+
+
+@pytest.mark.parametrize("ratio", [0.8, 1.0, 1.1, 1.3, 2.0])
+def test_the_validation_predicts_with_the_datacenter_model_which_matches_the_closed_form(
+        ratio: float) -> None:
+    from vsim.model.memory import swap_slowdown
+    from vsim.validate.memory import model_slowdown
+
+    # Random touches at 3 M pages/s, 20 us per fault: 1 + (1 - 1/ratio) x 20e-6 x 3e6.
+    expected = 1 + max(0.0, 1 - 1 / ratio) * 20e-6 * 3e6
+    assert model_slowdown(ratio, 3e6, 20e-6) == pytest.approx(expected, rel=1e-12)
+    assert float(swap_slowdown(ratio, 1 / 3e6, 20e-6)) == pytest.approx(expected, rel=1e-12)
