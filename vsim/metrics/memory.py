@@ -60,6 +60,8 @@ class MemoryTotals:
         self.level_s = {k: np.zeros(n) for k in ("free", "saved", "balloon", "compressed",
                                                  "swapped")}
         self.swapped_peak = np.zeros(n)
+        self.swapped_peak_all = 0.0  # the most swapped on all modelled hosts at once (a period)
+        self.vm_ram_s = np.zeros(n)  # VM memory committed to each host, x seconds
         self.swap_in = np.zeros(n)
         self.swap_out = np.zeros(n)
         self.worst = np.zeros(n, dtype=np.int8)
@@ -76,6 +78,8 @@ class MemoryTotals:
         for key, total in self.level_s.items():
             total += m[f"host_{key}"]
         self.swapped_peak = np.maximum(self.swapped_peak, m["host_swapped"] / s.dt_s)
+        self.swapped_peak_all = max(self.swapped_peak_all, float(m["host_swapped"].sum()) / s.dt_s)
+        self.vm_ram_s += s.host_ram_used * s.dt_s
         self.swap_in += m["host_swap_in"]
         self.swap_out += m["host_swap_out"]
         self.worst = np.maximum(self.worst, m["host_state"])
@@ -99,7 +103,7 @@ class MemoryTotals:
 
         hosts = [{
             "host": h.name[i], "group": h.group[i], "ram_bytes": float(h.ram_bytes[i]),
-            "vm_ram_bytes": float(h.ram_used[i]),
+            "vm_ram_bytes": float(self.vm_ram_s[i] / t),  # time-weighted
             "state_worst": STATE_NAMES[int(self.worst[i])],
             **{f"{k}_mean_bytes": float(self.level_s[k][i] / t) for k in self.level_s},
             "swapped_peak_bytes": float(self.swapped_peak[i]),
@@ -113,7 +117,7 @@ class MemoryTotals:
             "hosts_modelled": int(on.size),
             "swap_in_bytes": float(self.swap_in[on].sum()),
             "swap_out_bytes": float(self.swap_out[on].sum()),
-            "swapped_peak_bytes": float(self.swapped_peak[on].sum()),
+            "swapped_peak_bytes": self.swapped_peak_all,
             "balloon_mean_bytes": float(self.level_s["balloon"][on].sum() / t),
             "shared_saved_mean_bytes": float(self.level_s["saved"][on].sum() / t),
             "slowdown_mean": mean_slowdown(on),

@@ -130,26 +130,37 @@ def _sharing(h: HostMemory, v: VmMemory, ids: np.ndarray, host: np.ndarray, n_h:
 def _water_fill(host: np.ndarray, n_h: int, need: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                 shares: np.ndarray, active: np.ndarray, k: float) -> np.ndarray:
     """T_i in [lo_i, hi_i] with sum(hi - T) = need per host and equal taxed shares per page."""
+    out = hi.copy()
+    busy = need > 0
+    mine = busy[host]
+    if not mine.any():
+        return out
+    host, lo, hi, shares, active = host[mine], lo[mine], hi[mine], shares[mine], active[mine]
+
     def kept(lam: np.ndarray) -> np.ndarray:
         x = lam[host] * shares
         return np.clip(np.where(x < active, x, active + (x - active) / k), lo, hi)
+
+    def taken(lam: np.ndarray) -> np.ndarray:
+        return _by_host(host, hi - kept(lam), n_h)
 
     # The lambda at which each VM reaches hi: beyond it, nothing is taken from the host.
     top = np.where(hi <= active, hi, active + k * (hi - active)) / shares
     lam_hi = np.zeros(n_h)
     np.maximum.at(lam_hi, host, top)
     lam_lo = np.zeros(n_h)
-    busy = need > 0
-    if not busy.any():
-        return hi.copy()
-    for _ in range(64):
+    for _ in range(40):  # bisection down to 1e-12 of the range ...
         lam = 0.5 * (lam_lo + lam_hi)
-        taken = _by_host(host, hi - kept(lam), n_h)
-        enough = taken <= need  # taking too little: lower lambda
+        enough = taken(lam) <= need  # taking too little: lower lambda
         lam_hi = np.where(busy & enough, lam, lam_hi)
         lam_lo = np.where(busy & ~enough, lam, lam_lo)
-    out = kept(lam_hi)
-    return np.where(busy[host], out, hi)
+    # ... then one linear step: what is taken is piecewise linear in lambda, and by now almost
+    # always linear between the two ends, so this lands on the need to rounding.
+    t_lo, t_hi = taken(lam_lo), taken(lam_hi)
+    span = t_lo - t_hi
+    frac = np.divide(t_lo - need, span, out=np.ones(n_h), where=span > 0)
+    out[mine] = kept(lam_lo + np.clip(frac, 0.0, 1.0) * (lam_hi - lam_lo))
+    return out
 
 
 def reclaim(h: HostMemory, v: VmMemory, ids: np.ndarray, host: np.ndarray,
@@ -188,21 +199,30 @@ def reclaim(h: HostMemory, v: VmMemory, ids: np.ndarray, host: np.ndarray,
     balloon = np.minimum(taken, bcap)
     rest = taken - balloon
     rho = p.compression_ratio
+    # The compression cache sits in the memory the VM keeps, so it may not push the pages its
+    # reservation backs out of plain residency: at most rho x (kept - min(W, R)).
+    protected = np.minimum(active, v.reservation[ids])
+    cache_room = np.maximum(0.0, rho * (kept - protected))
     compressed = np.where(h.compression[host],
-                          np.minimum(rest / (1.0 - 1.0 / rho), rho * p.compression_max_frac * m),
+                          np.minimum.reduce([rest / (1.0 - 1.0 / rho),
+                                             rho * p.compression_max_frac * m, cache_room]),
                           0.0)
     swapped = rest - compressed * (1.0 - 1.0 / rho)
-    # A full swap device: the pages that do not fit stay, and the host is short of them.
+    # A full swap device: the pages that do not fit stay with their VM, and the host is short.
     total = _by_host(host, swapped, n_h)
     fit = np.divide(h.swap_size, total, out=np.ones(n_h), where=total > h.swap_size)
     short = swapped * (1.0 - fit[host])
     swapped = swapped - short
+    kept = kept + short
     deficit = deficit + _by_host(host, short, n_h)
     free = free1 + x - _by_host(host, short, n_h)
-    # Coldest pages go first; the hottest evicted ones are the compressed; the reservation
-    # backs the hottest pages, so a working set within it never misses.
+    # Coldest pages go first, and the hottest evicted ones are the compressed. Shared pages
+    # count as idle (zero pages are), as they do for the balloon: the cold pages that can go are
+    # the private ones beyond the working set. (A working set within the reservation never
+    # misses: the balloon takes idle pages only, and compression and swapping leave
+    # kept >= the reservation in plain residency.)
     evicted = balloon + compressed + swapped
-    hot = np.clip(evicted - (m - active), 0.0, np.maximum(0.0, active - v.reservation[ids]))
+    hot = np.maximum(evicted - np.maximum(0.0, consumed - active), 0.0)
     hot_c = np.minimum(hot, compressed)
     p_c = np.divide(hot_c, active, out=np.zeros(len(ids)), where=active > 0)
     p_s = np.divide(hot - hot_c, active, out=np.zeros(len(ids)), where=active > 0)

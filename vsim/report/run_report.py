@@ -21,6 +21,7 @@ import pandas as pd
 
 from vsim.report import aggregate as agg
 from vsim.report import figures as figs
+from vsim.report import memory as mem
 from vsim.report import timeslice as ts
 from vsim.report.formatting import (
     format_clock,
@@ -326,11 +327,86 @@ def _timeslice_section(ctx: _Context) -> _Section | None:
     return _Section("sec-timeslice", "Time-sliced hosts", body)
 
 
+def _memory_section(ctx: _Context) -> _Section | None:
+    memory = ctx.summary.get("memory") or {}
+    if not memory.get("hosts"):
+        return None
+    vms = ctx.table("vms", ["host", "mem_slowdown"])
+    rows = mem.host_rows(memory["hosts"], vms, ctx.names("host_info", "host"))
+    slowed = f"{(mem.SLOWED - 1) * 100:.3g} %"
+    parts = [_caption(
+        "When its VMs are promised more memory than it has, a hypervisor takes memory back in a "
+        "chain: it first shares identical pages between VMs, then inflates balloons in the "
+        "guests to take back their idle memory, then compresses pages and at last swaps them "
+        "to disk. A VM slows down when it touches a page that is not in RAM; its slowdown is how "
+        f"much longer a unit of its work takes (1.10: {slowed} longer than at full speed).")]
+    curve = mem.ratio_curve(rows, vms)
+    if len(curve) >= 2:
+        p95 = curve["slowdown_p95"].notna().any()
+        column, what = (("slowdown_p95", "The 95th percentile of slowdown") if p95
+                        else ("slowdown_mean", "The mean slowdown"))
+        cross = mem.crossing(curve["ratio"], curve[column], mem.SLOWED)
+        parts += [
+            "<h3>Swapped memory against the overcommit ratio</h3>",
+            figure_div(mem.swapped_figure(curve), "fig-memory-swapped"),
+            _caption("Memory swapped out to disk per host: its mean over the run and its peak "
+                     "(the highest mean over a period). The ratio is the memory of the VMs placed "
+                     "on the host, averaged over the run, over its RAM."),
+            "<h3>Slowdown against the overcommit ratio</h3>",
+            figure_div(mem.slowdown_figure(curve, cross), "fig-memory-slowdown"),
+            _caption(
+                "Mean slowdown over the VMs' time on each host"
+                + (", and the 95th percentile of the slowdown of one VM over one period, over "
+                   "the host's VM-period rows, each weighted alike (hosts of one ratio pooled)"
+                   if p95 else "")
+                + f"; dashed: {slowed} slower. " + mem.crossing_sentence(cross, what)
+                + (" Interpolated linearly between the two neighbouring ratios."
+                   if cross.status == "crossed" else "")),
+        ]
+    hosts = ctx.table("hosts", ["time_s", "host", *mem.LEVEL_COLUMNS])
+    if hosts is not None:
+        ids = rows.loc[rows["host_id"] >= 0, "host_id"].tolist()
+        levels = agg.thin_rows(mem.over_time(hosts, ids if len(ids) == len(rows) else None))
+        parts += [
+            "<h3>Memory taken back over time</h3>",
+            figure_div(mem.over_time_figure(levels, ctx.tdiv, ctx.tunit), "fig-memory-time"),
+            _caption("VM memory not held in RAM of its own, summed over the modelled hosts "
+                     "(means over each period), stacked: what page sharing saves, what the "
+                     "balloons hold, what is compressed (before compression) and what is "
+                     "swapped out."),
+        ]
+        period = ctx.summary.get("period_s")
+        if ({"swap_in_bytes", "swap_out_bytes"} <= set(levels.columns)
+                and isinstance(period, numbers.Real) and float(period) > 0
+                and (levels[["swap_in_bytes", "swap_out_bytes"]].to_numpy() > 0).any()):
+            parts += [
+                "<h3>Swap traffic over time</h3>",
+                figure_div(mem.swap_traffic_figure(levels, float(period), ctx.tdiv, ctx.tunit),
+                           "fig-memory-swap-traffic"),
+                _caption("Bytes swapped out and back in per second, mean over each period, "
+                         "summed over the modelled hosts."),
+            ]
+    refused = int(memory.get("admission_refusals") or 0)
+    refusals = (f" Memory admission control turned a VM away {refused:,} times (a reservation "
+                "it could not meet, or no swap space for it)." if refused else "")
+    parts += [
+        "<h3>Per host</h3>", mem.host_table(rows),
+        _caption(f"Memory levels are means over the run; swapped in: bytes read back from "
+                 f"swap. Worst state: the highest memory pressure the host reached (high: none; "
+                 f"clear: pages shared; soft: balloons; hard: compression and swapping; low: "
+                 f"not even that was enough). Slowdown p95 over the host's VM-period rows; last "
+                 f"column: the share of the VMs' time spent in periods that ran more than "
+                 f"{slowed} slower." + refusals),
+    ]
+    return _Section("sec-memory", "Memory overcommit", "".join(parts))
+
+
 _SECTIONS = (
     _datacenter_section,
     _heatmap_section,
     _ready_section,
     _timeslice_section,
+    _memory_section,
     _energy_section,
     _jobs_section,
     _migrations_section,

@@ -81,12 +81,13 @@ def build_memory(b: _Builder, hosts: Hosts, vms: Vms) -> MemoryRun | None:
     for g, group in enumerate(b.spec.vms):
         mine = np.flatnonzero(groups == group.name)
         m = group.memory
-        if m.reservation > group.ram:
+        reservation = float(m.reservation)
+        if reservation > group.ram:
             b.fail(("vms", g, "memory", "reservation"),
                    f"the reservation ({format_quantity(m.reservation, 'bytes')}) is above the "
                    f"VM's memory ({format_quantity(group.ram, 'bytes')})",
                    "reserve at most the VM's memory")
-        cols["reservation"][mine] = min(m.reservation, group.ram)
+        cols["reservation"][mine] = min(reservation, group.ram)
         cols["limit"][mine] = m.limit
         cols["shares"][mine] = (_MEM_SHARES_PER_MIB[m.shares] * group.ram / 2.0**20
                                 if isinstance(m.shares, str) else m.shares)
