@@ -37,10 +37,10 @@ Derivations used repeatedly (sizes in GiB):
   across VMs (T_i >= W_i, k = 1 / (1 - tax) = 4), i.e. ``T_i = W_i + (lambda S_i - W_i) / k``;
   below its working set (T_i < W_i) simply ``T_i = lambda S_i``. The T_i sum to what is left.
 * Miss fractions: the coldest pages go first, so a VM misses only on the evicted bytes beyond
-  its ``consumed - W`` idle private bytes (shared pages count as idle, as for the balloon):
-  ``p = max(0, evicted - (consumed - W)) / W``; the compression cache, inside T, never pushes
-  out what the reservation backs, so ``p = 0`` while ``W <= reservation``. Tests that check p
-  use no shared pages (consumed = ram).
+  its idle private bytes (private pages less the working set's share of them, the working set
+  spread evenly over the non-zero pages): ``p = max(0, evicted - idle_private) / W``; the
+  compression cache, inside T, never pushes out what the reservation backs, so ``p = 0`` while
+  ``W <= reservation``. Tests that check p use no shared pages (idle_private = ram - W).
 * Slowdown: ``1 + a (p_c t_decompress + p_s (t_fault + q))``, ``a`` touches (pages) per second,
   ``t_fault = latency + page * (1 + dirty) / bandwidth``. n identical VMs that saturate the
   device: fault traffic ``n b a p B / slowdown = bandwidth`` (B bytes per fault, b busy), so

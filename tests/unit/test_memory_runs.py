@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import GIB, REPO, events_of, run_text
-from scipy.stats import spearmanr
 
 import vsim
 
@@ -198,9 +197,9 @@ def test_the_overcommit_scenario_swaps_and_slows_more_as_the_ratio_grows() -> No
     assert swapped[0] == 0 and swapped[-1] > 1 * GIB
     assert (np.diff(swapped) >= -1e-6 * GIB).all()
     slowdown = hosts["slowdown_mean"].to_numpy()
-    assert slowdown[0] == 1.0 and np.argmax(slowdown) == len(slowdown) - 1
-    # Each host's desktops draw their own working sets, so neighbours can swap places a little.
-    assert spearmanr(ratio, slowdown).statistic > 0.9
+    # No swapping, no slowdown; then more with every step.
+    assert (slowdown[swapped == 0] == 1.0).all()
+    assert (np.diff(slowdown[swapped > 0]) > 0).all()
     # The reclamation chain in order as the ratio grows: sharing only, then balloons, then swap.
     states = list(hosts["state_worst"])
     assert states[0] == "clear" and "soft" in states and states[-1] == "hard"

@@ -104,8 +104,9 @@ def _by_host(host: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
 
 
 def _sharing(h: HostMemory, v: VmMemory, ids: np.ndarray, host: np.ndarray, n_h: int
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """Per VM: bytes backed by shared pages, and its part of the saving."""
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per VM: bytes backed by shared pages, its part of the saving, and its shared zero
+    pages."""
     m = v.ram[ids]
     mode = h.sharing[host]
     zero = np.where(mode >= 1, v.zero_frac[ids] * m, 0.0)
@@ -124,7 +125,7 @@ def _sharing(h: HostMemory, v: VmMemory, ids: np.ndarray, host: np.ndarray, n_h:
     wide = np.where(n_host >= 2, host_wide * content, 0.0)
     shared = zero + grouped + wide
     saved = zero + grouped * (1.0 - 1.0 / n_group) + wide * (1.0 - 1.0 / n_host)
-    return shared, saved
+    return shared, saved, zero
 
 
 def _water_fill(host: np.ndarray, n_h: int, need: np.ndarray, lo: np.ndarray, hi: np.ndarray,
@@ -174,16 +175,22 @@ def reclaim(h: HostMemory, v: VmMemory, ids: np.ndarray, host: np.ndarray,
     min_free = h.min_free
     free0 = h.ram - _by_host(host, overhead + limit, n_h)
     engaged = free0 < h.share_below * min_free
-    shared, saved = _sharing(h, v, ids, host, n_h)
+    shared, saved, zero = _sharing(h, v, ids, host, n_h)
     on = engaged[host]
-    shared, saved = np.where(on, shared, 0.0), np.where(on, saved, 0.0)
+    shared, saved, zero = (np.where(on, x, 0.0) for x in (shared, saved, zero))
     consumed = m - saved
     hi = np.minimum(consumed, limit)
     lo = np.minimum(v.reservation[ids], hi)
     free1 = h.ram - _by_host(host, overhead + hi, n_h)
+    # Only private pages can be given back or evicted. Zero pages are idle; the working set is
+    # spread evenly over the other pages, shared or not, so its private part is in proportion.
+    private = m - shared
+    nonzero = m - zero
+    active_private = np.minimum(private, active * np.divide(
+        private, nonzero, out=np.ones(len(ids)), where=nonzero > 0))
+    idle_private = private - active_private
     # The balloon takes idle memory only: what the guest holds beyond its active working set.
-    bcap = np.where(v.balloon[ids], np.minimum(p.balloon_max_frac * m,
-                                               np.maximum(0.0, consumed - active)), 0.0)
+    bcap = np.where(v.balloon[ids], np.minimum(p.balloon_max_frac * m, idle_private), 0.0)
     lo_balloon = np.clip(consumed - bcap, lo, hi)
     need_b = np.maximum(0.0, h.balloon_below * min_free - free1)
     x_b = np.minimum(need_b, _by_host(host, hi - lo_balloon, n_h))
@@ -216,13 +223,12 @@ def reclaim(h: HostMemory, v: VmMemory, ids: np.ndarray, host: np.ndarray,
     kept = kept + short
     deficit = deficit + _by_host(host, short, n_h)
     free = free1 + x - _by_host(host, short, n_h)
-    # Coldest pages go first, and the hottest evicted ones are the compressed. Shared pages
-    # count as idle (zero pages are), as they do for the balloon: the cold pages that can go are
-    # the private ones beyond the working set. (A working set within the reservation never
-    # misses: the balloon takes idle pages only, and compression and swapping leave
-    # kept >= the reservation in plain residency.)
+    # Coldest pages go first (the private idle ones), and the hottest evicted ones are the
+    # compressed. (A working set within the reservation never misses: the balloon takes idle
+    # pages only, and compression and swapping leave kept >= the reservation in plain
+    # residency.)
     evicted = balloon + compressed + swapped
-    hot = np.maximum(evicted - np.maximum(0.0, consumed - active), 0.0)
+    hot = np.clip(evicted - idle_private, 0.0, active_private)
     hot_c = np.minimum(hot, compressed)
     p_c = np.divide(hot_c, active, out=np.zeros(len(ids)), where=active > 0)
     p_s = np.divide(hot - hot_c, active, out=np.zeros(len(ids)), where=active > 0)
