@@ -34,7 +34,7 @@ test: lint kvm-deps
 VALIDATION = results/validation
 validation: $(BIN)/vsim kvm-deps
 	rm -rf $(VALIDATION)/.fit $(VALIDATION)/.check $(VALIDATION)/migration $(VALIDATION)/cpu \
-	    $(VALIDATION)/cpu-timeslice
+	    $(VALIDATION)/cpu-timeslice $(VALIDATION)/memory
 	mkdir -p $(VALIDATION)
 	$(BIN)/vsim kvm measure migration --memory 384MiB --working-set 96MiB \
 	    --bandwidth 48MiB/s,96MiB/s --dirty-rate 8MiB/s,32MiB/s --repeats 2 \
@@ -42,13 +42,19 @@ validation: $(BIN)/vsim kvm-deps
 	$(BIN)/vsim kvm measure cpu --guests 2,4 --repeats 2 --out $(VALIDATION)/.fit/cpu
 	$(BIN)/vsim kvm measure migration --repeats 2 --out $(VALIDATION)/.check/migration
 	$(BIN)/vsim kvm measure cpu --guests 1,2,3,4 --repeats 3 --out $(VALIDATION)/.check/cpu
+	$(BIN)/vsim kvm measure memory --ratio 1.1,1.3 --work 1000,4000 --repeats 2 \
+	    --out $(VALIDATION)/.fit/memory
+	$(BIN)/vsim kvm measure memory --ratio 0.8,1.0,1.1,1.2,1.3 --work 2000 --repeats 2 \
+	    --out $(VALIDATION)/.check/memory
 	$(BIN)/vsim calibrate $(VALIDATION)/.fit/migration $(VALIDATION)/.fit/cpu \
-	    --check $(VALIDATION)/.check/migration --check $(VALIDATION)/.check/cpu \
+	    $(VALIDATION)/.fit/memory --check $(VALIDATION)/.check/migration \
+	    --check $(VALIDATION)/.check/cpu --check $(VALIDATION)/.check/memory \
 	    --out vsim/data/calibration/qemu-tcg.yaml
 	$(BIN)/vsim validate migration --measured $(VALIDATION)/.check/migration --out $(VALIDATION)/migration
 	$(BIN)/vsim validate cpu --measured $(VALIDATION)/.check/cpu --out $(VALIDATION)/cpu
 	$(BIN)/vsim validate cpu --model timeslice --measured $(VALIDATION)/.check/cpu \
 	    --out $(VALIDATION)/cpu-timeslice
+	$(BIN)/vsim validate memory --measured $(VALIDATION)/.check/memory --out $(VALIDATION)/memory
 	rm -rf $(VALIDATION)/.fit $(VALIDATION)/.check
 
 bench: $(BIN)/vsim

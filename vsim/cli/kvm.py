@@ -106,6 +106,10 @@ def memory_grid(fn: Callable[..., Any]) -> Callable[..., Any]:
                      callback=_quantities("bytes", "192MiB"), help="Memory the guest touches."),
         click.option("--memory", default="512MiB", show_default=True,
                      callback=_quantities("bytes", "512MiB"), help="Guest memory."),
+        click.option("--work", default="2000", show_default=True, callback=_ints,
+                     help="Loop iterations of computation between two touches (list). A slower "
+                     "toucher lets the host's reclaim find pages to swap; with none (3 M pages/s "
+                     "under TCG) the cgroup's OOM killer ends the guest instead."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -113,10 +117,10 @@ def memory_grid(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _memory_points(ratio: list[float], order: str, working_set: list[float],
-                   memory: list[float]) -> list[Any]:
+                   memory: list[float], work: list[int]) -> list[Any]:
     from vsim.kvm.memory import MemoryPoint
 
-    return [MemoryPoint(r, order, working_set[0], memory[0]) for r in ratio]
+    return [MemoryPoint(r, order, working_set[0], memory[0], w) for w in work for r in ratio]
 
 
 def common(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -36,10 +36,11 @@ class MemoryPoint:
     order: str = "random"
     working_set_bytes: float = 192 * MIB
     memory_bytes: float = 512 * MIB
+    work: int = 0  # loop iterations of computation between two touches: a slower toucher
 
     def label(self) -> str:
         return (f"W/R={self.ratio:g} {self.order} W={self.working_set_bytes / MIB:g}MiB "
-                f"M={self.memory_bytes / MIB:g}MiB")
+                f"M={self.memory_bytes / MIB:g}MiB" + (f" work={self.work}" if self.work else ""))
 
 
 def _rate(guest: Guest, since: float) -> float:
@@ -94,7 +95,7 @@ def _point(ws: Workspace, p: MemoryPoint, cgroup: MemoryCgroup, row: dict[str, A
     with no limit, then under the point's limit (same guest, same boot), into ``row``."""
     idle_s = 6.0
     spec = GuestSpec("mem", ("touch", f"{p.working_set_bytes:.0f}", ORDER_ARG[p.order], "0",
-                             f"{idle_s:g}"),
+                             f"{idle_s:g}", str(p.work)),
                      memory_mib=int(p.memory_bytes // MIB), accel=accel,
                      cgroups=(cgroup.procs,),
                      # Huge pages that khugepaged assembles while the guest runs would make it
@@ -141,6 +142,7 @@ def measure_memory(ws: Workspace, points: list[MemoryPoint], *, accel: str = "tc
             row: dict[str, Any] = {
                 "point": i, "repeat": r, "ratio": p.ratio, "order": p.order,
                 "working_set_bytes": p.working_set_bytes, "memory_bytes": p.memory_bytes,
+                "work": p.work,
                 "base_bytes": float("nan"), "limit_bytes": float("nan"), "pages_s": float("nan"),
                 "alone_pages_s": float("nan"), "slowdown": float("nan"), "outcome": "killed"}
             try:

@@ -2,10 +2,11 @@
  *
  *   workload spin SECONDS [THREADS]  spin on the CPU (one process per vCPU); report iterations
  *   workload dirty RATE WSS SECONDS  write one word per page over WSS bytes at RATE bytes/s
- *   workload touch WSS ORDER SECONDS [DELAY]
+ *   workload touch WSS ORDER SECONDS [DELAY [WORK]]
  *                                    touch WSS bytes page by page as fast as possible (after
  *                                    idling DELAY seconds, which the host uses to push the idle
- *                                    guest's cold memory out),
+ *                                    guest's cold memory out), with WORK loop iterations of
+ *                                    computation between two touches (a slower toucher),
  *                                    ORDER = seq | random
  *
  * SECONDS = 0 runs until the guest is stopped. Every report is one line on stdout (the serial
@@ -129,7 +130,8 @@ static int dirty(double rate, unsigned long wss, double seconds)
 	}
 }
 
-static int touch(unsigned long wss, int random_order, double seconds, double delay)
+static int touch(unsigned long wss, int random_order, double seconds, double delay,
+		 unsigned long work)
 {
 	unsigned long pages = wss / PAGE;
 	printf("vsim idle t=%.6f delay=%.3f\n", now(), delay);
@@ -150,6 +152,8 @@ static int touch(unsigned long wss, int random_order, double seconds, double del
 			page = i % pages;
 		}
 		(*(volatile uint64_t *)(p + page * PAGE))++;
+		for (volatile unsigned long w = 0; w < work; w++)
+			;
 		touched++;
 		if ((touched & 4095) == 0) {
 			double t = now();
@@ -172,7 +176,8 @@ int main(int argc, char **argv)
 		return dirty(atof(argv[2]), strtoul(argv[3], NULL, 10), atof(argv[4]));
 	if (argc >= 5 && !strcmp(argv[1], "touch"))
 		return touch(strtoul(argv[2], NULL, 10), !strcmp(argv[3], "random"), atof(argv[4]),
-			     argc >= 6 ? atof(argv[5]) : 0.0);
+			     argc >= 6 ? atof(argv[5]) : 0.0,
+			     argc >= 7 ? strtoul(argv[6], NULL, 10) : 0);
 	printf("vsim error what=usage argc=%d\n", argc);
 	return 2;
 }
