@@ -179,16 +179,19 @@ def reclaim(h: HostMemory, v: VmMemory, ids: np.ndarray, host: np.ndarray,
     on = engaged[host]
     shared, saved, zero = (np.where(on, x, 0.0) for x in (shared, saved, zero))
     consumed = m - saved
-    hi = np.minimum(consumed, limit)
-    lo = np.minimum(v.reservation[ids], hi)
-    free1 = h.ram - _by_host(host, overhead + hi, n_h)
     # Only private pages can be given back or evicted. Zero pages are idle; the working set is
     # spread evenly over the other pages, shared or not, so its private part is in proportion.
-    private = m - shared
+    private = np.maximum(0.0, m - shared)
     nonzero = m - zero
-    active_private = np.minimum(private, active * np.divide(
-        private, nonzero, out=np.ones(len(ids)), where=nonzero > 0))
+    active_private = np.clip(active * np.divide(private, nonzero, out=np.ones(len(ids)),
+                                                where=nonzero > 0), 0.0, private)
     idle_private = private - active_private
+    # A VM keeps at least its part of the shared copies (they cannot go) and its reservation of
+    # private pages.
+    copies = consumed - private
+    hi = np.minimum(consumed, np.maximum(limit, copies))  # a limit cannot evict shared pages
+    lo = np.minimum(copies + np.minimum(v.reservation[ids], private), hi)
+    free1 = h.ram - _by_host(host, overhead + hi, n_h)
     # The balloon takes idle memory only: what the guest holds beyond its active working set.
     bcap = np.where(v.balloon[ids], np.minimum(p.balloon_max_frac * m, idle_private), 0.0)
     lo_balloon = np.clip(consumed - bcap, lo, hi)
@@ -198,7 +201,6 @@ def reclaim(h: HostMemory, v: VmMemory, ids: np.ndarray, host: np.ndarray,
     hard = need_s > 0
     room = _by_host(host, hi - lo, n_h)
     x = np.where(hard, np.minimum(x_b + need_s, room), x_b)
-    deficit = np.where(hard, x_b + need_s - x, 0.0)
     k = 1.0 / (1.0 - p.idle_tax)
     kept = _water_fill(host, n_h, x, np.where(hard[host], lo, lo_balloon), hi,
                        v.shares[ids], np.minimum(active, hi), k)
@@ -208,8 +210,8 @@ def reclaim(h: HostMemory, v: VmMemory, ids: np.ndarray, host: np.ndarray,
     rho = p.compression_ratio
     # The compression cache sits in the memory the VM keeps, so it may not push the pages its
     # reservation backs out of plain residency: at most rho x (kept - min(W, R)).
-    protected = np.minimum(active, v.reservation[ids])
-    cache_room = np.maximum(0.0, rho * (kept - protected))
+    protected = np.minimum(active_private, v.reservation[ids])
+    cache_room = np.maximum(0.0, rho * (kept - copies - protected))
     compressed = np.where(h.compression[host],
                           np.minimum.reduce([rest / (1.0 - 1.0 / rho),
                                              rho * p.compression_max_frac * m, cache_room]),
@@ -221,8 +223,11 @@ def reclaim(h: HostMemory, v: VmMemory, ids: np.ndarray, host: np.ndarray,
     short = swapped * (1.0 - fit[host])
     swapped = swapped - short
     kept = kept + short
-    deficit = deficit + _by_host(host, short, n_h)
     free = free1 + x - _by_host(host, short, n_h)
+    # What the host lacks to hold the swap threshold: what was not reclaimable at all, and the
+    # pages that found no swap space (unless there was room for them anyway).
+    deficit = h.swap_below * min_free - free
+    deficit = np.where(deficit > 1.0, deficit, 0.0)  # not rounding dust
     # Coldest pages go first (the private idle ones), and the hottest evicted ones are the
     # compressed. (A working set within the reservation never misses: the balloon takes idle
     # pages only, and compression and swapping leave kept >= the reservation in plain
