@@ -19,10 +19,12 @@ state the hypervisor reaches (all hosts at once, with array operations):
 
 Who gives memory back is decided by shares, with ESXi's idle memory tax: VM i keeps T_i bytes
 where the shares per page ``S_i / (T_i * (f_i + k * (1 - f_i)))`` (``f_i``: the active share of
-T_i, k = 1 / (1 - tax)) are equal across VMs, within [reservation, consumed] (Waldspurger,
-"Memory Resource Management in VMware ESX Server", OSDI 2002). Reservations are never reclaimed,
-and the hottest pages of a VM are backed by its reservation first. A VM's limit caps T_i with no
-host pressure at all.
+T_i, k = 1 / (1 - tax)) are equal across VMs (Waldspurger, "Memory Resource Management in
+VMware ESX Server", OSDI 2002). Only private pages are given back or evicted: a VM keeps at
+least its part of the shared copies plus its reservation of private pages, and at most what it
+consumes. Reservations are never reclaimed, and the compression cache never pushes out the
+pages a reservation backs, so a working set within the reservation never misses. A VM's limit
+caps T_i with no host pressure at all (but cannot evict its shared pages).
 
 The transient (how fast balloons inflate, swap-out at the device's speed) is not modelled: the
 state holds from one event to the next, and the pages that change place at an event are counted
