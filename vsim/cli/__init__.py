@@ -123,7 +123,11 @@ def run_cmd(scenario: str, seed: int | None, out: Path | None, overrides: tuple[
             + (f", unplaced VMs {s['vms_unplaced']}" if "vms_unplaced" in s else "")
             + (f"; {len(s['timeslice']['hosts'])} time-sliced host(s), "
                f"{s['timeslice']['slices']:,} timeslices in {s['timeslice']['windows']:,} windows"
-               if s.get("timeslice") else ""), err=True)
+               if s.get("timeslice") else "")
+            + (f"; memory on {s['memory']['hosts_modelled']} host(s): "
+               f"{s['memory']['swapped_peak_bytes'] / 2**30:.2f} GiB swapped at the peak, "
+               f"VMs {100 * (s['memory']['slowdown_mean'] - 1):.1f} % slower on average"
+               if s.get("memory") else ""), err=True)
     click.echo(str(folder))
 
 
