@@ -42,7 +42,7 @@ validation: $(BIN)/vsim kvm-deps
 	$(BIN)/vsim kvm measure cpu --guests 2,4 --repeats 2 --out $(VALIDATION)/.fit/cpu
 	$(BIN)/vsim kvm measure migration --repeats 2 --out $(VALIDATION)/.check/migration
 	$(BIN)/vsim kvm measure cpu --guests 1,2,3,4 --repeats 3 --out $(VALIDATION)/.check/cpu
-	$(BIN)/vsim kvm measure memory --ratio 1.1,1.3 --work 1000,4000 --repeats 2 \
+	$(BIN)/vsim kvm measure memory --ratio 1.15,1.25 --work 3000,6000 --repeats 2 \
 	    --out $(VALIDATION)/.fit/memory
 	$(BIN)/vsim kvm measure memory --ratio 0.8,1.0,1.1,1.2,1.3 --work 2000 --repeats 2 \
 	    --out $(VALIDATION)/.check/memory

@@ -27,6 +27,12 @@ class MemoryCgroup:
             self.path.mkdir()
         except OSError as exc:
             raise HostError(f"cannot create the cgroup {self.path}: {exc.strerror}") from None
+        if self.version == 1:
+            # Reclaim anonymous memory (to swap) as readily as page cache: the guest's memory is
+            # all anonymous, and with the default 60 the kernel can give up on it and call the
+            # OOM killer while file pages are scarce.
+            with contextlib.suppress(OSError):
+                (self.path / "memory.swappiness").write_text("100")
         if limit_bytes is not None:
             self.set_limit(limit_bytes)
 
