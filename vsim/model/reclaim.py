@@ -211,7 +211,7 @@ def reclaim(h: HostMemory, v: VmMemory, ids: np.ndarray, host: np.ndarray,
     rest = taken - balloon
     rho = p.compression_ratio
     # The compression cache sits in the memory the VM keeps, so it may not push the pages its
-    # reservation backs out of plain residency: at most rho x (kept - min(W, R)).
+    # reservation backs out of plain residency: at most rho x (private kept - min(W, R)).
     protected = np.minimum(active_private, v.reservation[ids])
     cache_room = np.maximum(0.0, rho * (kept - copies - protected))
     compressed = np.where(h.compression[host],
