@@ -213,17 +213,19 @@ def test_the_memory_experiment_limits_a_guest_and_leaves_nothing_behind(image: G
     swaps = _swaps()
     points = [MemoryPoint(r, "random", 64 * MIB, 256 * MIB, work=2000) for r in (0.8, 1.4)]
     with Workspace(image) as ws:
-        rows = measure_memory(ws, points, settle_s=2.0, duration_s=3.0)
+        rows = measure_memory(ws, points, settle_s=3.0, duration_s=3.0)
     fits, tight = rows
-    # With room to spare nothing swaps: the guest runs as fast as with no limit.
-    assert fits["outcome"] == "ok" and fits["slowdown"] == pytest.approx(1.0, abs=0.25)
+    # With room to spare nothing swaps: the guest is no slower than with no limit. (Its speed
+    # with no limit is measured first, while QEMU may still be faulting back pages the cold
+    # push-out swapped, so on a busy machine the limited run can even come out faster.)
+    assert fits["outcome"] == "ok" and fits["slowdown"] < 1.25
     # The tighter limit leaves less than the guest and QEMU use: the kernel swapped (or, when it
     # could not reclaim in time, the OOM killer ended QEMU, which the row says).
     assert fits["limit_bytes"] > fits["base_bytes"] + 64 * MIB
     assert tight["limit_bytes"] < tight["base_bytes"] + 64 * MIB
     assert tight["outcome"] in ("ok", "killed")
     if tight["outcome"] == "ok":  # it swapped: each touch of a missing page costs a fault
-        assert tight["slowdown"] > 1.02
+        assert tight["slowdown"] > 1.02 and tight["slowdown"] > fits["slowdown"]
     # The zram device and the cgroups are gone.
     assert _swaps() == swaps
     assert _vsim_cgroups() == []
