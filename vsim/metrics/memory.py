@@ -20,33 +20,32 @@ __all__ = ["SLOWED", "MemoryTotals", "host_columns", "vm_columns"]
 SLOWED = 1.10  # a VM counts as slowed down in a period when its work takes 10 % longer
 
 
+def _columns(m: dict[str, np.ndarray], prefix: str, levels: dict[str, str], dt: float
+             ) -> dict[str, np.ndarray]:
+    """Level columns (period means, bytes) and the period's swap traffic (bytes moved)."""
+    out = {column: m[f"{prefix}_{key}"] / dt for column, key in levels.items()}
+    out["swap_in_bytes"] = m[f"{prefix}_swap_in"].copy()
+    out["swap_out_bytes"] = m[f"{prefix}_swap_out"].copy()
+    return out
+
+
+_LEVELS = {"mem_balloon_bytes": "balloon", "mem_compressed_bytes": "compressed",
+           "mem_swapped_bytes": "swapped"}
+
+
 def host_columns(m: dict[str, np.ndarray], dt: float) -> dict[str, np.ndarray]:
-    return {
-        "mem_state": m["host_state"].astype(np.int8),
-        "mem_free_bytes": m["host_free"] / dt,
-        "mem_shared_saved_bytes": m["host_saved"] / dt,
-        "mem_balloon_bytes": m["host_balloon"] / dt,
-        "mem_compressed_bytes": m["host_compressed"] / dt,
-        "mem_swapped_bytes": m["host_swapped"] / dt,
-        "swap_in_bytes": m["host_swap_in"].copy(),
-        "swap_out_bytes": m["host_swap_out"].copy(),
-        "mem_deficit_bytes": m["host_deficit"] / dt,
-    }
+    return {"mem_state": m["host_state"].astype(np.int8),
+            **_columns(m, "host", {"mem_free_bytes": "free", "mem_shared_saved_bytes": "saved",
+                                   **_LEVELS, "mem_deficit_bytes": "deficit"}, dt)}
 
 
 def vm_columns(m: dict[str, np.ndarray], dt: float, present_s: np.ndarray
                ) -> dict[str, np.ndarray]:
-    return {
-        "mem_active_bytes": m["vm_active"] / dt,
-        "mem_shared_bytes": m["vm_shared"] / dt,
-        "mem_balloon_bytes": m["vm_balloon"] / dt,
-        "mem_compressed_bytes": m["vm_compressed"] / dt,
-        "mem_swapped_bytes": m["vm_swapped"] / dt,
-        "swap_in_bytes": m["vm_swap_in"].copy(),
-        "swap_out_bytes": m["vm_swap_out"].copy(),
-        "mem_slowdown": 1.0 + np.divide(m["vm_stall"], present_s, out=np.zeros(len(present_s)),
-                                        where=present_s > 0),
-    }
+    stall = np.divide(m["vm_stall"], present_s, out=np.zeros(len(present_s)),
+                      where=present_s > 0)
+    return {**_columns(m, "vm", {"mem_active_bytes": "active", "mem_shared_bytes": "shared",
+                                 **_LEVELS}, dt),
+            "mem_slowdown": 1.0 + stall}
 
 
 class MemoryTotals:

@@ -11,15 +11,16 @@ from __future__ import annotations
 import numpy as np
 
 from vsim.model.interfaces import DemandSource
-from vsim.model.reclaim import MemoryModel
+from vsim.model.reclaim import LEVELS, MemoryModel
 
 __all__ = ["HOST_MEMORY", "VM_MEMORY", "MemoryRun"]
 
 # Rows of the per-VM and per-host rate arrays (levels in bytes, traffic in bytes/s).
-VM_MEMORY = ("active", "shared", "balloon", "compressed", "swapped", "swap_in", "swap_out",
-             "stall")
+VM_MEMORY = (*LEVELS, "swap_in", "swap_out", "stall")
 HOST_MEMORY = ("free", "saved", "balloon", "compressed", "swapped", "swap_in", "swap_out",
                "deficit")
+_VM_IN, _VM_OUT = VM_MEMORY.index("swap_in"), VM_MEMORY.index("swap_out")
+_HOST_IN, _HOST_OUT = HOST_MEMORY.index("swap_in"), HOST_MEMORY.index("swap_out")
 
 
 class MemoryRun:
@@ -48,12 +49,12 @@ class MemoryRun:
         moved = np.flatnonzero((out > 0) | (into > 0))
         if moved.size:
             # Pages that changed place at this instant: counted at once, on the VM's host.
-            self.p_vm[5, moved] += into[moved]
-            self.p_vm[6, moved] += out[moved]
+            self.p_vm[_VM_IN, moved] += into[moved]
+            self.p_vm[_VM_OUT, moved] += out[moved]
             where = m.where[moved]
             ok = where >= 0
-            np.add.at(self.p_host[5], where[ok], into[moved][ok])
-            np.add.at(self.p_host[6], where[ok], out[moved][ok])
+            np.add.at(self.p_host[_HOST_IN], where[ok], into[moved][ok])
+            np.add.at(self.p_host[_HOST_OUT], where[ok], out[moved][ok])
         self.state_max = np.maximum(self.state_max, m.host_state)
         return slow
 
@@ -68,26 +69,27 @@ class MemoryRun:
         m = self.model
         n_h = len(m.hosts.ram)
         r = self.r_vm
-        for row, key in enumerate(VM_MEMORY[:5]):
+        for row, key in enumerate(LEVELS):
             r[row, vms] = m.level[key][vms]
-        r[5, vms] = m.swap_in_bytes_s[vms]
-        r[6, vms] = m.swap_out_bytes_s[vms]
-        r[7, vms] = m.slowdown[vms] - 1.0
+        r[_VM_IN, vms] = m.swap_in_bytes_s[vms]
+        r[_VM_OUT, vms] = m.swap_out_bytes_s[vms]
+        r[VM_MEMORY.index("stall"), vms] = m.slowdown[vms] - 1.0
         placed = np.flatnonzero(m.where >= 0)
         where = m.where[placed]
 
         def per_host(values: np.ndarray) -> np.ndarray:
             return np.bincount(where, weights=values[placed], minlength=n_h)[hosts]
 
-        rh = self.r_host
-        rh[0, hosts] = np.where(m.hosts.enabled, m.host_free, 0.0)[hosts]
-        rh[1, hosts] = m.host_saved[hosts]
-        rh[2, hosts] = per_host(m.level["balloon"])
-        rh[3, hosts] = per_host(m.level["compressed"])
-        rh[4, hosts] = per_host(m.level["swapped"])
-        rh[5, hosts] = per_host(m.swap_in_bytes_s)
-        rh[6, hosts] = per_host(m.swap_out_bytes_s)
-        rh[7, hosts] = m.host_deficit[hosts]
+        values = {
+            "free": np.where(m.hosts.enabled, m.host_free, 0.0)[hosts],
+            "saved": m.host_saved[hosts],
+            **{k: per_host(m.level[k]) for k in ("balloon", "compressed", "swapped")},
+            "swap_in": per_host(m.swap_in_bytes_s),
+            "swap_out": per_host(m.swap_out_bytes_s),
+            "deficit": m.host_deficit[hosts],
+        }
+        for row, key in enumerate(HOST_MEMORY):
+            self.r_host[row, hosts] = values[key]
 
     def snapshot(self, vm_ids: np.ndarray) -> dict[str, np.ndarray]:
         """The period's sums (levels x seconds, traffic in bytes) for every host and the VMs

@@ -39,7 +39,7 @@ import numpy as np
 
 from vsim.model.memory import MemoryParams, device_wait
 
-__all__ = ["STATE_NAMES", "HostMemory", "MemoryModel", "Reclaim", "VmMemory", "reclaim"]
+__all__ = ["LEVELS", "STATE_NAMES", "HostMemory", "MemoryModel", "Reclaim", "VmMemory", "reclaim"]
 
 STATE_NAMES = ("high", "clear", "soft", "hard", "low")
 
@@ -245,7 +245,8 @@ def reclaim(h: HostMemory, v: VmMemory, ids: np.ndarray, host: np.ndarray,
                    p_s, state.astype(np.int8), free, deficit)
 
 
-_LEVELS = ("active", "shared", "balloon", "compressed", "swapped")
+# What the model keeps per VM, in bytes (the rows of its period sums follow this order).
+LEVELS = ("active", "shared", "balloon", "compressed", "swapped")
 
 
 @dataclass
@@ -259,7 +260,7 @@ class MemoryModel:
 
     def __post_init__(self) -> None:
         n_h, n_v = len(self.hosts.ram), len(self.vms.ram)
-        self.level = {k: np.zeros(n_v) for k in _LEVELS}
+        self.level = {k: np.zeros(n_v) for k in LEVELS}
         self.slowdown = np.ones(n_v)
         self.swap_in_bytes_s = np.zeros(n_v)  # steady fault traffic
         self.swap_out_bytes_s = np.zeros(n_v)
@@ -293,7 +294,7 @@ class MemoryModel:
         delta = r.swapped - self.level["swapped"][ids]
         self.moved_out[ids] += np.maximum(delta, 0.0)
         self.moved_in[ids] += np.maximum(-delta, 0.0)
-        for key, val in zip(_LEVELS, (v.active_frac[ids] * v.ram[ids], r.shared, r.balloon,
+        for key, val in zip(LEVELS, (v.active_frac[ids] * v.ram[ids], r.shared, r.balloon,
                                       r.compressed, r.swapped), strict=True):
             self.level[key][ids] = val
         self.where[ids] = host
