@@ -325,14 +325,6 @@ WorkingSet = Annotated[
 ]
 
 
-def _check_mem_shares(value: Any) -> Any:
-    if isinstance(value, str) and value in _SHARE_PRESETS:
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    raise ValueError(f"memory shares are low, normal, high or a positive number, got {value!r}")
-
-
 class ActiveFromWorkload(Strict):
     workload: str = Field(description="a workload whose series (0..100 %) give the active "
                           "share of each VM's memory over time")
@@ -346,7 +338,7 @@ class VmMemorySpec(Strict):
     limit: BytesLimit = Field(math.inf, description="most host memory the VM may use, "
                               "whatever the pressure")
     shares: Annotated[float | Literal["low", "normal", "high"],
-                      BeforeValidator(_check_mem_shares)] = Field(
+                      BeforeValidator(_check_shares)] = Field(
         "normal", description="low, normal, high (5, 10, 20 per MiB of memory, as ESXi) or a "
         "number: who loses memory first under pressure")
     active: Fraction | ActiveFromWorkload = Field(
