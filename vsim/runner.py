@@ -20,10 +20,17 @@ import yaml
 
 from vsim._version import __version__
 from vsim.metrics import Recorder, Tables, summarize
+from vsim.metrics.availability import (
+    availability_summary,
+    host_failure_columns,
+    outage_columns,
+    over_replications,
+)
 from vsim.model.cloudsim_compat import run_cloudsim
-from vsim.model.interfaces import MigrationRecord
+from vsim.model.interfaces import MigrationRecord, RunTotals
 from vsim.model.simulation import Simulation
 from vsim.scenario import LoadedScenario, build, load_scenario
+from vsim.scenario.build import RunSetup
 from vsim.scenario.compat import build_cloudsim
 
 __all__ = ["Result", "new_result_folder", "run", "write_folder"]
@@ -139,23 +146,89 @@ def run(scenario: LoadedScenario | str | Path, seed: int | None = None, *,
     if loaded.spec.semantics == "cloudsim":
         tables, summary = _run_cloudsim(loaded, seed)
         return _finish(loaded, seed, tables, summary, started, started_at)
+    setup, recorder, totals = _simulate(loaded, seed, progress=progress)
+    tables = recorder.tables(setup.jobs)
+    if setup.vm_series:
+        tables.columns["vm_info"]["series"] = setup.vm_series
+    summary = summarize(recorder, totals, setup.jobs, scenario=loaded.name,
+                        description=loaded.spec.description, seed=seed, period_s=setup.period_s)
+    if setup.availability is not None:
+        _availability(loaded, seed, setup, totals, tables, summary, progress)
+    return _finish(loaded, seed, tables, summary, started, started_at)
+
+
+def _simulate(loaded: LoadedScenario, seed: int, *, tables: bool = True,
+              progress: Callable[[float], None] | None = None) -> tuple[RunSetup, Recorder, RunTotals]:
     setup = build(loaded, seed)
     out = loaded.spec.output
-    recorder = Recorder(setup.dc, vms_table=out.vms_table, hosts_table=out.hosts_table)
+    recorder = Recorder(setup.dc, vms_table=out.vms_table and tables,
+                        hosts_table=out.hosts_table and tables)
     sim = Simulation(
         setup.dc, recorder, setup.placement, setup.sources, setup.jobs,
         duration_s=setup.duration_s, period_s=setup.period_s, power=setup.power,
         stop_when_jobs_done=setup.stop_when_jobs_done, progress=progress,
         consolidation=setup.consolidation, migration=setup.migration,
         maintenance=setup.maintenance, slicing=setup.slicing, memory=setup.memory,
+        availability=setup.availability,
     )
-    totals = sim.run()
-    tables = recorder.tables(setup.jobs)
-    if setup.vm_series:
-        tables.columns["vm_info"]["series"] = setup.vm_series
-    summary = summarize(recorder, totals, setup.jobs, scenario=loaded.name,
-                        description=loaded.spec.description, seed=seed, period_s=setup.period_s)
-    return _finish(loaded, seed, tables, summary, started, started_at)
+    return setup, recorder, sim.run()
+
+
+def replication_seeds(seed: int, n: int) -> list[int]:
+    """The seeds of ``n`` Monte Carlo replications: the scenario's seed first (so one
+    replication is the plain run), then seeds drawn from it."""
+    extra = np.random.SeedSequence(seed).generate_state(max(n - 1, 0), dtype=np.uint32)
+    return [seed, *(int(x) for x in extra)]
+
+
+def _availability(loaded: LoadedScenario, seed: int, setup: RunSetup, totals: RunTotals,
+                  tables: Tables, summary: dict[str, Any],
+                  progress: Callable[[float], None] | None) -> None:
+    """The outages and host failures of the run and of its other replications, and the
+    availability figures with their spread over the replications."""
+    n = loaded.spec.replications
+    outs, fails, per_run = [], [], []
+    rows: dict[str, list[Any]] = {"replication": [], "seed": []}
+    for r, s in enumerate(replication_seeds(seed, n)):
+        if r > 0:
+            if progress is not None:
+                progress(r / n)
+            setup, _, totals = _simulate(loaded, s, tables=False)
+        out = outage_columns(totals, setup.dc, r)
+        fail = host_failure_columns(totals, setup.dc, r)
+        figures = availability_summary(out, fail, totals)
+        outs.append(out)
+        fails.append(fail)
+        per_run.append(figures)
+        rows["replication"].append(r)
+        rows["seed"].append(s)
+        for k, v in _flat(figures).items():
+            rows.setdefault(k, []).append(v)
+    tables.columns["outages"] = _stack(outs)
+    tables.columns["host_failures"] = _stack(fails)
+    if n > 1:
+        tables.columns["replications"] = {k: np.array(v) for k, v in rows.items()}
+    summary["availability"] = per_run[0] if n == 1 else {
+        **per_run[0], "replications": over_replications(per_run)}
+
+
+def _flat(figures: dict[str, Any]) -> dict[str, Any]:
+    """The scalar figures of an availability summary, as columns of the replications table."""
+    rto, loss = figures["rto_s"], figures.get("data_loss_s", {})
+    return {"host_failures": figures["host_failures"], "vm_outages": figures["vm_outages"],
+            "not_restarted": figures["not_restarted"], "vm_hours_lost": figures["vm_hours_lost"],
+            "rto_p50_s": rto["p50"], "rto_p95_s": rto["p95"], "rto_max_s": rto["max"],
+            "data_loss_max_s": loss.get("max"),
+            "admission_refused": figures["admission"]["refused"]}
+
+
+def _stack(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k in parts[0]:
+        cols = [p[k] for p in parts]
+        out[k] = (np.concatenate(cols) if isinstance(cols[0], np.ndarray)
+                  else [x for c in cols for x in c])
+    return out
 
 
 def _finish(loaded: LoadedScenario, seed: int, tables: Tables, summary: dict[str, Any],

@@ -34,6 +34,8 @@ KINDS: dict[str, dict[str, float]] = {
         "h": 3600.0, "hr": 3600.0, "hour": 3600.0, "hours": 3600.0,
         "d": 86400.0, "day": 86400.0, "days": 86400.0,
         "w": 604800.0, "week": 604800.0, "weeks": 604800.0,
+        # Failure rates are quoted per year (MTBF "5 y"): a year of 365 days.
+        "y": 31536000.0, "yr": 31536000.0, "year": 31536000.0, "years": 31536000.0,
     },
     "bytes": {
         "B": 1.0, "byte": 1.0, "bytes": 1.0,

@@ -22,6 +22,7 @@ class HostState(IntEnum):
     OFF = 0
     BOOTING = 1
     ON = 2
+    FAILED = 3  # down until repaired: holds no VM, draws no power, takes no placement
 
 
 class VmState(IntEnum):
@@ -31,6 +32,8 @@ class VmState(IntEnum):
     RUNNING = 3
     DONE = 4  # departed
     MIGRATING = 5  # running on its host while being copied to ``Vms.migrating_to``
+    DOWN = 6  # its host failed: on no host until it is restarted somewhere
+    BOOTING = 7  # restarted on its host, the guest still booting (not serving yet)
 
 
 HOST_STATE_NAMES = tuple(s.name.lower() for s in HostState)
@@ -263,6 +266,38 @@ class Datacenter:
         v.start_s[started] = now
         return started
 
+    def restart(self, vm_ids: np.ndarray, host_ids: np.ndarray) -> None:
+        """Down VMs are powered on again on hosts that are on: they boot there."""
+        v = self.vms
+        assert np.all(v.state[vm_ids] == VmState.DOWN)
+        assert np.all(self.hosts.state[host_ids] == HostState.ON)
+        v.host[vm_ids] = host_ids
+        self._commit(vm_ids, host_ids, +1.0)
+        v.state[vm_ids] = VmState.BOOTING
+
+    def booted(self, vm_ids: np.ndarray) -> None:
+        """Restarted VMs finished booting: they run."""
+        assert np.all(self.vms.state[vm_ids] == VmState.BOOTING)
+        self.vms.state[vm_ids] = VmState.RUNNING
+
+    def fail_hosts(self, hosts: np.ndarray) -> np.ndarray:
+        """``hosts`` fail: every VM placed on them is down from now, a migration away from them
+        lost with it. Returns those VMs. Migrations *to* them must have been aborted first."""
+        h, v = self.hosts, self.vms
+        dead = np.zeros(len(h) + 1, dtype=bool)  # [-1]: VMs on no host
+        dead[hosts] = True
+        ids = np.flatnonzero(dead[v.host])
+        assert not np.any((v.state == VmState.MIGRATING) & dead[v.migrating_to] & ~dead[v.host]), (
+            "abort the migrations into failing hosts first")
+        moving = ids[v.state[ids] == VmState.MIGRATING]
+        self._commit(moving, v.migrating_to[moving].astype(np.int64), -1.0, count=False)
+        self._commit(ids, v.host[ids].astype(np.int64), -1.0)
+        v.host[ids] = -1
+        v.migrating_to[ids] = -1
+        v.state[ids] = VmState.DOWN
+        h.state[hosts] = HostState.FAILED
+        return ids
+
     def start_waiting(self, host: int, now: float) -> np.ndarray:
         """A host finished booting: its STARTING VMs run from now. Returns them."""
         v = self.vms
@@ -272,12 +307,14 @@ class Datacenter:
         return waiting
 
     def remove(self, vm_ids: np.ndarray, now: float) -> None:
-        """VMs leave their hosts for good (departure); a migration under way is abandoned."""
+        """VMs leave their hosts for good (departure); a migration under way is abandoned. A VM
+        that is down leaves from nowhere."""
         v = self.vms
         moving = vm_ids[v.state[vm_ids] == VmState.MIGRATING]
         self._commit(moving, v.migrating_to[moving].astype(np.int64), -1.0, count=False)
         v.migrating_to[vm_ids] = -1
-        self._commit(vm_ids, v.host[vm_ids].astype(np.int64), -1.0)
+        placed = vm_ids[v.host[vm_ids] >= 0]
+        self._commit(placed, v.host[placed].astype(np.int64), -1.0)
         v.host[vm_ids] = -1
         v.state[vm_ids] = VmState.DONE
         v.end_s[vm_ids] = now
@@ -285,7 +322,8 @@ class Datacenter:
     def check_invariants(self) -> None:
         """Raise AssertionError when the state is inconsistent (used by tests)."""
         h, v = self.hosts, self.vms
-        running = (v.state == VmState.RUNNING) | (v.state == VmState.MIGRATING)
+        running = ((v.state == VmState.RUNNING) | (v.state == VmState.MIGRATING)
+                   | (v.state == VmState.BOOTING))
         placed = running | (v.state == VmState.STARTING)
         moving = v.state == VmState.MIGRATING
         assert np.all((v.host >= 0) == placed), "a VM is on a host iff it is starting or running"
@@ -300,3 +338,5 @@ class Datacenter:
         ram += np.bincount(v.migrating_to[moving], weights=v.ram_bytes[moving], minlength=len(h))
         assert np.allclose(ram, h.ram_used), "host RAM commitments match placements"
         assert np.all(h.vm_count[h.state == HostState.OFF] == 0), "hosts that are off hold no VM"
+        assert np.all(h.vm_count[h.state == HostState.FAILED] == 0), "failed hosts hold no VM"
+        assert np.all(v.host[v.state == VmState.DOWN] == -1), "a VM that is down is on no host"

@@ -5,26 +5,40 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from vsim.model.datacenter import PlacementView
+from vsim.model.failures import FailureEvent
 from vsim.model.power import PowerCurves
 
+if TYPE_CHECKING:
+    from vsim.model.boot import Boots
+    from vsim.model.replication import Replication
+
 __all__ = [
+    "Admission",
+    "AdmissionDecision",
+    "AvailabilitySetup",
+    "ClusterState",
     "ConsolidationSettings",
     "ConsolidationView",
     "Consolidator",
     "DemandSource",
+    "DrPlan",
     "EvacuationRecord",
+    "HaSettings",
+    "HostFailureRecord",
     "Maintenance",
     "Migration",
     "MigrationRecord",
     "Observer",
+    "OutageRecord",
     "PeriodSnapshot",
     "Placement",
     "PowerManagement",
+    "RecoveryGroup",
     "RunTotals",
 ]
 
@@ -205,3 +219,138 @@ class RunTotals:
     evacuations: list[EvacuationRecord] = field(default_factory=list)
     timeslice_windows: int = 0  # windows simulated on time-sliced hosts
     timeslice_slices: int = 0
+    outages: list[OutageRecord] = field(default_factory=list)
+    host_failures: list[HostFailureRecord] = field(default_factory=list)
+    admission_refused: int = 0  # ordinary power-ons HA admission control refused
+    admission: dict[str, dict[str, float]] = field(default_factory=dict)  # per site, at the end
+    replication: dict[str, float] = field(default_factory=dict)  # DR replication figures
+
+
+# --- failures, HA and DR -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """What admission control reads about one HA cluster (arrays over its hosts and over its
+    powered-on VMs)."""
+
+    host_cpu_hz: np.ndarray
+    host_mem_bytes: np.ndarray
+    host_up: np.ndarray  # not failed, not in maintenance
+    vm_cpu_res_hz: np.ndarray
+    vm_mem_res_bytes: np.ndarray  # memory reservation + overhead
+
+    def __post_init__(self) -> None:
+        hosts = {np.shape(self.host_cpu_hz), np.shape(self.host_mem_bytes), np.shape(self.host_up)}
+        vms = {np.shape(self.vm_cpu_res_hz), np.shape(self.vm_mem_res_bytes)}
+        if len(hosts) != 1 or len(vms) != 1:
+            raise ValueError(f"ClusterState arrays disagree in shape: hosts {sorted(hosts)}, "
+                             f"VMs {sorted(vms)}")
+
+
+@dataclass(frozen=True)
+class AdmissionDecision:
+    admitted: np.ndarray  # per candidate VM
+    reasons: list[str]  # per candidate: "" when admitted
+
+
+class Admission(Protocol):
+    """HA admission control: may these VMs power on and leave room to restart a failure's VMs?"""
+
+    @property
+    def name(self) -> str: ...
+
+    def admit(self, state: ClusterState, cpu_res_hz: np.ndarray,
+              mem_res_bytes: np.ndarray) -> AdmissionDecision:
+        """Candidates in order; each is admitted if the policy holds with it and every earlier
+        admitted candidate powered on; a refused one does not count for later ones."""
+        ...
+
+    def excluded_hosts(self, n_hosts: int) -> np.ndarray:
+        """Mask over the cluster's hosts that take no ordinary power-on."""
+        ...
+
+    def describe(self, state: ClusterState) -> dict[str, float]:
+        """The policy's figures for a summary."""
+        ...
+
+
+@dataclass(frozen=True)
+class HaSettings:
+    """vSphere-HA-like restarts: after ``detection_s`` the failed hosts' VMs are restarted on
+    the surviving hosts of their site, highest priority first; a VM that finds no room is tried
+    again after each of ``retry_delays_s`` (vSphere's default: 2, 4, 8, 8 and 8 minutes). The
+    next priority tier starts once the previous one is ``placed`` or ``booted``, plus
+    ``tier_delay_s``."""
+
+    detection_s: float = 15.0
+    retry_delays_s: tuple[float, ...] = (120.0, 240.0, 480.0, 480.0, 480.0)
+    wait_for: str = "placed"
+    tier_delay_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class RecoveryGroup:
+    """VMs a DR plan recovers together, once the groups ``after`` (indices) are up."""
+
+    name: str
+    vms: np.ndarray
+    after: tuple[int, ...] = ()
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class DrPlan:
+    """When site ``site`` fails, recover its VMs on site ``target``: the loss is declared after
+    ``detection_s``, the plan runs ``decision_s`` later, group by group. ``failback_after_s``
+    after the failed site is back, the VMs move home by live migration (inf: they stay)."""
+
+    name: str
+    site: int
+    target: int
+    groups: tuple[RecoveryGroup, ...]
+    detection_s: float = 300.0
+    decision_s: float = 0.0
+    failback_after_s: float = math.inf
+
+
+@dataclass
+class AvailabilitySetup:
+    """Everything about failures and recovery in one run, built by the scenario layer."""
+
+    failures: list[FailureEvent]
+    boots: Boots
+    ha: HaSettings | None = None
+    admission: Admission | None = None
+    ha_vms: np.ndarray | None = None  # VMs HA restarts (the others wait for their host)
+    failover_hosts: np.ndarray | None = None  # hosts that take HA restarts only
+    vm_mem_res: np.ndarray | None = None  # memory reservation + overhead, for admission
+    plans: list[DrPlan] = field(default_factory=list)
+    replication: Replication | None = None
+
+
+@dataclass
+class OutageRecord:
+    """One VM down: from ``failed_s`` (its host failed) until ``up_s`` (booted again, nan if
+    never); ``how`` it came back: ha, dr, repair, or not (still down, or departed)."""
+
+    vm: int
+    cause: str
+    kind: str
+    failed_s: float
+    host: int
+    placed_s: float = math.nan
+    up_s: float = math.nan
+    new_host: int = -1
+    how: str = ""
+    attempts: int = 0
+    data_loss_s: float = 0.0
+
+
+@dataclass
+class HostFailureRecord:
+    host: int
+    process: str
+    kind: str
+    failed_s: float
+    back_s: float = math.nan  # on again after repair and boot

@@ -92,7 +92,8 @@ class MaintenanceWindows:
         vms = self._vms_on(k)
         todo = vms[v.state[vms] == VmState.RUNNING]
         if todo.size:
-            chosen = sim.choose_hosts(todo, ~self.host_off, "room for a maintenance drain")
+            chosen = sim.choose_hosts(todo, ~self.host_off & sim.normal_hosts,
+                                      "room for a maintenance drain")
             for vm, dest in zip(todo[chosen >= 0].tolist(), chosen[chosen >= 0].tolist(), strict=True):
                 sim.migrate(vm, dest, "maintenance", group=k)
         vms = self._vms_on(k)

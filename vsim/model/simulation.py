@@ -21,7 +21,9 @@ import numpy as np
 from vsim.engine import Engine
 from vsim.model.cpu import CpuScheduler, FluidScheduler, contention_loss
 from vsim.model.datacenter import Datacenter, HostState, VmState
+from vsim.model.ha import Availability
 from vsim.model.interfaces import (
+    AvailabilitySetup,
     ConsolidationSettings,
     ConsolidationView,
     DemandSource,
@@ -65,6 +67,7 @@ class Simulation:
         maintenance: list[Maintenance] | None = None,
         slicing: SlicedHosts | None = None,
         memory: MemoryRun | None = None,
+        availability: AvailabilitySetup | None = None,
     ) -> None:
         if math.isinf(duration_s) and not (stop_when_jobs_done and jobs is not None):
             raise ValueError("an unbounded run needs jobs and stop_when_jobs_done")
@@ -113,6 +116,7 @@ class Simulation:
         self.windows = MaintenanceWindows(self, maintenance or [])
         self.slicing = slicing
         self.memory = memory
+        self.avail = Availability(self, availability) if availability is not None else None
 
     # --- integration between events -------------------------------------------------------------
 
@@ -301,6 +305,14 @@ class Simulation:
     def changed(self) -> None:
         self._dirty = True
 
+    @property
+    def normal_hosts(self) -> np.ndarray:
+        """Hosts that take ordinary placements and migrations (not HA's dedicated failover
+        hosts)."""
+        if self.avail is None:
+            return np.ones(len(self.dc.hosts), dtype=bool)
+        return self.avail.normal_hosts()
+
     def changed_hosts(self, hosts: np.ndarray) -> None:
         """Only what runs on ``hosts`` changed (a migration moved on): recompute just those."""
         self._dirty_hosts[hosts] = True
@@ -322,11 +334,16 @@ class Simulation:
 
     def _on_departure(self, ids: np.ndarray) -> None:
         v = self.dc.vms
-        ids = ids[_running(v.state[ids]) | (v.state[ids] == VmState.STARTING)]
+        state = v.state[ids]
+        ids = ids[_running(state) | (state == VmState.STARTING) | (state == VmState.BOOTING)
+                  | (state == VmState.DOWN)]
         if ids.size == 0:
             return
         # Sources, and the destinations of migrations the departure abandons.
-        hosts = np.unique(np.concatenate([v.host[ids], v.migrating_to[ids][v.migrating_to[ids] >= 0]]))
+        hosts = np.unique(np.concatenate([v.host[ids], v.migrating_to[ids]]))
+        hosts = hosts[hosts >= 0]
+        if self.avail is not None:
+            self.avail.on_departed(ids)
         abandoned = self.fabric.cancel(ids, self.engine.now)
         self.dc.remove(ids, self.engine.now)
         for f in abandoned:
@@ -355,6 +372,8 @@ class Simulation:
 
     def _on_host_on(self, host: int) -> None:
         h = self.dc.hosts
+        if h.state[host] != HostState.BOOTING:
+            return  # it failed while booting
         h.state[host] = HostState.ON
         self.obs.event(self.engine.now, "host_on", h.name[host], "")
         started = self.dc.start_waiting(host, self.engine.now)
@@ -363,6 +382,8 @@ class Simulation:
             self._note_empty(host)
         self._place_queued()
         self._admit()
+        if self.avail is not None:
+            self.avail.on_host_on(host)
         self.changed()
 
     def _note_empty(self, host: int) -> None:
@@ -427,7 +448,8 @@ class Simulation:
         h, v = self.dc.hosts, self.dc.vms
         for m in decisions:
             if v.state[m.vm] != VmState.RUNNING or m.dest == v.host[m.vm] or \
-                    self.windows.host_off[m.dest]:
+                    self.windows.host_off[m.dest] or h.state[m.dest] == HostState.FAILED or \
+                    not self.normal_hosts[m.dest]:
                 continue
             if h.state[m.dest] == HostState.OFF:
                 self.power_on(m.dest, "consolidation target")
@@ -480,6 +502,8 @@ class Simulation:
         elif f.outcome != "abandoned":
             self.dc.finish_migration(vm)
             self.totals.migrations += 1
+            if self.avail is not None:
+                self.avail.on_moved(vm)
             self.obs.event(now, "migration_end", v.name[vm], f"{h.name[source]} -> {h.name[dest]}")
         self.obs.migration(MigrationRecord(
             f.requested_s, vm, source, dest, f.ended_s - f.began_s, f.bytes, f.reason, f.outcome,
@@ -508,6 +532,8 @@ class Simulation:
         now = self.engine.now
         names = [v.name[i] for i in vm_ids]
         self.obs.events(now, "vm_start", names, [where] * len(names) if isinstance(where, str) else where)
+        if self.avail is not None:
+            self.avail.on_started(vm_ids)
         ends = now + v.lifetime_s[vm_ids]
         finite = np.isfinite(ends)
         for end in np.unique(ends[finite]):
@@ -521,7 +547,10 @@ class Simulation:
         # Higher priority first; within a priority, first come first served (arrival, then id).
         queued = queued[np.lexsort((v.arrival_s[queued], -v.priority[queued]))]
         now = self.engine.now
-        chosen = self.choose_hosts(queued, ~self.windows.host_off, "capacity needed")
+        chosen = self.choose_hosts(queued, ~self.windows.host_off & self.normal_hosts,
+                                   "capacity needed")
+        if self.avail is not None:
+            chosen = self.avail.admit(queued, chosen)
         self._apply(queued, chosen)
         rest = queued[chosen < 0]
         for i in rest[~self._queue_logged[rest]]:
@@ -570,7 +599,8 @@ class Simulation:
 
     def _choose_hosts(self, vms: np.ndarray, allowed: np.ndarray, why: str) -> np.ndarray:
         dc, h = self.dc, self.dc.hosts
-        chosen = np.array(self.placement(dc.view(), vms, (h.state != HostState.OFF) & allowed))
+        up = (h.state == HostState.ON) | (h.state == HostState.BOOTING)
+        chosen = np.array(self.placement(dc.view(), vms, up & allowed))
         rest = chosen < 0
         off = (h.state == HostState.OFF) & allowed
         if rest.any() and self.power.power_on_when_needed and off.any():
@@ -659,6 +689,8 @@ class Simulation:
                 eng.at(t, lambda ids=group: self._on_submit(ids))
         eng.at(0.0, self._note_initially_empty)
         self.windows.schedule()
+        if self.avail is not None:
+            self.avail.schedule()
         eng.every(self.period_s, self._on_period)
         if self.consolidation is not None:
             c = self.consolidation.interval_s
@@ -668,6 +700,13 @@ class Simulation:
         self._emit_period(end)
         self.totals.sim_time_s = end
         self.totals.evacuations = self.windows.finished()
+        if self.avail is not None:
+            self.avail.finish(end)
+            self.totals.outages = self.avail.outages
+            self.totals.host_failures = self.avail.host_failures
+            self.totals.admission_refused = self.avail.refused
+            self.totals.admission = self.avail.describe()
+            self.totals.replication = self.avail.replication_figures(end)
         if self.slicing is not None:
             self.totals.timeslice_windows = self.slicing.windows
             self.totals.timeslice_slices = self.slicing.slices

@@ -33,9 +33,13 @@ import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
+
+from vsim.model.interfaces import Admission as AdmissionPolicy
+from vsim.model.interfaces import AdmissionDecision as Decision
+from vsim.model.interfaces import ClusterState
 
 __all__ = [
     "ADMISSION_POLICIES",
@@ -60,49 +64,6 @@ MIN_CPU_HZ = 32e6  # vSphere's das.vmcpuminmhz default: what a VM without a CPU 
 _EPS = 1e-9  # capacities and reservations are floats; a ratio of 3.9999999999 is 4 slots
 
 
-@dataclass(frozen=True)
-class ClusterState:
-    """What admission control reads about one HA cluster (arrays over its hosts / its powered-on VMs)."""
-
-    host_cpu_hz: np.ndarray  # CPU capacity of each host of the cluster
-    host_mem_bytes: np.ndarray  # memory of each host available to VMs
-    host_up: np.ndarray  # bool: up (not failed, not in maintenance)
-    vm_cpu_res_hz: np.ndarray  # CPU reservation of each powered-on VM of the cluster
-    vm_mem_res_bytes: np.ndarray  # memory reservation + overhead of each powered-on VM
-
-    def __post_init__(self) -> None:
-        hosts = {np.shape(self.host_cpu_hz), np.shape(self.host_mem_bytes), np.shape(self.host_up)}
-        vms = {np.shape(self.vm_cpu_res_hz), np.shape(self.vm_mem_res_bytes)}
-        if len(hosts) != 1 or len(vms) != 1:
-            raise ValueError(f"ClusterState arrays disagree in shape: hosts {sorted(hosts)}, "
-                             f"VMs {sorted(vms)}")
-
-
-@dataclass(frozen=True)
-class Decision:
-    """Per candidate VM: admitted or not, and if not, a one-line reason naming the numbers."""
-
-    admitted: np.ndarray  # bool per candidate VM
-    reasons: list[str]  # "" where admitted
-
-
-class AdmissionPolicy(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    def admit(self, state: ClusterState, cpu_res_hz: np.ndarray,
-              mem_res_bytes: np.ndarray) -> Decision:
-        """Candidates in order; each is admitted if the policy holds with it and every earlier
-        admitted candidate powered on; a refused one does not count for later ones."""
-        ...
-
-    def excluded_hosts(self, n_hosts: int) -> np.ndarray:
-        """Bool mask over the cluster's hosts that take no ordinary power-on."""
-        ...
-
-    def describe(self, state: ClusterState) -> dict[str, float]:
-        """The policy's figures for a summary."""
-        ...
 
 
 # ---------------------------------------------------------------- helpers (slot policy)

@@ -12,6 +12,7 @@ import numpy as np
 from vsim.errors import Problem, ScenarioError
 from vsim.model.datacenter import Datacenter, Hosts, HostState, Vms
 from vsim.model.interfaces import (
+    AvailabilitySetup,
     ConsolidationSettings,
     DemandSource,
     Maintenance,
@@ -28,6 +29,7 @@ from vsim.policies.consolidation import DynamicConsolidation
 from vsim.policies.overload import make_overload_detector
 from vsim.policies.selection import make_vm_selection
 from vsim.rng import RandomStreams
+from vsim.scenario.build_ha import build_availability
 from vsim.scenario.build_memory import build_memory
 from vsim.scenario.loader import LoadedScenario
 from vsim.scenario.schema import (
@@ -66,6 +68,7 @@ class RunSetup:
     maintenance: list[Maintenance]
     slicing: SlicedHosts | None = None
     memory: MemoryRun | None = None
+    availability: AvailabilitySetup | None = None
 
 
 def _names(group: str, count: int) -> list[str]:
@@ -467,6 +470,12 @@ def build(loaded: LoadedScenario, seed: int | None = None) -> RunSetup:
               for h, g in enumerate(b.host_group_of)
               if spec.hosts[g].hypervisor.scheduler == "timeslice"}
     slicing = (SlicedHosts(dc, sliced, b.vm_burst_s, b.streams.seed) if sliced else None)
+    migration = b.migration(dc)
+    availability = build_availability(b, hosts, vms, sites, migration.links, spec.duration)
+    if availability is not None and consolidation is not None:
+        b.fail(("consolidation",), "dynamic consolidation does not yet run with failures, HA or "
+               "DR", "remove consolidation, or failures/ha/dr")
+    b.raise_if_failed()
     return RunSetup(
         dc=dc,
         sources=sources,
@@ -478,8 +487,9 @@ def build(loaded: LoadedScenario, seed: int | None = None) -> RunSetup:
         stop_when_jobs_done=until_done,
         consolidation=consolidation,
         vm_series=series,
-        migration=b.migration(dc),
+        migration=migration,
         maintenance=maintenance,
         slicing=slicing,
         memory=memory,
+        availability=availability,
     )

@@ -29,6 +29,26 @@ from vsim.model.timeslice.profiles import HYPERVISORS, Hypervisor
 from vsim.policies import PLACEMENT_POLICIES
 from vsim.policies.overload import OVERLOAD_DETECTORS, make_overload_detector
 from vsim.policies.selection import VM_SELECTION_POLICIES
+from vsim.scenario.quantities import (
+    Bandwidth,
+    BandwidthLimit,
+    Bytes,
+    BytesLimit,
+    Delay,
+    Duration,
+    Fraction,
+    Frequency,
+    Interval,
+    Lifetime,
+    Limit,
+    Power,
+    RamSize,
+    Rate,
+    Speed,
+    Time,
+    Work,
+)
+from vsim.scenario.schema_ha import BootSpec, DrSpec, FailureSpec, HaSpec
 from vsim.units import parse_quantity
 
 __all__ = ["Scenario", "unknown_name"]
@@ -42,51 +62,6 @@ def unknown_name(what: str, name: str, known: Iterable[str]) -> str:
     return f"unknown {what} {name!r}{hint} (known: {', '.join(known)})"
 
 
-def _quantity(kind: str, example: str, *, allow: tuple[str, ...] = (), positive: bool = False,
-              fraction: bool = False) -> Any:
-    """A float field written with a unit; ``positive``: > 0; ``fraction``: within [0, 1]."""
-
-    def parse(value: Any) -> Any:
-        if isinstance(value, str) and value.strip().lower() in allow:
-            return math.inf
-        number = parse_quantity(value, kind)
-        if positive and not number > 0:
-            raise ValueError(f"must be more than zero, got {value!r}")
-        if fraction and not 0.0 <= number <= 1.0:
-            raise ValueError(f"must be between 0% and 100%, got {value!r}")
-        if not fraction and not positive and number < 0:
-            raise ValueError(f"must not be negative, got {value!r}")
-        return number
-
-    extra = f" or one of {', '.join(allow)}" if allow else ""
-    return Annotated[
-        float,
-        BeforeValidator(parse),
-        WithJsonSchema({
-            "anyOf": [{"type": "string"}, {"type": "number"}],
-            "description": f"a {kind} quantity such as {example!r} (plain numbers: base unit){extra}",
-        }),
-    ]
-
-
-Time = _quantity("time", "5 min")
-Interval = _quantity("time", "5 min", positive=True)
-Bytes = _quantity("bytes", "16 GiB")
-RamSize = _quantity("bytes", "16 GiB", positive=True)
-Frequency = _quantity("frequency", "2.6 GHz")
-Speed = _quantity("frequency", "2.6 GHz", positive=True)
-Power = _quantity("power", "250 W")
-Work = _quantity("work", "10000 MI", positive=True)
-Fraction = _quantity("fraction", "35%", fraction=True)
-Limit = _quantity("frequency", "4 GHz", allow=("unlimited", "none"), positive=True)
-Lifetime = _quantity("time", "6 h", allow=("forever", "never", "inf"), positive=True)
-Duration = _quantity("time", "2 d", allow=("jobs-done",), positive=True)
-Delay = _quantity("time", "30 min", allow=("never",))
-Bandwidth = _quantity("bandwidth", "1 Gbit/s", positive=True)
-Rate = _quantity("bandwidth", "20 MiB/s")
-BandwidthLimit = _quantity("bandwidth", "128 MiB/s", allow=("unlimited", "none"), positive=True)
-BytesLimit = _quantity("bytes", "8 GiB", allow=("unlimited", "none"))
-
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -98,6 +73,10 @@ class Site(Strict):
                                    "migrations within the site (unlimited: non-blocking)")
     uplink: BandwidthLimit = Field(math.inf, description="link to the other sites, each way; "
                                    "migrations between sites share it")
+    uplink_traffic: Rate = Field(0.0, description="other traffic on the uplink, each way: "
+                                 "what replication cannot use")
+    storage: BandwidthLimit = Field(math.inf, description="the datastore's bandwidth, shared by "
+                                    "every VM booting in the site (boot storms)")
 
 
 class PowerSpec(Strict):
@@ -262,6 +241,8 @@ class HostGroup(Strict):
     network: Bandwidth = Field(125e6, description="NIC bandwidth each way; migrations and the "
                                "VMs' own traffic share it max-min fairly")
     initially: Literal["on", "off"] = "on"
+    storage: BandwidthLimit = Field(math.inf, description="the host's path to its datastore: "
+                                    "VMs booting on it share it")
     hypervisor: HypervisorSpec = HypervisorSpec()
     memory: HostMemorySpec | None = Field(None, description="model memory overcommit on these "
                                           "hosts (none: a VM's memory is simply committed)")
@@ -390,6 +371,11 @@ class VmGroup(Strict):
     hosts: str | None = Field(None, description="a host group: the VMs run only on its hosts "
                               "(a VM-host rule)")
     memory: VmMemorySpec = VmMemorySpec()
+    ha: bool = Field(True, description="with ha: set, HA restarts these VMs after a host "
+                     "failure; otherwise they wait for their host's repair")
+    boot: BootSpec | None = Field(None, description="their boot after a restart; default: ha's")
+    write_rate: Rate = Field(2.0**20, description="bytes written to disk per second: what DR "
+                             "replication ships")
 
 
 class Diurnal(Strict):
@@ -599,5 +585,11 @@ class Scenario(Strict):
     consolidation: ConsolidationSpec | None = None
     migration: MigrationSpec = MigrationSpec()
     maintenance: list[MaintenanceSpec] = Field(default_factory=list)
+    failures: list[FailureSpec] = Field(default_factory=list)
+    ha: HaSpec | None = Field(None, description="restart the VMs of failed hosts (vSphere HA)")
+    dr: list[DrSpec] = Field(default_factory=list, description="disaster-recovery plans")
+    replications: int = Field(1, ge=1, description="Monte Carlo replications: independent runs "
+                              "with seeds drawn from the scenario's; the availability results "
+                              "are given over all of them")
     power_management: PowerManagementSpec = PowerManagementSpec()
     output: Output = Output()

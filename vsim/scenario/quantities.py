@@ -1,0 +1,58 @@
+"""Scenario field types that carry a unit: written "16 GiB" or "5 min", held as SI floats."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, WithJsonSchema
+
+from vsim.units import parse_quantity
+
+__all__ = ["Bandwidth", "BandwidthLimit", "Bytes", "BytesLimit", "Delay", "Duration", "Fraction", "Frequency", "Interval", "Lifetime", "Limit", "Power", "RamSize", "Rate", "Speed", "Time", "Work"]
+
+
+def _quantity(kind: str, example: str, *, allow: tuple[str, ...] = (), positive: bool = False,
+              fraction: bool = False) -> Any:
+    """A float field written with a unit; ``positive``: > 0; ``fraction``: within [0, 1]."""
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in allow:
+            return math.inf
+        number = parse_quantity(value, kind)
+        if positive and not number > 0:
+            raise ValueError(f"must be more than zero, got {value!r}")
+        if fraction and not 0.0 <= number <= 1.0:
+            raise ValueError(f"must be between 0% and 100%, got {value!r}")
+        if not fraction and not positive and number < 0:
+            raise ValueError(f"must not be negative, got {value!r}")
+        return number
+
+    extra = f" or one of {', '.join(allow)}" if allow else ""
+    return Annotated[
+        float,
+        BeforeValidator(parse),
+        WithJsonSchema({
+            "anyOf": [{"type": "string"}, {"type": "number"}],
+            "description": f"a {kind} quantity such as {example!r} (plain numbers: base unit){extra}",
+        }),
+    ]
+
+
+Time = _quantity("time", "5 min")
+Interval = _quantity("time", "5 min", positive=True)
+Bytes = _quantity("bytes", "16 GiB")
+RamSize = _quantity("bytes", "16 GiB", positive=True)
+Frequency = _quantity("frequency", "2.6 GHz")
+Speed = _quantity("frequency", "2.6 GHz", positive=True)
+Power = _quantity("power", "250 W")
+Work = _quantity("work", "10000 MI", positive=True)
+Fraction = _quantity("fraction", "35%", fraction=True)
+Limit = _quantity("frequency", "4 GHz", allow=("unlimited", "none"), positive=True)
+Lifetime = _quantity("time", "6 h", allow=("forever", "never", "inf"), positive=True)
+Duration = _quantity("time", "2 d", allow=("jobs-done",), positive=True)
+Delay = _quantity("time", "30 min", allow=("never",))
+Bandwidth = _quantity("bandwidth", "1 Gbit/s", positive=True)
+Rate = _quantity("bandwidth", "20 MiB/s")
+BandwidthLimit = _quantity("bandwidth", "128 MiB/s", allow=("unlimited", "none"), positive=True)
+BytesLimit = _quantity("bytes", "8 GiB", allow=("unlimited", "none"))
