@@ -52,6 +52,24 @@ class Links:
         out[:, 5] = np.where(across, 2 * h + 2 * s + s_dst, -1)
         return out
 
+    def to_site(self, source_hosts: np.ndarray, dest_site: np.ndarray) -> np.ndarray:
+        """Links of flows from hosts to a site's replication target, one row per flow, padded with
+        -1 to the width of :meth:`path`: the sender's NIC, its site's fabric and, to another site,
+        its site's uplink out, the target site's uplink in and the target site's fabric. The
+        receiving end (a replication server or the array) is not a host NIC, so none is crossed."""
+        source = np.asarray(source_hosts, dtype=np.int64)
+        site = np.asarray(dest_site, dtype=np.int64)
+        h, s = self.n_hosts, self.n_sites
+        s_src = self.host_site[source]
+        across = s_src != site
+        out = np.full((len(source), 6), -1, dtype=np.int64)
+        out[:, 0] = source
+        out[:, 1] = 2 * h + s_src
+        out[:, 2] = np.where(across, 2 * h + s + s_src, -1)
+        out[:, 3] = np.where(across, 2 * h + 2 * s + site, -1)
+        out[:, 4] = np.where(across, 2 * h + site, -1)
+        return out
+
 
 def max_min_rates(paths: np.ndarray, caps: np.ndarray, capacity: np.ndarray) -> np.ndarray:
     """Max-min fair rates of flows: ``paths[f]`` lists flow f's links (-1 pads), ``caps[f]`` its
