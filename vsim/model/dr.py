@@ -195,7 +195,10 @@ class DisasterRecovery:
         if left.size:
             self.avail.waiting[left] = True
             self.avail.next_try[left] = self.sim.engine.now
-            self.avail._attempt() if self.avail.ha is not None else self._home(left)
+            if self.avail.ha is not None:
+                self.avail._attempt()
+            else:
+                self._home(left)
         if math.isfinite(plan.failback_after_s):
             self.sim.engine.at(self.sim.engine.now + plan.failback_after_s,
                                partial(self._failback, p))

@@ -265,15 +265,17 @@ class Availability:
         return np.isin(h.site, np.unique(sites))
 
     def restart_on(self, vms: np.ndarray, allowed: np.ndarray, how: str) -> np.ndarray:
-        """Place down VMs on hosts that are on among ``allowed`` and boot them there; switch off
-        hosts on for the rest when allowed to. Returns the VMs placed."""
+        """Place down VMs on hosts that are on among ``allowed`` and boot them there; switch
+        hosts that are off on for the rest when allowed to. Returns the VMs placed. A DR
+        failover ignores the VMs' VM-host rules: they name hosts of the lost site."""
         return self._restart_some(vms, allowed, how)
 
     def _restart_some(self, vms: np.ndarray, allowed: np.ndarray, how: str) -> np.ndarray:
         sim, h = self.sim, self.sim.dc.hosts
         now = sim.engine.now
         allowed = allowed & ~sim.windows.host_off
-        chosen = sim.choose_hosts(vms, allowed & (h.state == HostState.ON), f"{how} restart")
+        chosen = sim.choose_hosts(vms, allowed & (h.state == HostState.ON), f"{how} restart",
+                                  keep_rules=how != "dr")
         ok = chosen >= 0
         placed, where = vms[ok], chosen[ok].astype(np.int64)
         rest = vms[~ok]

@@ -580,13 +580,15 @@ class Simulation:
                         f"{format_quantity(max(swap.max(), 0.0), 'bytes')} free)")
         return "vm_queued", name, "no host has room"
 
-    def choose_hosts(self, vms: np.ndarray, allowed: np.ndarray, why: str) -> np.ndarray:
+    def choose_hosts(self, vms: np.ndarray, allowed: np.ndarray, why: str,
+                     keep_rules: bool = True) -> np.ndarray:
         """A host for each of ``vms`` (or -1) among the ``allowed`` ones: hosts that are on or
-        booting first; then, if allowed to, hosts that are off, which are switched on."""
+        booting first; then, if allowed to, hosts that are off, which are switched on.
+        ``keep_rules``: keep to the VMs' VM-host rules (a DR failover to another site does not)."""
         h = self.dc.hosts
         rules = self.dc.vms.host_group[vms]
-        if not rules.any() or (rules == rules[0]).all():
-            if rules.size and rules[0] >= 0:
+        if not keep_rules or not rules.any() or (rules == rules[0]).all():
+            if keep_rules and rules.size and rules[0] >= 0:
                 allowed = allowed & (h.group_id == rules[0])
             return self._choose_hosts(vms, allowed, why)
         # VM-host rules: each group of VMs among its hosts, in the order the VMs came.

@@ -181,7 +181,12 @@ def _replication(b: _Builder, hosts: Hosts, vms: Vms, plans: list[DrPlan],
             cap[grp.vms] = d.replication.max_rate
     writes = {g.name: g.write_rate for g in b.spec.vms}
     rate = np.array([writes.get(name, 0.0) for name in vms.group])
-    rep = Replication(links, target, np.where(target >= 0, interval, 0.0), rate, max_rate=cap)
+    # Each VM's cycles start at its own offset within the interval, as replication schedulers
+    # spread them (all at once would make every transfer share the link at the same time).
+    offset = b.streams.generator("replication").uniform(0.0, 1.0, n) * np.where(
+        np.isfinite(interval), interval, 0.0)
+    rep = Replication(links, target, np.where(target >= 0, interval, 0.0), rate, max_rate=cap,
+                      offset_s=offset)
     background = np.zeros(len(links.capacity))
     sites = b.spec.sites
     h, s = links.n_hosts, links.n_sites
