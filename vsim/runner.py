@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import resource
@@ -207,7 +208,9 @@ def _availability(loaded: LoadedScenario, seed: int, setup: RunSetup, totals: Ru
     tables.columns["outages"] = _stack(outs)
     tables.columns["host_failures"] = _stack(fails)
     if n > 1:
-        tables.columns["replications"] = {k: np.array(v) for k, v in rows.items()}
+        tables.columns["replications"] = {
+            k: np.array(v, dtype=np.int64 if k in ("replication", "seed") else float)
+            for k, v in rows.items()}
     summary["availability"] = per_run[0] if n == 1 else {
         **per_run[0], "replications": over_replications(per_run)}
 
@@ -215,11 +218,16 @@ def _availability(loaded: LoadedScenario, seed: int, setup: RunSetup, totals: Ru
 def _flat(figures: dict[str, Any]) -> dict[str, Any]:
     """The scalar figures of an availability summary, as columns of the replications table."""
     rto, loss = figures["rto_s"], figures.get("data_loss_s", {})
+    # Undefined figures (no outage, no DR failover) are nan.
     return {"host_failures": figures["host_failures"], "vm_outages": figures["vm_outages"],
             "not_restarted": figures["not_restarted"], "vm_hours_lost": figures["vm_hours_lost"],
-            "rto_p50_s": rto["p50"], "rto_p95_s": rto["p95"], "rto_max_s": rto["max"],
-            "data_loss_max_s": loss.get("max"),
+            "rto_p50_s": _nan(rto["p50"]), "rto_p95_s": _nan(rto["p95"]),
+            "rto_max_s": _nan(rto["max"]), "data_loss_max_s": _nan(loss.get("max")),
             "admission_refused": figures["admission"]["refused"]}
+
+
+def _nan(x: float | None) -> float:
+    return math.nan if x is None else float(x)
 
 
 def _stack(parts: list[dict[str, Any]]) -> dict[str, Any]:

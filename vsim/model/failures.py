@@ -65,8 +65,9 @@ class FailureEvent:
 
 @dataclass(frozen=True)
 class FailureProcess:
-    """Failures of one domain. Either ``time_to_failure`` (sampled, renewed after each repair)
-    or fixed instants ``at`` (and a trace is a list of ``outages``: (start, duration, hosts))."""
+    """Failures of one domain: ``time_to_failure`` (sampled, renewed after each repair), fixed
+    instants ``at``, one instant drawn uniformly ``between`` two times (a loss that will happen,
+    at an unknown moment), or a trace's ``outages`` ((start, duration, hosts) each)."""
 
     name: str
     hosts: np.ndarray
@@ -76,6 +77,7 @@ class FailureProcess:
     repair: Lifetimes | None = None  # None: never repaired
     kind: str = "host"
     outages: tuple[tuple[float, float, np.ndarray], ...] = field(default=())
+    between: tuple[float, float] | None = None  # one failure at a uniformly random instant
 
 
 def _repairs(p: FailureProcess, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -107,7 +109,10 @@ def failure_schedule(processes: list[FailureProcess], duration_s: float,
     events: list[tuple[float, int, FailureEvent]] = []
     for order, p in enumerate(processes):
         kind = p.kind if p.together or p.hosts.size == 1 else "host"
-        for t in p.at:
+        at = p.at
+        if p.between is not None:
+            at = (*at, float(rng.uniform(*p.between)))
+        for t in at:
             if t < duration_s:
                 repair = float(_repairs(p, rng, 1)[0])
                 if p.together:

@@ -69,7 +69,7 @@ class Availability:
         self.for_repair = np.zeros(n_v, dtype=bool)  # down until their own host is back
         self.home_host = np.full(n_v, -1, dtype=np.int64)  # where each VM was when it went down
         self.next_try = np.full(n_v, math.inf)
-        self.refused = 0
+        self.refused_vms = np.zeros(n_v, dtype=bool)  # ordinary power-ons refused at least once
         self._boot_token = 0
         self._rep_token = 0
         self._tries_at: set[float] = set()
@@ -82,6 +82,10 @@ class Availability:
         eng = self.sim.engine
         for e in self.failures:
             eng.at(e.time_s, partial(self._fail, e))
+
+    @property
+    def refused(self) -> int:
+        return int(np.count_nonzero(self.refused_vms))
 
     def normal_hosts(self) -> np.ndarray:
         """Hosts that take ordinary power-ons and migrations: not the dedicated failover hosts."""
@@ -414,7 +418,7 @@ class Availability:
                                      self.mem_res[ids])
             refused = ~np.asarray(d.admitted, dtype=bool)
             chosen[mine[refused]] = -1
-            self.refused += int(refused.sum())
+            self.refused_vms[ids[refused]] = True
             for k in np.flatnonzero(refused).tolist():
                 vm = int(ids[k])
                 if not sim._queue_logged[vm]:

@@ -120,7 +120,8 @@ def _processes(b: _Builder, hosts: Hosts, sites: list[str]) -> list[FailureProce
             None if f.time_to_failure is None else _lifetimes(f.time_to_failure, "exponential"),
             at, None if isinstance(f.repair, float) and math.isinf(f.repair)
             else _lifetimes(f.repair, "fixed"), kind,
-            _trace(b, k, f, hosts) if f.trace is not None else ()))
+            _trace(b, k, f, hosts) if f.trace is not None else (),
+            None if f.between is None else (float(f.between[0]), float(f.between[1]))))
     return out
 
 

@@ -51,6 +51,8 @@ class FailureSpec(_Strict):
         None, description="a duration: the mean of exponential times to failure (MTBF) of each "
         "host (of the domain, when together); or a distribution")
     at: Time | list[Time] | None = Field(None, description="fixed failure instants")
+    between: tuple[Time, Time] | None = Field(None, description="one failure at a random "
+                                               "instant between these two times")
     repair: Delay | DurationDistribution = Field(
         math.inf, description="time to repair: a fixed duration, a distribution, or never")
     trace: str | None = Field(None, description="a CSV file of outages with columns host "
@@ -59,10 +61,13 @@ class FailureSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> FailureSpec:
-        sources = [k for k in ("time_to_failure", "at", "trace") if getattr(self, k) is not None]
+        sources = [k for k in ("time_to_failure", "at", "between", "trace")
+                   if getattr(self, k) is not None]
         if len(sources) != 1:
-            raise ValueError("give exactly one of time_to_failure, at or trace (got "
+            raise ValueError("give exactly one of time_to_failure, at, between or trace (got "
                              f"{', '.join(sources) or 'none'})")
+        if self.between is not None and not self.between[0] < self.between[1]:
+            raise ValueError("between: the first time must come before the second")
         if self.trace is None and (self.hosts is None) == (self.site is None):
             raise ValueError("give either hosts or site")
         if self.trace is not None and (self.hosts is not None or self.site is not None):
