@@ -177,6 +177,34 @@ CASES = [
         ["vms.0.memory", "the reservation is above the limit"], line_of="memory: {res"),
     row("vm-host-rule-to-unknown-group", edit(("    vcpus: 1\n", "    vcpus: 1\n    hosts: hh\n")),
         ["vms.0.hosts", "no host group 'hh'", "did you mean 'h'?"], line_of="hosts: hh"),
+    # Failures, HA and DR: names that must exist, settings that must fit together.
+    row("failures-of-an-unknown-host-group", BASE + "failures:\n  - {hosts: hh, at: 10 min}\n",
+        ["failures.0.hosts", "no host group 'hh'", "did you mean 'h'?"], line_of="- {hosts: hh"),
+    row("failures-of-an-unknown-site", BASE + "failures:\n  - {site: dc9, at: 10 min}\n",
+        ["failures.0.site", "unknown site 'dc9'"], line_of="- {site: dc9"),
+    row("failures-with-two-sources",
+        BASE + "failures:\n  - {hosts: h, at: 10 min, time_to_failure: 1 y}\n",
+        ["failures.0", "give exactly one of time_to_failure, at, between or trace",
+         "time_to_failure, at"], line_of="- {hosts: h, at"),
+    row("failure-trace-missing", BASE + "failures:\n  - {trace: no-such.csv}\n",
+        ["failures.0.trace", "cannot read the failure trace", "no-such.csv",
+         "columns host, start, duration"], line_of="- {trace"),
+    row("unknown-admission-policy", BASE + "ha:\n  admission: {policy: slot}\n",
+        ["ha.admission.policy", "'slots', 'percentage', 'failover-hosts' or 'none'"],
+        line_of="admission:"),
+    row("admission-setting-of-another-policy",
+        BASE + "ha:\n  admission: {policy: slots, cpu: 25%}\n",
+        ["ha.admission", "cpu does not apply to the slots policy",
+         "host_failures, slot_cpu, slot_memory"], line_of="admission:"),
+    row("dr-group-of-an-unknown-vm-group",
+        BASE.replace("    ram: 16 GiB\n", "    ram: 16 GiB\n    site: b\n")
+        + "sites: [{name: a}, {name: b}]\ndr:\n  - name: p\n    site: a\n    to: b\n"
+          "    groups: [{name: g, vms: [webb]}]\n",
+        ["dr.0.groups.0.vms", "no VM group 'webb'", "did you mean 'web'?"], line_of="groups:"),
+    row("dr-to-an-unknown-site",
+        BASE + "sites: [{name: a}]\ndr:\n  - name: p\n    site: a\n    to: c\n"
+               "    groups: [{name: g, vms: [web]}]\n",
+        ["dr.0.to", "unknown site 'c'"], line_of="to: c"),
 ]
 
 
@@ -205,3 +233,14 @@ def test_bad_input_gets_one_clear_message_and_no_result_folder(
     # Nothing written: no --out folder, no results/ folder, no partial folder left behind.
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == ([file] if text is not None else [])
+
+
+def test_a_failure_trace_with_a_missing_column_names_file_and_column(tmp_path: Path) -> None:
+    (tmp_path / "outages.csv").write_text("host,start\nh-0,1 h\n", encoding="utf-8")
+    (tmp_path / "scenario.yaml").write_text(BASE + "failures:\n  - {trace: outages.csv}\n",
+                                            encoding="utf-8")
+    done = vsim_cli("run", "scenario.yaml", "--out", "out", cwd=tmp_path, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "failures.0.trace" in done.stderr and "outages.csv" in done.stderr
+    assert "missing column(s) duration" in done.stderr
+    assert not (tmp_path / "out").exists()

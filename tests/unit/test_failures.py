@@ -1,0 +1,117 @@
+"""Failure schedules: distributions by their means, renewals, correlated domains, fixed and random
+instants, traces (and their errors), and the same schedule for the same seed."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from conftest import run_text
+
+import vsim
+from vsim.model.failures import FailureProcess, Lifetimes, failure_schedule
+
+YEAR = 365 * 86400.0
+
+
+@pytest.mark.parametrize(("distribution", "shape"), [
+    ("exponential", 1.0), ("weibull", 0.7), ("weibull", 2.0), ("lognormal", 1.0), ("fixed", 1.0)])
+def test_a_distribution_has_the_mean_it_is_given(distribution: str, shape: float) -> None:
+    x = Lifetimes(distribution, 3600.0, shape).sample(np.random.default_rng(1), 200_000)
+    # The standard error of a mean of 200,000 draws is below 1 % for these shapes.
+    assert x.mean() == pytest.approx(3600.0, rel=0.02)
+    assert np.all(x > 0)
+
+
+def test_weibull_shape_below_one_has_more_short_lives_than_the_exponential() -> None:
+    rng = np.random.default_rng(2)
+    weibull = Lifetimes("weibull", 1.0, 0.5).sample(rng, 100_000)
+    exponential = Lifetimes("exponential", 1.0).sample(rng, 100_000)
+    # Infant mortality: more of the mass near zero for the same mean.
+    assert np.mean(weibull < 0.1) > np.mean(exponential < 0.1) * 1.5
+
+
+def test_renewals_count_failures_per_mean_cycle() -> None:
+    # Each of 200 hosts alternates 10 d up (exponential) and 1 d down (fixed) for a year: about
+    # 365 / 11 = 33.2 failures each (a renewal process), 6,636 in all.
+    p = FailureProcess("hw", np.arange(200), time_to_failure=Lifetimes("exponential", 10 * 86400.0),
+                       repair=Lifetimes("fixed", 86400.0))
+    events = failure_schedule([p], YEAR, np.random.default_rng(3))
+    assert len(events) == pytest.approx(200 * 365 / 11, rel=0.03)
+    # A host never fails again before its repair.
+    for host in range(200):
+        times = [e.time_s for e in events if e.hosts[0] == host]
+        assert np.all(np.diff(times) >= 86400.0)
+    assert [e.time_s for e in events] == sorted(e.time_s for e in events)
+
+
+def test_a_correlated_domain_fails_all_at_once() -> None:
+    p = FailureProcess("rack", np.array([2, 3, 4]), together=True,
+                       time_to_failure=Lifetimes("exponential", 30 * 86400.0), kind="domain")
+    events = failure_schedule([p], YEAR, np.random.default_rng(4))
+    assert events and all(e.hosts.tolist() == [2, 3, 4] and e.kind == "domain" for e in events)
+    # Never repaired: one failure only.
+    assert len(events) == 1 and math.isinf(events[0].repair_s)
+
+
+def test_fixed_and_random_instants() -> None:
+    at = FailureProcess("at", np.array([0, 1]), at=(100.0, 5000.0))
+    between = FailureProcess("site", np.array([0, 1]), together=True, between=(3600.0, 7200.0),
+                             kind="site")
+    events = failure_schedule([at, between], 4000.0, np.random.default_rng(5))
+    # Each host on its own at 100 s; 5000 s is past the end; the site loss within the hour.
+    assert [(e.time_s, e.hosts.tolist()) for e in events if e.process == "at"] == [
+        (100.0, [0]), (100.0, [1])]
+    site = [e for e in events if e.process == "site"]
+    assert len(site) <= 1 and all(3600.0 <= e.time_s < 4000.0 for e in site)
+
+
+HA = """
+name: schedule
+duration: 30 d
+period: 1 d
+hosts:
+  - {name: h, count: 6, cores: 8, core_speed: 2 GHz, ram: 32 GiB}
+vms:
+  - {name: v, count: 12, vcpus: 2, ram: 4 GiB}
+failures:
+  - {hosts: h, time_to_failure: 20 d, repair: {distribution: lognormal, mean: 8 h}}
+ha: {}
+"""
+
+
+def test_the_same_seed_gives_the_same_failures_and_outages() -> None:
+    a, b, c = run_text(HA, seed=1), run_text(HA, seed=1), run_text(HA, seed=2)
+    assert a.tables["host_failures"].equals(b.tables["host_failures"])
+    assert a.tables["outages"].equals(b.tables["outages"])
+    assert not a.tables["host_failures"].equals(c.tables["host_failures"])
+
+
+def test_replications_draw_their_own_seeds_and_the_first_is_the_plain_run() -> None:
+    one = run_text(HA, seed=1)
+    many = run_text(HA.replace("period: 1 d", "period: 1 d\nreplications: 4"), seed=1)
+    reps = many.tables["replications"]
+    assert reps["replication"].tolist() == [0, 1, 2, 3]
+    assert reps["seed"].iloc[0] == 1 and reps["seed"].nunique() == 4
+    first = many.tables["outages"]
+    assert first[first["replication"] == 0].reset_index(drop=True).equals(
+        one.tables["outages"])
+    across = many.summary["availability"]["replications"]
+    lost = reps["vm_hours_lost"].to_numpy()
+    assert across["n"] == 4
+    assert across["vm_hours_lost"]["mean"] == pytest.approx(lost.mean())
+    assert across["vm_hours_lost"]["ci_low"] <= lost.mean() <= across["vm_hours_lost"]["ci_high"]
+
+
+def test_a_failure_trace_is_read_from_csv(tmp_path) -> None:
+    (tmp_path / "outages.csv").write_text("host,start,duration\nh-1,2 h,30 min\nh,1 d,1 h\n")
+    text = HA.replace("{hosts: h, time_to_failure: 20 d, repair: {distribution: lognormal, "
+                      "mean: 8 h}}", "{trace: outages.csv}")
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    r = vsim.run(path)
+    f = r.tables["host_failures"]
+    # h-1 at 2 h for 30 min; the whole group h at 1 d: all six, h-1 long back by then.
+    assert f["failed_s"].tolist() == [7200.0] + [86400.0] * 6
+    assert f["down_s"].iloc[0] == pytest.approx(1800.0 + 120.0)  # repair, then boot
