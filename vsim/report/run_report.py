@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from vsim.report import aggregate as agg
+from vsim.report import availability as av
 from vsim.report import figures as figs
 from vsim.report import memory as mem
 from vsim.report import timeslice as ts
@@ -401,12 +402,82 @@ def _memory_section(ctx: _Context) -> _Section | None:
     return _Section("sec-memory", "Memory overcommit", "".join(parts))
 
 
+def _availability_section(ctx: _Context) -> _Section | None:
+    present = [ctx.tables.get(n) for n in ("outages", "host_failures")]
+    if all(t is None for t in present):
+        return None  # no failures, HA or DR in the scenario
+    outages = ctx.table("outages", av.OUTAGE_COLUMNS)
+    failures = ctx.table("host_failures", av.FAILURE_COLUMNS)
+    avail = ctx.summary.get("availability") or {}
+    n = int((avail.get("replications") or {}).get("n", 1))
+    over = f"{n:,} Monte Carlo replications" if n > 1 else "the run"
+    parts = [] if outages is not None or failures is not None else [
+        _caption(f"No host failed in {over}.")]
+    if outages is not None:
+        by, lines = av.rto_lines(outages)
+        if any(len(v) for v in lines.values()):
+            ended = int((~outages["restarted"].astype(bool)).sum())
+            parts += [
+                f"<h3>Recovery time (RTO achieved) by {html.escape(by)}</h3>",
+                figure_div(av.cdf_figure(lines, "downtime"), "fig-avail-rto"),
+                _caption(f"Empirical CDF of the downtime of {sum(map(len, lines.values())):,} "
+                         f"restarted VM outages over {over}: from the host's failure until the "
+                         "VM had booted again (on another host, or on its own once repaired)."
+                         + (f" {ended:,} outages that ended without a restart (the VM still "
+                            "down at the end of the run, or gone) are not drawn." if ended else "")),
+                av.cdf_table(lines, by)]
+    end = ctx.summary.get("sim_time_s")
+    line = av.timeline(failures, outages, float(end) if isinstance(end, numbers.Real) else None)
+    if line is not None:
+        total = ctx.summary.get("hosts")
+        parts += [
+            "<h3>Capacity over time</h3>",
+            figure_div(av.capacity_figure(line, total if isinstance(total, int) else None,
+                                          ctx.tdiv, ctx.tunit), "fig-avail-capacity"),
+            _caption(("Replication 0 (the scenario's own seed). " if n > 1 else "")
+                     + "Hosts up (a failed host is down until repaired) and VMs down, from "
+                     "their host's failure until they have booted again, left, or the run "
+                     "ended; ×: a failure (hover for its hosts).")]
+    if outages is not None and "data_loss_s" in outages.columns:
+        lines = av.data_loss_lines(outages)
+        rpo = (avail.get("replication") or {}).get("rpo_s")
+        if lines:
+            parts += [
+                "<h3>Data lost by DR failovers (RPO achieved)</h3>",
+                figure_div(av.cdf_figure(lines, "data lost", "failovers", float(rpo) if
+                                         isinstance(rpo, numbers.Real) else None),
+                           "fig-avail-data-loss"),
+                _caption(f"Empirical CDF over {sum(map(len, lines.values())):,} VMs failed over "
+                         f"to a recovery site in {over}: the time from their last recovery point "
+                         "replicated to the recovery site to the site's loss.")]
+    if avail:
+        parts += ["<h3>Headline figures</h3>",
+                  av.headline_table(avail, outages, failures, ctx.table("replications",
+                                                                        ["replication"])),
+                  _caption("RTO: from a host's failure to its VM booted again (restarted VMs "
+                           "only); VM-hours lost count every outage, those not restarted up to "
+                           "the end of the run."
+                           + (" Data-loss window over the run: what a failover at any instant "
+                              "would have lost, at worst and on average over the replicated VMs."
+                              if avail.get("replication") else "")
+                           + (f" Mean and Student-t confidence interval over {n:,} replications "
+                              "(a figure undefined in a replication, such as an RTO without "
+                              "outages, is left out)." if n > 1 else ""))]
+        clusters = av.admission_table((avail.get("admission") or {}).get("clusters") or {})
+        if clusters:
+            parts += ["<h3>HA admission control per cluster</h3>", clusters,
+                      _caption("What admission control had set aside for failover at the end "
+                               "of the run" + (" (replication 0)" if n > 1 else "") + ".")]
+    return _Section("sec-availability", "Availability", "".join(parts))
+
+
 _SECTIONS = (
     _datacenter_section,
     _heatmap_section,
     _ready_section,
     _timeslice_section,
     _memory_section,
+    _availability_section,
     _energy_section,
     _jobs_section,
     _migrations_section,
