@@ -132,15 +132,24 @@ class Availability:
         dead = np.zeros(len(h) + 1, dtype=bool)  # [-1]: no host
         dead[hosts] = True
         moving = v.state == VmState.MIGRATING
-        # A copy into a failed host is given up; the VM goes on where it runs.
-        for f in fab.cancel(np.flatnonzero(moving & dead[v.migrating_to] & ~dead[v.host]), now):
-            sim._finished(replace(f, outcome="aborted"))
+        # A copy into a failed host is given up, the VM going on where it runs; a copy out of
+        # one is lost with its VM. The state changes first and the records (which may start
+        # other decisions, such as a drain choosing a new destination) once all is consistent.
+        aborted = [replace(f, outcome="aborted") for f in fab.cancel(
+            np.flatnonzero(moving & dead[v.migrating_to] & ~dead[v.host]), now)]
+        for f in aborted:
+            dc.abort_migration(f.vm)
         lost = fab.cancel(np.flatnonzero(moving & dead[v.host]), now)
         self.boots.cancel(np.flatnonzero(dead[v.host] & (v.state == VmState.BOOTING)), now)
         was_on = v.host.copy()
         down = dc.fail_hosts(hosts)
-        for f in lost:
-            sim._finished(f)
+        for host in hosts.tolist():
+            self.host_open[host] = HostFailureRecord(host, e.process, e.kind, now)
+        for vm in down.tolist():
+            if vm not in self.open:
+                self.open[vm] = OutageRecord(vm, e.process, e.kind, now, int(was_on[vm]))
+            else:  # failed again while booting after a restart
+                self.open[vm].placed_s, self.open[vm].new_host = math.nan, -1
         if sim.jobs is not None and down.size:
             mask = np.zeros(len(v), dtype=bool)
             mask[down] = True
@@ -149,16 +158,11 @@ class Availability:
         if self.replication is not None and down.size:
             self.replication.stop(down, now)
             self.schedule_replication()
+        for f in aborted + lost:
+            sim._finished(f, applied=True)
         sim.obs.events(now, "host_fail", [h.name[i] for i in hosts], [e.process] * hosts.size)
-        for host in hosts.tolist():
-            self.host_open[host] = HostFailureRecord(host, e.process, e.kind, now)
         sim.obs.events(now, "vm_down", [v.name[i] for i in down],
                        [h.name[was_on[i]] for i in down])
-        for vm in down.tolist():
-            if vm not in self.open:
-                self.open[vm] = OutageRecord(vm, e.process, e.kind, now, int(was_on[vm]))
-            else:  # failed again while booting after a restart
-                self.open[vm].placed_s, self.open[vm].new_host = math.nan, -1
         self.home_host[down] = was_on[down]
         taken = self.dr.claim(down, e) if self.dr is not None else np.zeros(down.size, dtype=bool)
         rest = down[~taken]

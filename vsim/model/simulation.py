@@ -492,12 +492,13 @@ class Simulation:
         if finished:
             self._admit_due = True
 
-    def _finished(self, f: Finished) -> None:
+    def _finished(self, f: Finished, applied: bool = False) -> None:
         v, h = self.dc.vms, self.dc.hosts
         now = self.engine.now
         vm, source, dest = f.vm, f.source, f.dest
         if f.outcome == "aborted":
-            self.dc.abort_migration(vm)
+            if not applied:  # a host failure aborts its copies before it records them
+                self.dc.abort_migration(vm)
             self.obs.event(now, "migration_abort", v.name[vm], f"{h.name[source]} -> {h.name[dest]}")
         elif f.outcome != "abandoned":
             self.dc.finish_migration(vm)
