@@ -115,7 +115,8 @@ class Availability:
             return {}
         worst = rep.worst_data_loss_s(vms, end_s)
         mean = rep.mean_data_loss_s(vms, end_s)
-        return {"vms": int(vms.size), "worst_data_loss_s": float(np.nanmax(worst)),
+        return {"vms": int(vms.size), "rpo_s": float(rep.interval_s[vms].max()),
+                "worst_data_loss_s": float(np.nanmax(worst)),
                 "worst_data_loss_p95_s": float(np.nanpercentile(worst, 95)),
                 "mean_data_loss_s": float(np.nanmean(mean)),
                 "bytes_sent": float(rep.bytes_sent.sum()), "cycles": int(rep.cycles.sum())}

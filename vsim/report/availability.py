@@ -46,7 +46,7 @@ __all__ = [
 OUTAGE_COLUMNS = ["replication", "failed_s", "downtime_s", "restarted", "priority", "group", "how"]
 FAILURE_COLUMNS = ["replication", "failed_s", "back_s"]
 MINUTE = 60.0
-DECADES = 2.0  # a wider spread than this (max / min) gets a log axis
+DECADES = 1.0  # a wider spread than this (max / min) gets a log axis
 MAX_GROUPS = 8  # more lines than this in one CDF no longer tell apart
 
 

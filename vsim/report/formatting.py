@@ -60,6 +60,7 @@ _LABELS = {
 }
 # Shown in the page header instead, or redundant with another row (energy is shown in kWh).
 _SKIP = {"scenario", "description", "seed", "energy_j"}
+_OWN_SECTION = {"availability"}  # summary parts a report section of their own shows in full
 
 
 def format_duration(seconds: float) -> str:
@@ -153,7 +154,7 @@ def summary_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     order = [k for k in _LABELS if k in flat] + [k for k in flat if k not in _LABELS]
     rows = []
     for key in order:
-        if key in _SKIP or isinstance(flat[key], list | tuple):
+        if key in _SKIP or key.split(".")[0] in _OWN_SECTION or isinstance(flat[key], list | tuple):
             continue
         label = _LABELS.get(key) or key.replace(".", ": ").replace("_", " ").capitalize()
         rows.append((label, format_value(key, flat[key])))
