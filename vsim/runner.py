@@ -147,7 +147,9 @@ def run(scenario: LoadedScenario | str | Path, seed: int | None = None, *,
     if loaded.spec.semantics == "cloudsim":
         tables, summary = _run_cloudsim(loaded, seed)
         return _finish(loaded, seed, tables, summary, started, started_at)
-    setup, recorder, totals = _simulate(loaded, seed, progress=progress)
+    n = loaded.spec.replications
+    first = None if progress is None else (lambda f: progress(f / n))
+    setup, recorder, totals = _simulate(loaded, seed, progress=first)
     tables = recorder.tables(setup.jobs)
     if setup.vm_series:
         tables.columns["vm_info"]["series"] = setup.vm_series
@@ -192,9 +194,8 @@ def _availability(loaded: LoadedScenario, seed: int, setup: RunSetup, totals: Ru
     rows: dict[str, list[Any]] = {"replication": [], "seed": []}
     for r, s in enumerate(replication_seeds(seed, n)):
         if r > 0:
-            if progress is not None:
-                progress(r / n)
-            setup, _, totals = _simulate(loaded, s, tables=False)
+            share = None if progress is None else (lambda f, r=r: progress((r + f) / n))
+            setup, _, totals = _simulate(loaded, s, tables=False, progress=share)
         out = outage_columns(totals, setup.dc, r)
         fail = host_failure_columns(totals, setup.dc, r)
         figures = availability_summary(out, fail, totals)

@@ -127,8 +127,32 @@ def run_cmd(scenario: str, seed: int | None, out: Path | None, overrides: tuple[
             + (f"; memory on {s['memory']['hosts_modelled']} host(s): "
                f"{s['memory']['swapped_peak_bytes'] / 2**30:.2f} GiB swapped at the peak, "
                f"VMs {100 * (s['memory']['slowdown_mean'] - 1):.1f} % slower on average"
-               if s.get("memory") else ""), err=True)
+               if s.get("memory") else "")
+            + _availability_line(s.get("availability")), err=True)
     click.echo(str(folder))
+
+
+def _availability_line(a: dict | None) -> str:
+    """'; 3 host failures, 24 VM outages, 2.1 VM-hours lost, RTO p95 41 s, ...' for the run line."""
+    if not a:
+        return ""
+    reps = a.get("replications")
+    line = (f"; {a['host_failures']} host failure(s), {a['vm_outages']} VM outage(s), "
+            f"{a['vm_hours_lost']:.1f} VM-hours lost")
+    if a["rto_s"]["p95"] is not None:
+        line += f", RTO p95 {a['rto_s']['p95'] / 60:.1f} min"
+    if a.get("data_loss_s", {}).get("max") is not None:
+        line += f", data loss up to {a['data_loss_s']['max'] / 60:.1f} min"
+    if a["not_restarted"]:
+        line += f", {a['not_restarted']} not restarted"
+    if a["admission"]["refused"]:
+        line += f", {a['admission']['refused']} power-on(s) refused by admission control"
+    if reps:
+        lost = reps["vm_hours_lost"]
+        line += (f" (first of {reps['n']} replications; VM-hours lost over all: "
+                 f"{lost['mean']:.1f}, {100 * reps['confidence']:.0f} % CI "
+                 f"{lost['ci_low']:.1f}-{lost['ci_high']:.1f})")
+    return line
 
 
 @main.command("scenarios")

@@ -403,6 +403,7 @@ class Availability:
         sim, h, v = self.sim, self.sim.dc.hosts, self.sim.dc.vms
         hosts = np.flatnonzero(h.site == site)
         up = (h.state[hosts] != HostState.FAILED) & ~sim.windows.host_off[hosts]
+        assert h.mem_reservable is not None  # Hosts fills in the default
         mem = np.where(np.isfinite(h.mem_reservable[hosts]), h.mem_reservable[hosts],
                        h.ram_bytes[hosts])
         on = np.isin(v.state, _PLACED) & (v.host >= 0)

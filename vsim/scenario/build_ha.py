@@ -229,10 +229,12 @@ def build_availability(b: _Builder, hosts: Hosts, vms: Vms, sites: list[str],
                        "mem_frac": 0.25 if a.memory is None else a.memory})
             admission = make_admission("percentage", **params)
     b.raise_if_failed()
-    memory_res = np.array([g.memory.reservation for g in spec.vms] or [0.0])
-    res_of = dict(zip([g.name for g in spec.vms], memory_res.tolist(), strict=False))
+    # Admission control counts memory reservations with their overhead: the memory model's
+    # figure where it runs, else the reservation plus ESXi-like overhead.
+    res_of = {g.name: g.memory.reservation for g in spec.vms}
     reservation = np.array([res_of.get(name, 0.0) for name in vms.group])
     overhead = _OVERHEAD_BYTES + _OVERHEAD_FRAC * vms.ram_bytes
+    assert vms.mem_reserved is not None  # Vms fills in the default
     mem_res = np.where(vms.mem_reserved > 0, vms.mem_reserved, reservation + overhead)
     protected = {g.name: g.ha for g in spec.vms}
     return AvailabilitySetup(

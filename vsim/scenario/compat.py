@@ -51,6 +51,10 @@ def build_cloudsim(loaded: LoadedScenario, seed: int) -> tuple[CompatSpec, RunSe
                  "give the group a planetlab workload, or use semantics: vsim")
     if spec.jobs:
         fail(("jobs",), "semantics: cloudsim has no finite jobs", "remove jobs: or use semantics: vsim")
+    for key in ("failures", "ha", "dr"):
+        if getattr(spec, key):
+            fail((key,), "semantics: cloudsim has no host failures, HA or DR",
+                 f"remove {key}: or use semantics: vsim")
     if any(src.by_sample is None for src in setup.sources):
         fail(("workloads",), "semantics: cloudsim replays one day of traces, not tiled days",
              "remove tile_days, or use semantics: vsim")
