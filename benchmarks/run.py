@@ -86,6 +86,16 @@ BENCHMARKS = [
               "the same with memory overcommit modelled (sharing, balloons, compression, swap, "
               "slowdown; active memory of every VM changing every 5 min)",
               "<= 2.5 x memory-2k-off", relative_to="memory-2k-off", max_ratio=2.5),
+    Benchmark("ha-2k-none", HERE / "scenarios" / "ha-2k.yaml",
+              ("--no-report", "--set", "output.vms_table=false", "--set", "failures=[]",
+               "--set", "ha=null"),
+              "2k hosts in 10 sites, 40k VMs, 30 days at hourly samples, no failures",
+              "for information"),
+    Benchmark("ha-2k", HERE / "scenarios" / "ha-2k.yaml",
+              ("--no-report", "--set", "output.vms_table=false"),
+              "the same with every host failing about once a year (about 160 failures), HA "
+              "restarts under percentage admission control and boot storms",
+              "<= 2 x ha-2k-none", relative_to="ha-2k-none", max_ratio=2.0),
     Benchmark("fluid-20k+vms-table", HERE / "scenarios" / "fluid-20k.yaml", ("--no-report",),
               "the same, with the per-VM table (11.5 M rows)", "for information"),
 ]
