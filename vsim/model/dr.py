@@ -224,6 +224,3 @@ class DisasterRecovery:
         for vm, dest in zip(vms[ok].tolist(), chosen[ok].tolist(), strict=True):
             sim.migrate(vm, dest, "failback")
         sim.changed()
-
-    def finish(self, end_s: float) -> None:
-        """Nothing to close: the outages are the availability records'."""

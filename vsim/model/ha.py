@@ -101,8 +101,6 @@ class Availability:
         self.host_open.clear()
         self.outages.sort(key=lambda r: (r.failed_s, r.vm))
         self.host_failures.sort(key=lambda r: (r.failed_s, r.host))
-        if self.dr is not None:
-            self.dr.finish(end_s)
 
     def replication_figures(self, end_s: float) -> dict[str, float]:
         """Data-loss windows of the protected VMs over the run (the RPO they would have had at
@@ -195,7 +193,7 @@ class Availability:
             self.host_failures.append(rec)
         mine = np.flatnonzero(self.for_repair & (self.home_host == host))
         if mine.size:
-            self._restart_some(mine, np.isin(np.arange(len(self.sim.dc.hosts)), [host]), "repair")
+            self.restart_on(mine, np.isin(np.arange(len(self.sim.dc.hosts)), [host]), "repair")
         if self.waiting.any():
             self._attempt()
         if self.dr is not None:
@@ -227,7 +225,7 @@ class Availability:
             if self.ha.wait_for == "booted" and booting_tier is not None and tier < booting_tier:
                 break  # a higher tier is still booting: this one waits for it
             vms = order[v.priority[order] == tier]
-            self._restart_some(vms, self._cluster_hosts(vms), "ha")
+            self.restart_on(vms, self._cluster_hosts(vms), "ha")
             unplaced = vms[self.waiting[vms]]
             for vm in unplaced.tolist():
                 self._failed_attempt(vm, now)
@@ -277,9 +275,6 @@ class Availability:
         """Place down VMs on hosts that are on among ``allowed`` and boot them there; switch
         hosts that are off on for the rest when allowed to. Returns the VMs placed. A DR
         failover ignores the VMs' VM-host rules: they name hosts of the lost site."""
-        return self._restart_some(vms, allowed, how)
-
-    def _restart_some(self, vms: np.ndarray, allowed: np.ndarray, how: str) -> np.ndarray:
         sim, h = self.sim, self.sim.dc.hosts
         now = sim.engine.now
         allowed = allowed & ~sim.windows.host_off
