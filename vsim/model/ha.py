@@ -25,6 +25,7 @@ how (ha, dr, repair) and after how many attempts, and the data it lost.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
@@ -70,8 +71,9 @@ class Availability:
         self.home_host = np.full(n_v, -1, dtype=np.int64)  # where each VM was when it went down
         self.next_try = np.full(n_v, math.inf)
         self.refused_vms = np.zeros(n_v, dtype=bool)  # ordinary power-ons refused at least once
-        self._boot_token = 0
-        self._rep_token = 0
+        self._boots_due = _Wakeup(sim, self.boots.next_event_at, self._on_boot)
+        self._replication_due = (None if self.replication is None else
+                                 _Wakeup(sim, self.replication.next_event_at, self._on_replication))
         self._tries_at: set[float] = set()
         self.dr = (DisasterRecovery(self, setup.plans, setup.replication)
                    if setup.plans or setup.replication is not None else None)
@@ -309,15 +311,9 @@ class Availability:
     # --- boots ----------------------------------------------------------------------------------
 
     def _schedule_boots(self) -> None:
-        self._boot_token += 1
-        when = self.boots.next_event_at()
-        if math.isfinite(when):
-            token = self._boot_token
-            self.sim.engine.at(max(when, self.sim.engine.now), partial(self._on_boot, token))
+        self._boots_due.schedule()
 
-    def _on_boot(self, token: int) -> None:
-        if token != self._boot_token:
-            return
+    def _on_boot(self) -> None:
         sim, v = self.sim, self.sim.dc.vms
         now = sim.engine.now
         done = self.boots.fire(now)
@@ -350,17 +346,11 @@ class Availability:
 
     def schedule_replication(self) -> None:
         """After any change to the replication: its next cycle start or transfer end."""
-        if self.replication is None:
-            return
-        self._rep_token += 1
-        when = self.replication.next_event_at()
-        if math.isfinite(when):
-            token = self._rep_token
-            self.sim.engine.at(max(when, self.sim.engine.now), partial(self._on_replication, token))
+        if self._replication_due is not None:
+            self._replication_due.schedule()
 
-    def _on_replication(self, token: int) -> None:
-        if token != self._rep_token or self.replication is None:
-            return
+    def _on_replication(self) -> None:
+        assert self.replication is not None
         self.replication.fire(self.sim.engine.now)
         self.schedule_replication()
 
@@ -435,3 +425,24 @@ class Availability:
         return {dc.site_names[s] if s < len(dc.site_names) else str(s):
                 self.admission.describe(self.cluster_state(s))
                 for s in np.unique(dc.hosts.site).tolist()}
+
+
+class _Wakeup:
+    """The one pending wake-up of a model that says when it next has something to do
+    (``next_at``): scheduling again voids the wake-up before, which the model's state no longer
+    warrants."""
+
+    def __init__(self, sim: Simulation, next_at: Callable[[], float],
+                 fire: Callable[[], None]) -> None:
+        self.sim, self.next_at, self.fire = sim, next_at, fire
+        self.token = 0
+
+    def schedule(self) -> None:
+        self.token += 1
+        when = self.next_at()
+        if math.isfinite(when):
+            self.sim.engine.at(max(when, self.sim.engine.now), partial(self._wake, self.token))
+
+    def _wake(self, token: int) -> None:
+        if token == self.token:
+            self.fire()

@@ -242,8 +242,29 @@ def _admit_in_order(state: ClusterState, cpu_res_hz: np.ndarray, mem_res_bytes: 
 
 # ---------------------------------------------------------------- policies
 
+class _CapacityPolicy:
+    """What the slot and percentage policies share: candidates admitted in order against a
+    refusal test, no host set aside, and their figures as the description."""
+
+    def _refusal(self, state: ClusterState) -> str:
+        raise NotImplementedError
+
+    def figures(self, state: ClusterState) -> dict[str, float]:
+        raise NotImplementedError
+
+    def admit(self, state: ClusterState, cpu_res_hz: np.ndarray,
+              mem_res_bytes: np.ndarray) -> Decision:
+        return _admit_in_order(state, cpu_res_hz, mem_res_bytes, self._refusal)
+
+    def excluded_hosts(self, n_hosts: int) -> np.ndarray:
+        return np.zeros(n_hosts, dtype=bool)
+
+    def describe(self, state: ClusterState) -> dict[str, float]:
+        return self.figures(state)
+
+
 @dataclass(frozen=True)
-class SlotPolicy:
+class SlotPolicy(_CapacityPolicy):
     """Host failures the cluster tolerates, counted in slots (vSphere's slot policy)."""
 
     host_failures: int = 1
@@ -292,19 +313,10 @@ class SlotPolicy:
                 f"{_failures(self.host_failures)} (slot {_mhz(f['slot_cpu_hz'])}, "
                 f"{_bytes(f['slot_mem_bytes'])})")
 
-    def admit(self, state: ClusterState, cpu_res_hz: np.ndarray,
-              mem_res_bytes: np.ndarray) -> Decision:
-        return _admit_in_order(state, cpu_res_hz, mem_res_bytes, self._refusal)
-
-    def excluded_hosts(self, n_hosts: int) -> np.ndarray:
-        return np.zeros(n_hosts, dtype=bool)
-
-    def describe(self, state: ClusterState) -> dict[str, float]:
-        return self.figures(state)
 
 
 @dataclass(frozen=True)
-class PercentagePolicy:
+class PercentagePolicy(_CapacityPolicy):
     """Reserve a share of the cluster's CPU and memory (vSphere's percentage policy); with
     ``host_failures`` set, the shares are those of the largest up hosts at each check."""
 
@@ -365,15 +377,6 @@ class PercentagePolicy:
                               f"{target_s} reserve ({fmt(res)} of {fmt(cap)} reserved)")
         return "; ".join(broken)
 
-    def admit(self, state: ClusterState, cpu_res_hz: np.ndarray,
-              mem_res_bytes: np.ndarray) -> Decision:
-        return _admit_in_order(state, cpu_res_hz, mem_res_bytes, self._refusal)
-
-    def excluded_hosts(self, n_hosts: int) -> np.ndarray:
-        return np.zeros(n_hosts, dtype=bool)
-
-    def describe(self, state: ClusterState) -> dict[str, float]:
-        return self.figures(state)
 
 
 @dataclass(frozen=True, eq=False)  # an array field: compare by identity
