@@ -451,3 +451,15 @@ def test_a_5000_host_run_gives_a_small_page() -> None:
     assert len(rest.encode()) < 1e6  # the figures themselves stay well under a megabyte
     assert "200 of 5,000 hosts" in rest
     assert 'id="fig-host-energy"' in rest and 'id="fig-ready-hist"' in rest
+
+
+def test_migrations_under_way_count_each_copy_from_start_to_end() -> None:
+    from vsim.report.figures import migrations_in_flight
+
+    # Copies of [0, 10), [5, 15) and [10, 20) s: one, then two from 5 s; at 10 s one ends as the
+    # next starts (the end counted first), two until 15 s, one until 20 s.
+    series = migrations_in_flight(np.array([0.0, 5.0, 10.0]), np.array([10.0, 15.0, 20.0]),
+                                  np.array(["maintenance"] * 3))
+    t, n = series["maintenance"]
+    assert t.tolist() == [0.0, 0.0, 5.0, 10.0, 10.0, 15.0, 20.0]
+    assert n.tolist() == [0.0, 1.0, 2.0, 1.0, 2.0, 1.0, 0.0]

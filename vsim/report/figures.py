@@ -226,3 +226,27 @@ def migration_duration_figure(duration_s: np.ndarray) -> go.Figure:
 def migration_downtime_figure(downtime_s: np.ndarray) -> go.Figure:
     """How many live migrations paused their VM for how long (x in ms)."""
     return _histogram_figure(downtime_s * 1000.0, "downtime (ms)", "migrations")
+
+
+def migrations_in_flight(start_s: np.ndarray, end_s: np.ndarray,
+                         reason: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per reason, the step series (times, count) of migrations under way: each counts from its
+    start (after any wait for a slot) to its end."""
+    out = {}
+    for why in pd.unique(reason):
+        mine = reason == why
+        times = np.concatenate([start_s[mine], end_s[mine]])
+        steps = np.concatenate([np.ones(mine.sum()), -np.ones(mine.sum())])
+        order = np.lexsort((steps, times))  # at a tie an end comes before a start
+        t, n = times[order], np.cumsum(steps[order])
+        out[str(why)] = (np.concatenate([[0.0], t]), np.concatenate([[0.0], n]))
+    return out
+
+
+def migration_timeline_figure(series: dict[str, tuple[np.ndarray, np.ndarray]], tdiv: float,
+                              tunit: str) -> go.Figure:
+    """Live migrations under way over time, one line per reason (overload, maintenance, ...)."""
+    fig = base_figure(xaxis_title=_time_title(tunit), yaxis_title="migrations under way")
+    for why, (t, n) in series.items():
+        fig.add_trace(_line(t / tdiv, n, why))
+    return fig

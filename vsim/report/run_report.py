@@ -255,6 +255,15 @@ def _migrations_section(ctx: _Context) -> _Section | None:
     parts = []
     if len(ran):
         took = ran["duration_s"]
+        if agg.has_columns(ran, ["time_s", "queued_s", "reason"]):
+            began = (ran["time_s"] + ran["queued_s"]).to_numpy(dtype=float)
+            series = figs.migrations_in_flight(began, began + took.to_numpy(dtype=float),
+                                               ran["reason"].astype(str).to_numpy())
+            parts += [figure_div(figs.migration_timeline_figure(series, ctx.tdiv, ctx.tunit),
+                                 "fig-migration-timeline"),
+                      _caption("Live migrations under way over time, by reason: each from its "
+                               "start (after any wait for a slot) to the VM running on its "
+                               "destination or the copy given up.")]
         parts += [figure_div(figs.migration_duration_figure(took.to_numpy()), "fig-migration-time"),
                   _caption(f"{len(mig):,} live migrations ({outcomes}). Time from start to the VM "
                            f"running on its destination: median "
