@@ -119,7 +119,8 @@ class DaskExecutor:
     The workers write the result folders themselves, so they must see the same filesystem as
     this process (and have the same vsim installed)."""
 
-    def __init__(self, scheduler: str | None = None, workers: int | None = None) -> None:
+    def __init__(self, scheduler: str | None = None, workers: int | None = None,
+                 connect_timeout_s: float = 20.0) -> None:
         try:
             from distributed import Client, LocalCluster
         except ImportError as exc:  # pragma: no cover - distributed is a dependency
@@ -132,7 +133,7 @@ class DaskExecutor:
             self.client = Client(self.cluster)
         else:
             try:
-                self.client = Client(scheduler, timeout="20s")
+                self.client = Client(scheduler, timeout=connect_timeout_s)
             except (OSError, TimeoutError) as exc:
                 raise ExecutorError(f"cannot reach the Dask scheduler at {scheduler}: {exc} "
                                     "(start one with `dask scheduler`, or leave out --scheduler "

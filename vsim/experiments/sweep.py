@@ -152,8 +152,9 @@ class SweepPlan:
         return tuple(f"{a.key}={v}" for a, v in zip(self.axes, values, strict=True))
 
     def tasks(self, folder: Path, report: ReportWriter | None = None) -> list[RunTask]:
-        """Every run of the sweep, point by point, replication by replication."""
-        runs = Path(folder) / RUNS_DIR
+        """Every run of the sweep, point by point, replication by replication. The folders are
+        absolute: a Dask worker elsewhere has its own working directory."""
+        runs = Path(folder).absolute() / RUNS_DIR
         return [RunTask(run_id(p, r), p, r, seed, self.overrides(values), self.scenario_yaml,
                         self.scenario_file, self.base_dir, str(runs / run_id(p, r)), report)
                 for p, values in enumerate(self.points)
