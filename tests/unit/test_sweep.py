@@ -229,6 +229,21 @@ def test_the_python_api_runs_a_sweep_in_process(tmp_path: Path) -> None:
     assert list(outcome.index["seed"]) == list(plan.seeds) * 2
 
 
+def test_fixed_overrides_and_reports(tmp_path: Path) -> None:
+    tiny(tmp_path)
+    done = vsim_cli("sweep", "tiny.yaml", "--axis", "hosts.0.count=4", "--set", "duration=1 h",
+                    "--reports", "--workers", "1", "--out", "sw", "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    index = pd.read_parquet(tmp_path / "sw" / "index.parquet")
+    assert list(index["sim_time_s"]) == [3600.0] and "duration" not in index.columns
+    assert (tmp_path / "sw" / "runs" / "p000-r00" / "report.html").exists()
+    assert json.loads((tmp_path / "sw" / "sweep.json").read_text())["set"] == ["duration=1 h"]
+    # The same axes with another fixed override are another sweep.
+    other = vsim_cli("sweep", "tiny.yaml", "--axis", "hosts.0.count=4", "--out", "sw",
+                     cwd=tmp_path)
+    assert other.returncode == 2 and "--set duration=1 h" in other.stderr
+
+
 def test_axis_values_split_on_top_level_commas_only() -> None:
     assert split_values("{policy: slots, n: 2},[1, 2], 'a,b' ,x") == [
         "{policy: slots, n: 2}", "[1, 2]", "'a,b'", "x"]

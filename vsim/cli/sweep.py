@@ -44,6 +44,8 @@ def register(main: click.Group, guarded: Callable[..., Any]) -> None:
                        "(e.g. --axis hosts.0.count=20,24,28 --axis placement.policy=first-fit,"
                        "best-fit). Commas inside [...] or {...} belong to a value. Repeatable: the "
                        "grid is every combination, first axis slowest.")
+    @click.option("--set", "fixed", multiple=True, metavar="KEY=VALUE",
+                  help="Override a field at every point, as for `vsim run --set` (repeatable).")
     @click.option("--replications", type=click.IntRange(min=1), default=1, show_default=True,
                   help="Runs per point; replication r of every point has the same seed.")
     @click.option("--seed", type=int, default=None,
@@ -67,7 +69,8 @@ def register(main: click.Group, guarded: Callable[..., Any]) -> None:
                                                    "(off by default: it costs more than a small run).")
     @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
     @guarded
-    def sweep_cmd(scenario: str, axes: tuple[str, ...], replications: int, seed: int | None,
+    def sweep_cmd(scenario: str, axes: tuple[str, ...], fixed: tuple[str, ...],
+                  replications: int, seed: int | None,
                   executor: str | None, scheduler: str | None, workers: int | None,
                   out: Path | None, retry_failed: bool, reports: bool, quiet: bool) -> None:
         """Run SCENARIO over a grid of field values, REPLICATIONS times each.
@@ -82,7 +85,7 @@ def register(main: click.Group, guarded: Callable[..., Any]) -> None:
         from vsim.experiments.executors import make_executor
         from vsim.experiments.sweep import default_folder, plan_sweep, run_sweep
 
-        plan = plan_sweep(_resolve(scenario), list(axes), replications, seed)
+        plan = plan_sweep(_resolve(scenario), list(axes), replications, seed, fixed)
         folder = out if out is not None else default_folder(plan.name)
         report = None
         if reports:

@@ -118,7 +118,8 @@ class RunTask:
     point: int
     replication: int
     seed: int
-    overrides: tuple[str, ...]
+    values: tuple[str, ...]  # the point's value of each axis, as given
+    overrides: tuple[str, ...]  # the fixed ones (--set), then one per axis
     scenario_yaml: str
     scenario_file: str | None
     base_dir: str  # relative paths in the scenario (traces, calibration) resolve against it
@@ -138,6 +139,7 @@ class SweepPlan:
     replications: int
     base_seed: int
     seeds: tuple[int, ...]
+    fixed: tuple[str, ...] = ()  # overrides of every point (``--set``), before the axes'
 
     @property
     def points(self) -> list[tuple[str, ...]]:
@@ -149,13 +151,13 @@ class SweepPlan:
         return len(self.points) * self.replications
 
     def overrides(self, values: Sequence[str]) -> tuple[str, ...]:
-        return tuple(f"{a.key}={v}" for a, v in zip(self.axes, values, strict=True))
+        return self.fixed + tuple(f"{a.key}={v}" for a, v in zip(self.axes, values, strict=True))
 
     def tasks(self, folder: Path, report: ReportWriter | None = None) -> list[RunTask]:
         """Every run of the sweep, point by point, replication by replication. The folders are
         absolute: a Dask worker elsewhere has its own working directory."""
         runs = Path(folder).absolute() / RUNS_DIR
-        return [RunTask(run_id(p, r), p, r, seed, self.overrides(values), self.scenario_yaml,
+        return [RunTask(run_id(p, r), p, r, seed, values, self.overrides(values), self.scenario_yaml,
                         self.scenario_file, self.base_dir, str(runs / run_id(p, r)), report)
                 for p, values in enumerate(self.points)
                 for r, seed in enumerate(self.seeds)]
@@ -166,6 +168,7 @@ class SweepPlan:
             "scenario": self.name,
             "scenario_file": self.scenario_file,
             "scenario_yaml": self.scenario_yaml,
+            "set": list(self.fixed),
             "axes": [{"key": a.key, "values": list(a.values)} for a in self.axes],
             "replications": self.replications,
             "base_seed": self.base_seed,
@@ -183,16 +186,17 @@ def run_id(point: int, replication: int) -> str:
 
 
 def plan_sweep(scenario: str | Path, axes: Sequence[str], replications: int = 1,
-               seed: int | None = None) -> SweepPlan:
-    """Check the scenario and every point of the grid, and return the plan.
+               seed: int | None = None, fixed: Sequence[str] = ()) -> SweepPlan:
+    """Check the scenario and every point of the grid, and return the plan. ``fixed``:
+    ``dotted.key=value`` overrides applied to every point (as ``vsim run --set``).
 
-    Every axis value is loaded on its own (so an error names the axis and value at fault), then
+    The fixed overrides are checked first, then every axis value is loaded on its own (so an error names the axis and value at fault), then
     every combination; all problems are reported together in one :class:`SweepError`, before
     anything runs or is written. Problems found only when a run builds its datacenter (a VM larger
     than any host, say) are the run's failure, recorded with it.
     """
     path = Path(scenario)
-    base = load_scenario(path)  # a broken scenario is its own error, before any axis
+    base = load_scenario(path, list(fixed))  # a broken scenario is its own error, before any axis
     text = path.read_text(encoding="utf-8")
     parsed = [parse_axis(a) for a in axes]
     if not parsed:
@@ -201,6 +205,8 @@ def plan_sweep(scenario: str | Path, axes: Sequence[str], replications: int = 1,
     for key in keys:
         if keys.count(key) > 1:
             raise SweepError(f"--axis {key} is given twice; list all its values in one --axis")
+        if any(f.partition("=")[0].strip() == key for f in fixed):
+            raise SweepError(f"--axis {key} is also given with --set; keep one of them")
         if key == "seed":
             raise SweepError("--axis seed: the seeds of a sweep are its replications; use "
                              "--replications N (and --seed for the first one)")
@@ -209,7 +215,7 @@ def plan_sweep(scenario: str | Path, axes: Sequence[str], replications: int = 1,
     base_seed = base.spec.seed if seed is None else int(seed)
     plan = SweepPlan(str(path.resolve()), text, str(path.resolve().parent), base.name,
                      tuple(parsed), replications, base_seed,
-                     tuple(replication_seeds(base_seed, replications)))
+                     tuple(replication_seeds(base_seed, replications)), tuple(fixed))
     _validate(plan)
     return plan
 
@@ -222,26 +228,37 @@ def _validate(plan: SweepPlan) -> None:
             parse_scenario(plan.scenario_yaml, file=plan.scenario_file,
                            base_dir=Path(plan.base_dir), overrides=list(overrides))
         except ScenarioError as exc:
-            # The loader names overrides as --set; here they come from an axis.
-            text = str(exc).replace("(the value comes from --set ", "(the value comes from --axis ")
-            problems.append(f"{label}: " + text.replace("\n", "\n  "))
+            problems.append(f"{label}: " + _from_axes(str(exc), plan).replace("\n", "\n  "))
 
     for axis in plan.axes:
         for value in axis.values:
-            check([f"{axis.key}={value}"], f"--axis {axis.key}: value {value!r}")
+            check([*plan.fixed, f"{axis.key}={value}"], f"--axis {axis.key}: value {value!r}")
     what = "axis value"
     if not problems and len(plan.axes) > 1:
         what = "point"
         # Values valid on their own can still clash (a policy and an option it lacks).
         for p, values in enumerate(plan.points):
             overrides = plan.overrides(values)
-            check(overrides, f"point {p} ({', '.join(overrides)})")
+            check(overrides, f"point {p} ({', '.join(overrides[len(plan.fixed):])})")
     if problems:
         more = len(problems) - MAX_LISTED
         listed = problems[:MAX_LISTED] + ([f"... and {more} more"] if more > 0 else [])
         head = f"an invalid {what}" if len(problems) == 1 else f"{len(problems)} invalid {what}s"
         raise SweepError(f"{head} in the sweep of {plan.scenario_file}; nothing was run:\n"
                          + "\n".join(listed))
+
+
+def _from_axes(message: str, plan: SweepPlan) -> str:
+    """The loader says a bad value "comes from --set KEY=..."; in a sweep it comes from an axis
+    unless KEY is one of the fixed overrides."""
+    fixed = {f.partition("=")[0].strip() for f in plan.fixed}
+    marker = "(the value comes from --set "
+    parts = message.split(marker)
+    out = parts[0]
+    for part in parts[1:]:
+        key = part.partition("=")[0]
+        out += (marker if key in fixed else "(the value comes from --axis ") + part
+    return out
 
 
 # --- one run, in a worker ---------------------------------------------------------------------
@@ -318,7 +335,7 @@ def _row(plan: SweepPlan, task: RunTask) -> dict[str, Any] | None:
     folder = Path(task.folder)
     base: dict[str, Any] = {"run_id": task.run_id, "point": task.point,
                             "replication": task.replication, "seed": task.seed}
-    axes = {a.key: v.split("=", 1)[1] for a, v in zip(plan.axes, task.overrides, strict=True)}
+    axes = {a.key: v for a, v in zip(plan.axes, task.values, strict=True)}
     if folder.is_dir():
         summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
@@ -367,7 +384,7 @@ def _plan_from(folder: Path) -> SweepPlan:
         raise SweepError(f"{folder} is not a sweep folder (no {SWEEP_FILE})") from None
     return SweepPlan(m["scenario_file"], m["scenario_yaml"], str(Path(m["scenario_file"]).parent),
                      m["scenario"], tuple(Axis(a["key"], tuple(a["values"])) for a in m["axes"]),
-                     m["replications"], m["base_seed"], tuple(m["seeds"]))
+                     m["replications"], m["base_seed"], tuple(m["seeds"]), tuple(m.get("set", [])))
 
 
 def _write_index(frame: pd.DataFrame, folder: Path) -> Path:
@@ -481,8 +498,8 @@ def _check_same(plan: SweepPlan, folder: Path, there: dict[str, Any]) -> None:
     if yaml.safe_load(there["scenario_yaml"]) != yaml.safe_load(plan.scenario_yaml):
         differences.append(f"the scenario (there: {there['scenario_file']} as it was then; "
                            f"here: {plan.scenario_file} as it is now)")
-    for key, what in (("axes", "the axes"), ("replications", "the replications"),
-                      ("seeds", "the seeds")):
+    for key, what in (("set", "the fixed overrides (--set)"), ("axes", "the axes"),
+                      ("replications", "the replications"), ("seeds", "the seeds")):
         if there.get(key) != here[key]:
             differences.append(f"{what} (there: {_show(key, there.get(key))}; "
                                f"here: {_show(key, here[key])})")
@@ -492,6 +509,8 @@ def _check_same(plan: SweepPlan, folder: Path, there: dict[str, Any]) -> None:
 
 
 def _show(key: str, value: Any) -> str:
+    if key == "set" and isinstance(value, list):
+        return " ".join(f"--set {v}" for v in value) or "none"
     if key == "axes" and isinstance(value, list):
         return " ".join(f"--axis {a['key']}={','.join(a['values'])}" for a in value)
     if key == "seeds" and isinstance(value, list) and len(value) > 3:
