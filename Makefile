@@ -1,13 +1,14 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    create .venv, install vsim, run the default scenario (results/quickstart/<run-id>/)
-#   make test   create .venv, install vsim with its test tools (and QEMU for the KVM backend's tests
-#               when root), run lint, layering checks and tests
+#   make test   create .venv, install vsim with its test tools (and, when root, QEMU for the KVM
+#               backend's tests and Chromium for the report's browser tests), run lint, layering
+#               checks and tests
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 SCENARIO ?= scenarios/quickstart.yaml
 
-.PHONY: run test lint bench workloads kvm-deps validation clean
+.PHONY: run test lint bench workloads kvm-deps test-deps validation clean
 
 $(BIN)/vsim: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,13 +20,16 @@ run: $(BIN)/vsim
 	$(BIN)/vsim run $(SCENARIO)
 
 lint: $(BIN)/vsim
-	$(BIN)/ruff check vsim tests benchmarks workloads
+	$(BIN)/ruff check vsim tests benchmarks workloads notebooks
 	$(BIN)/lint-imports
 
 kvm-deps:
 	tools/install-kvm-deps.sh
 
-test: lint kvm-deps
+test-deps:
+	tools/install-test-deps.sh
+
+test: lint kvm-deps test-deps
 	$(BIN)/python -m pytest -q
 
 # The published model-against-guests results (results/validation/) and the calibration shipped
