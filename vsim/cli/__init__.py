@@ -205,9 +205,10 @@ def compare_cmd(results: tuple[Path, ...], out: Path) -> None:
 
 
 def _register_backends() -> None:
-    from vsim.cli.kvm import register
+    from vsim.cli import kvm, sweep, sweep_report
 
-    register(main, _guarded)
+    for module in (kvm, sweep, sweep_report):
+        module.register(main, _guarded)
 
 
 _register_backends()
