@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO, vsim_cli
 
 from vsim.errors import VsimError
-from vsim.experiments.executors import InProcess
+from vsim.experiments.executors import InProcess, LocalProcesses
 from vsim.experiments.sweep import (
     flatten_summary,
     parse_axis,
@@ -143,6 +143,57 @@ def test_resume_after_kill_9_runs_only_what_is_missing(tmp_path: Path) -> None:
         assert (runs / name / "meta.json").read_text() == meta
 
 
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid``, from /proc."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_a_killed_sweep_leaves_no_worker_behind(tmp_path: Path) -> None:
+    tiny(tmp_path, duration="2 d", period="1 min")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "vsim.cli", "sweep", "tiny.yaml", "--axis",
+                             "hosts.0.count=4,5,6,7,8,9", "--replications", "2", "--workers", "2",
+                             "--out", "sw", "-q"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = tmp_path / "sw" / "runs"
+    deadline = time.monotonic() + 60
+    try:
+        while not (runs.is_dir() and visible_runs(runs.parent)):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        workers = _children(proc.pid)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert workers
+    deadline = time.monotonic() + 10
+    try:
+        while not all(_gone(w) for w in workers):
+            assert time.monotonic() < deadline, "pool workers outlived the killed sweep"
+            time.sleep(0.1)
+    finally:
+        for w in workers:  # never leave them running, even when the test fails
+            if not _gone(w):
+                os.kill(w, signal.SIGKILL)
+
+
 def test_a_failing_run_is_recorded_and_the_others_run(tmp_path: Path) -> None:
     tiny(tmp_path)
     # 64 vCPUs load fine but no 8-core host can take them: the run fails when it builds.
@@ -227,6 +278,17 @@ def test_the_python_api_runs_a_sweep_in_process(tmp_path: Path) -> None:
     assert (outcome.ran, outcome.skipped, outcome.ok, outcome.failed) == (6, 0, 6, 0)
     assert seen[0] == (0, 6) and seen[-1] == (6, 6)
     assert list(outcome.index["seed"]) == list(plan.seeds) * 2
+
+
+def test_workers_from_a_fork_server_give_the_same_index(tmp_path: Path) -> None:
+    plan = plan_sweep(tiny(tmp_path), ["hosts.0.count=4,6"], replications=2)
+    pool = LocalProcesses(2, ("vsim.experiments.sweep",), start_method="forkserver")
+    try:
+        pooled = run_sweep(plan, tmp_path / "pool", pool)
+    finally:
+        pool.close()
+    alone = run_sweep(plan, tmp_path / "alone", InProcess())
+    pd.testing.assert_frame_equal(figures(pooled.index), figures(alone.index))
 
 
 def test_fixed_overrides_and_reports(tmp_path: Path) -> None:

@@ -12,10 +12,13 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing.context import BaseContext
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from vsim.errors import VsimError
@@ -69,22 +72,37 @@ class InProcess:
 
 
 class LocalProcesses:
-    """A pool of local worker processes (``concurrent.futures``), started fresh rather than forked
-    from this process, so the worker state never inherits threads or open files from the caller."""
+    """A pool of local worker processes (``concurrent.futures``).
 
-    def __init__(self, workers: int, preload: tuple[str, ...] = ()) -> None:
+    Workers are forked from this process when it runs no other thread (they then start at once,
+    with vsim already imported), else forked from a fork server that imported vsim once, never
+    forked from a process with threads (a lock held by another thread would stay held forever in
+    the child). ``start_method`` forces one ('fork', 'forkserver' or 'spawn'). Workers end on their
+    own when this process dies, even by ``kill -9``, rather than lingering as orphans.
+    """
+
+    def __init__(self, workers: int, preload: tuple[str, ...] = (),
+                 start_method: str | None = None) -> None:
         if workers < 1:
             raise ExecutorError(f"--workers must be at least 1 (got {workers})")
         self.workers = workers
-        context: BaseContext
-        if "forkserver" in multiprocessing.get_all_start_methods():
-            # The fork server imports vsim once; each worker is then forked from it in
-            # milliseconds instead of importing numpy, pandas and vsim again (about 1.5 s each).
-            context = multiprocessing.get_context("forkserver")
+        methods = multiprocessing.get_all_start_methods()
+        if start_method is None:
+            alone = threading.active_count() == 1
+            start_method = ("fork" if alone and "fork" in methods
+                            else "forkserver" if "forkserver" in methods else "spawn")
+        context: BaseContext = multiprocessing.get_context(start_method)
+        if start_method == "forkserver":
+            # Each worker is forked from the server in milliseconds instead of importing numpy,
+            # pandas and vsim again (about 1.5 s each).
             context.set_forkserver_preload(list(preload))
-        else:
-            context = multiprocessing.get_context("spawn")
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        self.start_method = start_method
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                        initializer=_watch_parent, initargs=(os.getpid(),))
+        # Start the workers now, before the caller opens files (a sweep's lock) that forked
+        # workers would otherwise inherit and hold.
+        for _ in range(workers):
+            self.pool.submit(_noop)
 
     def map_unordered(self, fn: Callable[[T], R], items: Iterable[T],
                       key: Callable[[T], str] | None = None) -> Iterator[R]:
@@ -112,6 +130,20 @@ class LocalProcesses:
         return f"{self.workers} local processes"
 
 
+# A local cluster exists for this sweep alone: no one looks at its profiles, and the sampling
+# profiler (every 10 ms), the GIL monitor and frequent system and memory polls take the GIL from
+# the runs; glibc trimming the heap after every 64 KiB freed (Dask's default) makes numpy's many
+# short-lived arrays slower. Together about 15 % of a worker's time on small runs.
+LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.gil.enabled": False,
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1,
+                                            "OPENBLAS_NUM_THREADS": 1},
+}
+
+
 class DaskExecutor:
     """A Dask cluster: the one at ``scheduler`` (``tcp://host:port``), or a local cluster of
     ``workers`` single-threaded processes started here and closed with the executor.
@@ -128,8 +160,11 @@ class DaskExecutor:
         self.cluster: Any = None
         if scheduler is None:
             n = workers or os.cpu_count() or 1
-            self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                        dashboard_address=None, silence_logs=logging.ERROR)
+            import dask
+
+            with dask.config.set(LOCAL_CLUSTER_CONFIG):
+                self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                            dashboard_address=None, silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
         else:
             try:
@@ -160,7 +195,9 @@ class DaskExecutor:
             name = key(item) if key is not None else f"item-{counter}"
             return self.client.submit(fn, item, pure=False, key=f"vsim-{name}-{self.token}")
 
-        first = [submit(item) for _, item in zip(range(_window(self.workers)), source,
+        # More in flight than locally: a result reaches the scheduler, then this client, before
+        # the next submission goes out; the scheduler's own queue keeps the workers fed meanwhile.
+        first = [submit(item) for _, item in zip(range(4 * _window(self.workers)), source,
                                                  strict=False)]
         if not first:
             return
@@ -185,6 +222,40 @@ class DaskExecutor:
     def describe(self) -> str:
         where = self.scheduler or "a local Dask cluster"
         return f"{where} ({self.workers} worker threads)"
+
+
+def _noop() -> None:
+    pass
+
+
+def _watch_parent(parent: int) -> None:
+    """In a pool worker: exit as soon as the process that started the pool is gone. A killed
+    parent closes no pipes for its workers, which would otherwise wait for work forever. A run cut
+    short leaves only a hidden temporary folder, which the next sweep clears."""
+    direct = os.getppid() == parent  # forked from it, rather than from a fork server
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if (direct and os.getppid() != parent) or not _running(parent):
+                os._exit(1)
+
+    threading.Thread(target=watch, name="vsim-watch-parent", daemon=True).start()
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (a dead process not yet reaped by its parent does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: the signal test is all there is
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
 def make_executor(kind: str, workers: int | None = None, scheduler: str | None = None,
