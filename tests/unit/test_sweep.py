@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, vsim_cli
 
+import vsim.experiments.sweep as sweep_module
 from vsim.errors import VsimError
 from vsim.experiments.executors import InProcess, LocalProcesses
 from vsim.experiments.sweep import (
@@ -304,6 +305,27 @@ def test_fixed_overrides_and_reports(tmp_path: Path) -> None:
     other = vsim_cli("sweep", "tiny.yaml", "--axis", "hosts.0.count=4", "--out", "sw",
                      cwd=tmp_path)
     assert other.returncode == 2 and "--set duration=1 h" in other.stderr
+
+
+class _Elsewhere:
+    """Workers that report runs done but write where this process cannot see them."""
+
+    workers = 1
+
+    def map_unordered(self, fn, items, key=None):  # type: ignore[no-untyped-def]
+        for item in items:
+            yield {"run_id": item.run_id, "status": "ok", "error": "", "host": "node7"}
+
+    def close(self) -> None:
+        pass
+
+
+def test_runs_written_out_of_sight_are_an_error(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sweep_module, "VISIBLE_WITHIN_S", 0.2)
+    plan = plan_sweep(tiny(tmp_path), ["hosts.0.count=4"])
+    with pytest.raises(VsimError, match=r"finished on node7.*filesystem this machine shares"):
+        run_sweep(plan, tmp_path / "sw", _Elsewhere())
 
 
 def test_axis_values_split_on_top_level_commas_only() -> None:

@@ -162,7 +162,12 @@ class DaskExecutor:
             n = workers or os.cpu_count() or 1
             import dask
 
-            with dask.config.set(LOCAL_CLUSTER_CONFIG):
+            config = dict(LOCAL_CLUSTER_CONFIG)
+            if "forkserver" in multiprocessing.get_all_start_methods():
+                # Workers forked from a server that imported distributed, numpy and pandas once
+                # start no slower than spawned ones and stop in milliseconds rather than 0.5 s.
+                config["distributed.worker.multiprocessing-method"] = "forkserver"
+            with dask.config.set(config):
                 self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                             dashboard_address=None, silence_logs=logging.ERROR)
             self.client = Client(self.cluster)

@@ -50,7 +50,8 @@ FAILED_SUFFIX = ".failed.json"
 # The columns every index has, before the axis columns and the run's figures.
 INDEX_COLUMNS = ("run_id", "point", "replication", "seed", "status", "error", "wall_time_s")
 INDEX_EVERY_S = 2.0  # the index is rewritten at most this often while runs finish, and at the end
-MAX_LISTED = 10  # invalid grid points listed in one error, before "... and N more"
+MAX_LISTED = 10
+VISIBLE_WITHIN_S = 10.0  # how long a finished run's folder may take to appear here  # invalid grid points listed in one error, before "... and N more"
 
 ReportWriter = Callable[[Path, Any, dict[str, Any], dict[str, Any]], None]
 
@@ -267,8 +268,9 @@ def _from_axes(message: str, plan: SweepPlan) -> str:
 def run_task(task: RunTask) -> dict[str, Any]:
     """Load, run and save one run of a sweep; never raises for a failure of the run itself, which
     is recorded in ``<folder>.failed.json`` instead. Returns a small dict (``run_id``,
-    ``status``, ``error``); the figures stay in the folder."""
+    ``status``, ``error``, ``host``); the figures stay in the folder."""
     folder = Path(task.folder)
+    host = socket.gethostname()
     started = time.perf_counter()
     try:
         loaded = parse_scenario(task.scenario_yaml, file=task.scenario_file,
@@ -283,18 +285,18 @@ def run_task(task: RunTask) -> dict[str, Any]:
         if folder.is_dir():
             # Another attempt at this run finished first (a task Dask ran twice, or a worker of
             # an interrupted sweep finishing its last run): the folder is complete; keep it.
-            return {"run_id": task.run_id, "status": "ok", "error": ""}
+            return {"run_id": task.run_id, "status": "ok", "error": "", "host": host}
         error = error_text(exc)
         _write_json_atomic(failed_path(folder), {
             "run_id": task.run_id, "point": task.point, "replication": task.replication,
             "seed": task.seed, "overrides": list(task.overrides), "error_type": type(exc).__name__,
             "message": error, "traceback": traceback.format_exc(),
-            "wall_time_s": time.perf_counter() - started, "host": socket.gethostname(),
+            "wall_time_s": time.perf_counter() - started, "host": host,
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         })
-        return {"run_id": task.run_id, "status": "failed", "error": error}
+        return {"run_id": task.run_id, "status": "failed", "error": error, "host": host}
     failed_path(folder).unlink(missing_ok=True)  # an earlier failure, now retried successfully
-    return {"run_id": task.run_id, "status": "ok", "error": ""}
+    return {"run_id": task.run_id, "status": "ok", "error": "", "host": host}
 
 
 def error_text(exc: BaseException) -> str:
@@ -349,6 +351,21 @@ def _row(plan: SweepPlan, task: RunTask) -> dict[str, Any] | None:
         return {**base, "status": "failed", "error": record.get("message", ""),
                 "wall_time_s": record.get("wall_time_s"), **axes}
     return None
+
+
+def _finished_row(plan: SweepPlan, task: RunTask, done: dict[str, Any]) -> dict[str, Any]:
+    """The row of a run its worker reports finished. A worker that wrote where this process
+    cannot see (a Dask worker on another machine, without a shared filesystem) is an error: the
+    sweep would otherwise count runs it can never show."""
+    deadline = time.monotonic() + VISIBLE_WITHIN_S
+    while (row := _row(plan, task)) is None:
+        if time.monotonic() > deadline:
+            raise SweepError(
+                f"run {task.run_id} finished on {done.get('host', 'a worker')}, but neither "
+                f"{task.folder} nor its failure record is visible here: the workers must write to "
+                "a filesystem this machine shares, at the same path")
+        time.sleep(0.1)  # a network filesystem may show another machine's rename a little late
+    return row
 
 
 def _frame(plan: SweepPlan, rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -438,9 +455,7 @@ def run_sweep(plan: SweepPlan, folder: str | Path, executor: Executor, *,
         written = time.monotonic()
         try:
             for done in executor.map_unordered(run_task, todo, key=lambda t: t.run_id):
-                row = _row(plan, by_id[done["run_id"]])
-                if row is not None:
-                    rows[done["run_id"]] = row
+                rows[done["run_id"]] = _finished_row(plan, by_id[done["run_id"]], done)
                 outcome.ran += 1
                 finished += 1
                 if progress:
