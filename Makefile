@@ -65,6 +65,7 @@ bench: $(BIN)/vsim
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/migrations.py
 	$(BIN)/python benchmarks/timeslice.py
+	$(BIN)/python benchmarks/sweep.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
