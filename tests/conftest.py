@@ -55,3 +55,40 @@ def events_of(result: vsim.Result, kind: str) -> list[tuple[float, str, str]]:
     ev = result.tables["events"]
     ev = ev[ev["kind"] == kind]
     return list(zip(ev["time_s"].astype(float), ev["subject"], ev["detail"], strict=True))
+
+
+# A small run with every availability feature: a host failure restarted by HA under slot
+# admission control, then a site loss recovered by a DR plan in two groups; two replications.
+AVAILABILITY_TINY = """\
+name: avail-tiny
+replications: 2
+duration: 3 h
+period: 10 min
+seed: 2
+sites:
+  - {name: prod, uplink: 1 Gbit/s, storage: 1 GB/s}
+  - {name: dr, uplink: 1 Gbit/s, storage: 500 MB/s}
+hosts:
+  - {name: p, count: 3, site: prod, cores: 16, core_speed: 2 GHz, ram: 128 GiB}
+  - {name: d, count: 2, site: dr, cores: 16, core_speed: 2 GHz, ram: 128 GiB}
+vms:
+  - {name: db, count: 2, vcpus: 4, ram: 16 GiB, priority: 2, hosts: p, workload: w,
+     write_rate: 4 MiB/s}
+  - {name: web, count: 4, vcpus: 2, ram: 8 GiB, hosts: p, workload: w, write_rate: 1 MiB/s}
+workloads:
+  w: {kind: constant, level: 30%}
+failures:
+  - {name: p0-dies, hosts: [p-0], at: 30 min, repair: 30 min}
+  - {name: site-loss, site: prod, at: 90 min, repair: never}
+ha:
+  admission: {policy: slots, host_failures: 1}
+dr:
+  - name: prod-to-dr
+    site: prod
+    to: dr
+    replication: {mode: async, rpo: 10 min}
+    detection: 5 min
+    groups:
+      - {name: databases, vms: [db]}
+      - {name: front, vms: [web]}
+"""

@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import AVAILABILITY_TINY
 
 import vsim
 from vsim.report import availability as av
@@ -220,39 +221,7 @@ def test_section_from_hand_made_tables_draws_only_what_has_data() -> None:
     assert "1 outages that ended without a restart" in html.unescape(section)
 
 
-SCENARIO = """\
-name: avail-tiny
-replications: 2
-duration: 3 h
-period: 10 min
-seed: 2
-sites:
-  - {name: prod, uplink: 1 Gbit/s, storage: 1 GB/s}
-  - {name: dr, uplink: 1 Gbit/s, storage: 500 MB/s}
-hosts:
-  - {name: p, count: 3, site: prod, cores: 16, core_speed: 2 GHz, ram: 128 GiB}
-  - {name: d, count: 2, site: dr, cores: 16, core_speed: 2 GHz, ram: 128 GiB}
-vms:
-  - {name: db, count: 2, vcpus: 4, ram: 16 GiB, priority: 2, hosts: p, workload: w,
-     write_rate: 4 MiB/s}
-  - {name: web, count: 4, vcpus: 2, ram: 8 GiB, hosts: p, workload: w, write_rate: 1 MiB/s}
-workloads:
-  w: {kind: constant, level: 30%}
-failures:
-  - {name: p0-dies, hosts: [p-0], at: 30 min, repair: 30 min}
-  - {name: site-loss, site: prod, at: 90 min, repair: never}
-ha:
-  admission: {policy: slots, host_failures: 1}
-dr:
-  - name: prod-to-dr
-    site: prod
-    to: dr
-    replication: {mode: async, rpo: 10 min}
-    detection: 5 min
-    groups:
-      - {name: databases, vms: [db]}
-      - {name: front, vms: [web]}
-"""
+SCENARIO = AVAILABILITY_TINY
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from conftest import AVAILABILITY_TINY
 
 import vsim
 from vsim.report import write_report
@@ -116,39 +117,7 @@ jobs:
 
 # Availability: a host failure restarted by HA under admission control, then the loss of the
 # production site failed over to the recovery site by a DR plan; two Monte Carlo replications.
-AVAILABILITY = """
-name: browser-availability
-replications: 2
-duration: 3 h
-period: 10 min
-seed: 2
-sites:
-  - {name: prod, uplink: 1 Gbit/s, storage: 1 GB/s}
-  - {name: dr, uplink: 1 Gbit/s, storage: 500 MB/s}
-hosts:
-  - {name: p, count: 3, site: prod, cores: 16, core_speed: 2 GHz, ram: 128 GiB}
-  - {name: d, count: 2, site: dr, cores: 16, core_speed: 2 GHz, ram: 128 GiB}
-vms:
-  - {name: db, count: 2, vcpus: 4, ram: 16 GiB, priority: 2, hosts: p, workload: w,
-     write_rate: 4 MiB/s}
-  - {name: web, count: 4, vcpus: 2, ram: 8 GiB, hosts: p, workload: w, write_rate: 1 MiB/s}
-workloads:
-  w: {kind: constant, level: 30%}
-failures:
-  - {name: p0-dies, hosts: [p-0], at: 30 min, repair: 30 min}
-  - {name: site-loss, site: prod, at: 90 min, repair: never}
-ha:
-  admission: {policy: slots, host_failures: 1}
-dr:
-  - name: prod-to-dr
-    site: prod
-    to: dr
-    replication: {mode: async, rpo: 10 min}
-    detection: 5 min
-    groups:
-      - {name: databases, vms: [db]}
-      - {name: front, vms: [web]}
-"""
+AVAILABILITY = AVAILABILITY_TINY.replace("name: avail-tiny", "name: browser-availability")
 
 RUNS = {
     "plain": (PLAIN, EVERY_RUN),

@@ -242,13 +242,13 @@ def _watch_parent(parent: int) -> None:
     def watch() -> None:
         while True:
             time.sleep(0.5)
-            if (direct and os.getppid() != parent) or not _running(parent):
+            if (direct and os.getppid() != parent) or not process_running(parent):
                 os._exit(1)
 
     threading.Thread(target=watch, name="vsim-watch-parent", daemon=True).start()
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
     """Whether ``pid`` runs (a dead process not yet reaped by its parent does not)."""
     try:
         os.kill(pid, 0)

@@ -35,7 +35,7 @@ import yaml
 
 from vsim._version import __version__
 from vsim.errors import ScenarioError, VsimError
-from vsim.experiments.executors import Executor
+from vsim.experiments.executors import Executor, process_running
 from vsim.runner import replication_seeds, run
 from vsim.scenario import load_scenario, parse_scenario
 
@@ -542,19 +542,9 @@ def _clear_partials(runs: Path) -> None:
         if marker is None:
             continue
         pid = name.rsplit(marker, 1)[1].split("-", 1)[0]
-        if pid.isdigit() and _alive(int(pid)):
+        if pid.isdigit() and process_running(int(pid)):
             continue
         if entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
         else:
             entry.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
