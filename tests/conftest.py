@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import vsim
+from vsim.metrics import Recorder
 from vsim.scenario import build, scenario_from_data
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,3 +93,23 @@ dr:
       - {name: databases, vms: [db]}
       - {name: front, vms: [web]}
 """
+
+
+class CheckedRecorder(Recorder):
+    """A run's recorder that calls ``check()`` (a subclass's invariants) before it records each
+    event and period: what the tests assert holds at every instant of the run."""
+
+    def check(self) -> None:
+        raise NotImplementedError
+
+    def event(self, *args: Any) -> None:
+        self.check()
+        super().event(*args)
+
+    def events(self, *args: Any) -> None:
+        self.check()
+        super().events(*args)
+
+    def period(self, s: Any) -> None:
+        self.check()
+        super().period(s)

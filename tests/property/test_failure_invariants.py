@@ -10,13 +10,12 @@ from __future__ import annotations
 from unittest import mock
 
 import numpy as np
-from conftest import scenario_from
+from conftest import CheckedRecorder, scenario_from
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import vsim
 import vsim.runner
-from vsim.metrics import Recorder
 from vsim.model.datacenter import HostState, VmState
 from vsim.model.simulation import Simulation
 
@@ -27,10 +26,10 @@ class WatchedSimulation(Simulation):
         observer.sim = self
 
 
-class CheckingRecorder(Recorder):
+class CheckingRecorder(CheckedRecorder):
     sim: Simulation
 
-    def _check(self) -> None:
+    def check(self) -> None:
         sim = self.sim
         dc, v, h = sim.dc, sim.dc.vms, sim.dc.hosts
         dc.check_invariants()
@@ -57,17 +56,6 @@ class CheckingRecorder(Recorder):
             rp = rep.recovery_point(np.arange(len(v)), now)
             assert np.all(np.nan_to_num(rp, nan=-1.0) <= now + 1e-6)
 
-    def event(self, *args) -> None:
-        self._check()
-        super().event(*args)
-
-    def events(self, *args) -> None:
-        self._check()
-        super().events(*args)
-
-    def period(self, s) -> None:
-        self._check()
-        super().period(s)
 
 
 @st.composite

@@ -11,13 +11,12 @@ from unittest import mock
 
 import numpy as np
 import pandas as pd
-from conftest import GHZ, scenario_from
+from conftest import GHZ, CheckedRecorder, scenario_from
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import vsim
 import vsim.runner
-from vsim.metrics import Recorder
 from vsim.model.cpu import fluid_share
 from vsim.model.datacenter import HostState, VmState
 from vsim.model.power import POWER_TABLES
@@ -100,10 +99,10 @@ def test_fluid_share_matches_the_brute_force_solver(case) -> None:
 # --- random small scenarios --------------------------------------------------------------------
 
 
-class CheckingRecorder(Recorder):
+class CheckingRecorder(CheckedRecorder):
     """The run's recorder, checking the datacenter's own invariants at every period and event."""
 
-    def _check(self) -> None:
+    def check(self) -> None:
         self.dc.check_invariants()
         v = self.dc.vms
         # Every VM is in exactly one place: future, queued, on a host (starting/running), or gone.
@@ -113,16 +112,7 @@ class CheckingRecorder(Recorder):
         starting_on = self.dc.hosts.state[v.host[v.state == VmState.STARTING]]
         assert np.all(starting_on != HostState.OFF)
 
-    def event(self, *args) -> None:
-        self._check()
-        super().event(*args)
-
-    def events(self, *args) -> None:
-        self._check()
-        super().events(*args)
-
     def period(self, s) -> None:
-        self._check()
         assert np.unique(s.vm_ids).size == s.vm_ids.size
         super().period(s)
 

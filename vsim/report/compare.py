@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from vsim.errors import VsimError
-from vsim.report.page import figure_div, html_page, write_atomic
+from vsim.report.page import figure_div, html_page, save_page
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -509,11 +509,4 @@ def write_comparison(path: PathLike, dirs: Iterable[PathLike]) -> Path:
     Written to a temporary file next to it and renamed into place, so an interrupted build never
     leaves a truncated page that looks complete.
     """
-    path = Path(path)
-    text = build_comparison_html(dirs)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, text)
-    except OSError as exc:
-        raise VsimError(f"{path}: cannot write the comparison ({exc.strerror or exc})") from None
-    return path
+    return save_page(path, build_comparison_html(dirs), "the comparison")

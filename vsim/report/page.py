@@ -7,7 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BASE_CSS", "figure_div", "html_page", "write_atomic"]
+from vsim.errors import VsimError
+
+__all__ = ["BASE_CSS", "figure_div", "html_page", "save_page", "write_atomic"]
 
 BASE_CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #222;
@@ -53,6 +55,18 @@ def html_page(title: str, css: str, content: str, footer: str) -> str:
         f'<script type="text/javascript">{get_plotlyjs()}</script>'
         f"</head><body><main>{content}<footer>{footer}</footer></main></body></html>\n"
     )
+
+
+def save_page(path: str | os.PathLike[str], text: str, what: str) -> Path:
+    """Write a page in one piece (creating its folder); a failure is one error naming the file
+    and ``what`` it is (e.g. "the comparison"). Returns the path."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, text)
+    except OSError as exc:
+        raise VsimError(f"{path}: cannot write {what} ({exc.strerror or exc})") from None
+    return path
 
 
 def write_atomic(path: Path, text: str) -> None:

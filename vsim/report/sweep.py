@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from vsim.errors import VsimError
 from vsim.experiments.aggregate import (
     HEADLINE_METRICS,
     Axis,
@@ -37,7 +36,7 @@ from vsim.experiments.aggregate import (
 )
 from vsim.report.figures import base_figure
 from vsim.report.formatting import format_value
-from vsim.report.page import figure_div, html_page, write_atomic
+from vsim.report.page import figure_div, html_page, save_page
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -430,13 +429,7 @@ def build_sweep_report(meta: SweepMeta, index: pd.DataFrame, agg: pd.DataFrame) 
 
 def save_report(path: PathLike, text: str) -> Path:
     """Write the page to ``path`` in one piece (never half-written); return the path."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, text)
-    except OSError as exc:
-        raise VsimError(f"{path}: cannot write the sweep report ({exc.strerror or exc})") from None
-    return path
+    return save_page(path, text, "the sweep report")
 
 
 def write_sweep_report(sweep_dir: PathLike, out: PathLike | None = None,
