@@ -60,11 +60,20 @@ def test_fixed_and_random_instants() -> None:
     between = FailureProcess("site", np.array([0, 1]), together=True, between=(3600.0, 7200.0),
                              kind="site")
     events = failure_schedule([at, between], 4000.0, np.random.default_rng(5))
-    # Each host on its own at 100 s; 5000 s is past the end; the site loss within the hour.
+    # Each host on its own at 100 s; 5000 s is past the end.
     assert [(e.time_s, e.hosts.tolist()) for e in events if e.process == "at"] == [
         (100.0, [0]), (100.0, [1])]
-    site = [e for e in events if e.process == "site"]
-    assert len(site) <= 1 and all(3600.0 <= e.time_s < 4000.0 for e in site)
+    # The site loss: one instant, uniform in [1 h, 2 h) — over many seeds its mean is 1.5 h and
+    # about a ninth of them fall before this run's end at 4000 s, (4000 - 3600) / 3600.
+    times = []
+    for seed in range(2000):
+        site = failure_schedule([between], 8000.0, np.random.default_rng(seed))
+        assert len(site) == 1 and site[0].hosts.tolist() == [0, 1] and site[0].kind == "site"
+        times.append(site[0].time_s)
+    times = np.array(times)
+    assert np.all((times >= 3600.0) & (times < 7200.0))
+    assert times.mean() == pytest.approx(5400.0, rel=0.02)
+    assert np.mean(times < 4000.0) == pytest.approx(400 / 3600, abs=0.03)
 
 
 HA = """

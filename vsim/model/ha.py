@@ -93,7 +93,7 @@ class Availability:
         """Hosts that take ordinary power-ons and migrations: not the dedicated failover hosts."""
         return ~self.failover_hosts
 
-    def finish(self, end_s: float) -> None:
+    def finish(self) -> None:
         """Close the books at the end of the run: open outages stay open (up_s nan)."""
         for rec in self.open.values():
             rec.how = rec.how or "not restarted"
@@ -195,7 +195,9 @@ class Availability:
             self.host_failures.append(rec)
         mine = np.flatnonzero(self.for_repair & (self.home_host == host))
         if mine.size:
-            self.restart_on(mine, np.isin(np.arange(len(self.sim.dc.hosts)), [host]), "repair")
+            only = np.zeros(len(self.sim.dc.hosts), dtype=bool)
+            only[host] = True
+            self.restart_on(mine, only, "repair")
         if self.waiting.any():
             self._attempt()
         if self.dr is not None:

@@ -704,7 +704,7 @@ class Simulation:
         self.totals.sim_time_s = end
         self.totals.evacuations = self.windows.finished()
         if self.avail is not None:
-            self.avail.finish(end)
+            self.avail.finish()
             self.totals.outages = self.avail.outages
             self.totals.host_failures = self.avail.host_failures
             self.totals.admission_refused = self.avail.refused

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from vsim.scenario.schema import (
     PlanetLabWorkload,
     SyntheticWorkload,
     VmGroup,
+    did_you_mean,
 )
 from vsim.traces import (
     DemandTable,
@@ -75,11 +75,6 @@ def _names(group: str, count: int) -> list[str]:
     return [group] if count == 1 else [f"{group}-{i}" for i in range(count)]
 
 
-def _did_you_mean(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
-    if close:
-        return f"did you mean {close[0]!r}?"
-    return f"known: {', '.join(known)}" if known else "define it first"
 
 
 class _Builder:
@@ -107,7 +102,7 @@ class _Builder:
         for g, group in enumerate(groups):
             if group.site is not None and group.site not in sites:
                 self.fail(("hosts", g, "site"), f"unknown site {group.site!r}",
-                          _did_you_mean(group.site, sites))
+                          did_you_mean(group.site, sites))
         self.raise_if_failed()
         counts = [group.count for group in groups]
         of_group = np.repeat(np.arange(len(groups)), counts)
@@ -150,7 +145,7 @@ class _Builder:
         spec = self.spec.workloads.get(group.workload)
         if spec is None:
             self.fail(("vms", g, "workload"), f"unknown workload {group.workload!r}",
-                      _did_you_mean(group.workload, list(self.spec.workloads)))
+                      did_you_mean(group.workload, list(self.spec.workloads)))
             return None
         name = group.workload
         if isinstance(spec, SyntheticWorkload):
@@ -340,14 +335,14 @@ class _Builder:
                 ids = np.flatnonzero(np.array(hosts.group) == w.hosts)
                 if ids.size == 0:
                     self.fail(("maintenance", k, "hosts"), f"no host group {w.hosts!r}",
-                              _did_you_mean(w.hosts, groups))
+                              did_you_mean(w.hosts, groups))
                     continue
             else:
                 index = {n: i for i, n in enumerate(hosts.name)}
                 unknown = [n for n in w.hosts if n not in index]
                 for n in unknown:
                     self.fail(("maintenance", k, "hosts"), f"no host {n!r}",
-                              _did_you_mean(n, hosts.name))
+                              did_you_mean(n, hosts.name))
                 if unknown:
                     continue
                 ids = np.array([index[n] for n in w.hosts], dtype=np.int64)
@@ -366,7 +361,7 @@ class _Builder:
         if group.hosts is not None:
             if group.hosts not in hosts.group_names:
                 self.fail(("vms", g, "hosts"), f"no host group {group.hosts!r}",
-                          _did_you_mean(group.hosts, hosts.group_names))
+                          did_you_mean(group.hosts, hosts.group_names))
                 return
             hosts_of = np.flatnonzero(hosts.group_id == hosts.group_names.index(group.hosts))
         else:
@@ -398,7 +393,7 @@ class _Builder:
             if targets.size == 0:
                 known = sorted(set(vms.group))
                 self.fail(("jobs", j, "vms"), f"no VMs in group {job.vms!r}",
-                          _did_you_mean(job.vms, [*known, "all"]))
+                          did_you_mean(job.vms, [*known, "all"]))
                 continue
             # Handed round-robin to the group's VMs, as CloudSim's brokers do.
             cols["vm"] += list(targets[np.arange(job.count) % targets.size])

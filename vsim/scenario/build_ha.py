@@ -17,6 +17,7 @@ from vsim.model.interfaces import AvailabilitySetup, DrPlan, HaSettings, Recover
 from vsim.model.network import Links
 from vsim.model.replication import Replication
 from vsim.policies.admission import make_admission
+from vsim.scenario.schema import did_you_mean
 from vsim.scenario.schema_ha import BootSpec, DurationDistribution, FailureSpec
 from vsim.units import parse_quantity
 
@@ -26,12 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["build_availability"]
 
 _OVERHEAD_BYTES, _OVERHEAD_FRAC = 32 * 2.0**20, 0.01  # a VM's memory overhead when not modelled
-
-
-def _did_you_mean(name: str, known: list[str]) -> str:
-    from vsim.scenario.build import _did_you_mean as hint
-
-    return hint(name, known)
 
 
 def _lifetimes(value: float | DurationDistribution, default: str) -> Lifetimes:
@@ -47,13 +42,13 @@ def _host_ids(b: _Builder, hosts: Hosts, value: str | list[str], loc: tuple) -> 
             return np.arange(len(hosts), dtype=np.int64)
         ids = np.flatnonzero(np.array(hosts.group) == value)
         if ids.size == 0:
-            b.fail(loc, f"no host group {value!r}", _did_you_mean(value, hosts.group_names))
+            b.fail(loc, f"no host group {value!r}", did_you_mean(value, hosts.group_names))
             return None
         return ids
     index = {n: i for i, n in enumerate(hosts.name)}
     unknown = [n for n in value if n not in index]
     for n in unknown:
-        b.fail(loc, f"no host {n!r}", _did_you_mean(n, hosts.name))
+        b.fail(loc, f"no host {n!r}", did_you_mean(n, hosts.name))
     return None if unknown else np.array([index[n] for n in value], dtype=np.int64)
 
 
@@ -77,14 +72,15 @@ def _trace(b: _Builder, k: int, spec: FailureSpec, hosts: Hosts) -> tuple:
                "the header must name host, start and duration")
         return ()
     out = []
+    index = {n: i for i, n in enumerate(hosts.name)}
+    groups = np.array(hosts.group)
     for line, row in enumerate(rows, start=2):
         where = f"{path}: line {line}"
         name = (row["host"] or "").strip()
-        ids = (np.array([hosts.name.index(name)]) if name in hosts.name
-               else np.flatnonzero(np.array(hosts.group) == name))
+        ids = np.array([index[name]]) if name in index else np.flatnonzero(groups == name)
         if ids.size == 0:
             b.fail(loc, f"{where}: no host or host group {name!r}",
-                   _did_you_mean(name, hosts.name + hosts.group_names))
+                   did_you_mean(name, hosts.name + hosts.group_names))
             continue
         try:
             start = parse_quantity(row["start"], "time")
@@ -105,7 +101,7 @@ def _processes(b: _Builder, hosts: Hosts, sites: list[str]) -> list[FailureProce
         if f.site is not None:
             if f.site not in sites:
                 b.fail(("failures", k, "site"), f"unknown site {f.site!r}",
-                       _did_you_mean(f.site, sites))
+                       did_you_mean(f.site, sites))
                 continue
             ids = np.flatnonzero(hosts.site == sites.index(f.site))
             kind, together = "site", True
@@ -145,14 +141,14 @@ def _plans(b: _Builder, vms: Vms, sites: list[str]) -> list[DrPlan]:
         for key in ("site", "to"):
             if getattr(d, key) not in sites:
                 b.fail(("dr", p, key), f"unknown site {getattr(d, key)!r}",
-                       _did_you_mean(getattr(d, key), sites))
+                       did_you_mean(getattr(d, key), sites))
         groups = []
         names = [g.name for g in d.groups]
         for g, grp in enumerate(d.groups):
             for vg in grp.vms:
                 if vg not in known:
                     b.fail(("dr", p, "groups", g, "vms"), f"no VM group {vg!r}",
-                           _did_you_mean(vg, known))
+                           did_you_mean(vg, known))
                 elif vg in taken:
                     b.fail(("dr", p, "groups", g, "vms"), f"VM group {vg!r} is already in "
                            f"plan {taken[vg]!r}", "each VM group belongs to one plan at most")

@@ -54,6 +54,14 @@ from vsim.units import parse_quantity
 __all__ = ["Scenario", "unknown_name"]
 
 
+def did_you_mean(name: str, known: list[str]) -> str:
+    """The hint for a name that is not among ``known``: the closest one, or the known ones."""
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return f"known: {', '.join(known)}" if known else "define it first"
+
+
 def unknown_name(what: str, name: str, known: Iterable[str]) -> str:
     """'unknown X 'name'; did you mean 'Y'? known: ...' for names chosen from a registry."""
     known = list(known)
