@@ -212,3 +212,15 @@ def test_dedicated_failover_hosts_take_only_restarts() -> None:
     # h-0's eight restart on h-2, the only host with room, which took no ordinary power-on.
     out = outages(r)
     assert len(out) == 8 and (out["new_host"] == 2).all()
+
+
+def test_a_tier_delay_holds_the_next_priority_back_even_when_a_boot_ends_first() -> None:
+    text = TIERS.format(wait_for="placed").replace("  wait_for: placed\n",
+                                                   "  wait_for: placed\n  tier_delay: 2 min\n")
+    out = outages(run_text(text))
+    db, web = out[out["group"] == "db"], out[out["group"] == "web"]
+    # The databases are placed after detection (615 s) and up 2.5 + 20 s later, before the
+    # web servers' turn comes 2 minutes after theirs: 615 + 120 = 735 s.
+    assert db["placed_s"].tolist() == pytest.approx([615.0] * 2)
+    assert web["placed_s"].tolist() == pytest.approx([615.0 + 120.0] * 4)
+    assert web["up_s"].tolist() == pytest.approx([735.0 + 500 / 150 + 20.0] * 4)

@@ -239,6 +239,8 @@ class Availability:
             if self.ha.tier_delay_s > 0 and placed_any:
                 rest = order[v.priority[order] < tier]
                 if rest.size:
+                    # Not before the delay, whatever else (a boot ending) tries again first.
+                    self.next_try[rest] = math.inf
                     self._try_at(now + self.ha.tier_delay_s, rest)
                 break
 
