@@ -40,6 +40,7 @@ import numpy as np
 from vsim.model.interfaces import Admission as AdmissionPolicy
 from vsim.model.interfaces import AdmissionDecision as Decision
 from vsim.model.interfaces import ClusterState
+from vsim.units import format_quantity
 
 __all__ = [
     "ADMISSION_POLICIES",
@@ -166,11 +167,11 @@ def largest_hosts_share(capacity: np.ndarray, host_up: np.ndarray, n_failures: i
 # ---------------------------------------------------------------- formatting for reasons
 
 def _hz(x: float) -> str:
-    return f"{x / 1e9:.4g} GHz" if x >= 1e9 else f"{x / 1e6:.4g} MHz"
+    return format_quantity(x, "frequency", 4)
 
 
 def _bytes(x: float) -> str:
-    return f"{x / 2**30:.4g} GiB" if x >= 2**30 else f"{x / 2**20:.4g} MiB"
+    return format_quantity(x, "bytes", 4)
 
 
 def _mhz(x: float) -> str:
