@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 from table import print_table
 
-from vsim.experiments.executors import make_executor
+from vsim.experiments.executors import make_executor, warm_up
 from vsim.experiments.sweep import plan_sweep, run_sweep
 
 HERE = Path(__file__).resolve().parent
@@ -39,8 +39,10 @@ GOALS = {"local": 1.8, "dask": 1.7}  # minimum speed-up over one process, with t
 def timed(kind: str, workers: int, out: Path) -> tuple[float, pd.DataFrame]:
     """Wall seconds of one whole sweep and its index."""
     started = time.perf_counter()
+    preload = ("vsim.experiments.sweep", "vsim.runner")
+    warm_up(kind, None, preload)  # as `vsim sweep` does
     plan = plan_sweep(SCENARIO, AXES, REPLICATIONS, fixed=FIXED)
-    executor = make_executor(kind, workers, preload=("vsim.experiments.sweep", "vsim.runner"))
+    executor = make_executor(kind, workers, preload=preload)
     try:
         outcome = run_sweep(plan, out, executor)
     finally:

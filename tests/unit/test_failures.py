@@ -124,3 +124,23 @@ def test_a_failure_trace_is_read_from_csv(tmp_path) -> None:
     # h-1 at 2 h for 30 min; the whole group h at 1 d: all six, h-1 long back by then.
     assert f["failed_s"].tolist() == [7200.0] + [86400.0] * 6
     assert f["down_s"].iloc[0] == pytest.approx(1800.0 + 120.0)  # repair, then boot
+
+
+def test_spread_over_replications_is_a_student_t_interval() -> None:
+    from vsim.metrics.availability import over_replications
+
+    def run(hours: float, outages: int) -> dict:
+        return {"vm_hours_lost": hours, "vm_outages": outages, "not_restarted": 0,
+                "rto_s": {"p95": None, "max": None}, "admission": {"refused": 0}}
+
+    spread = over_replications([run(1.0, 4), run(2.0, 4), run(3.0, 4)])
+    # mean 2, sd 1, t(0.975, 2 df) = 4.302653 (tables): 2 +- 4.302653 / sqrt(3) = 2 +- 2.484138.
+    hours = spread["vm_hours_lost"]
+    assert (hours["n"], hours["mean"], hours["sd"]) == (3, 2.0, 1.0)
+    assert hours["ci_low"] == pytest.approx(2 - 2.484138, abs=1e-6)
+    assert hours["ci_high"] == pytest.approx(2 + 2.484138, abs=1e-6)
+    assert spread["vm_outages"]["ci_low"] == spread["vm_outages"]["ci_high"] == 4.0  # no spread
+    assert "rto_p95_s" not in spread  # undefined in every replication: left out
+    ninety = over_replications([run(1.0, 4), run(2.0, 4), run(3.0, 4)], confidence=0.90)
+    # t(0.95, 2 df) = 2.919986: 2 +- 2.919986 / sqrt(3) = 2 +- 1.685854.
+    assert ninety["vm_hours_lost"]["ci_high"] == pytest.approx(2 + 1.685854, abs=1e-6)

@@ -82,9 +82,12 @@ def register(main: click.Group, guarded: Callable[..., Any]) -> None:
         a run failed (its error is in the index and in runs/<run-id>.failed.json).
         """
         from vsim.cli import _resolve
-        from vsim.experiments.executors import make_executor
+        from vsim.experiments.executors import make_executor, warm_up
         from vsim.experiments.sweep import default_folder, plan_sweep, run_sweep
 
+        kind = executor or ("dask" if scheduler else "local")
+        preload = ("vsim.experiments.sweep", "vsim.runner")
+        warm_up(kind, scheduler, preload)  # a local cluster's workers get ready while we plan
         plan = plan_sweep(_resolve(scenario), list(axes), replications, seed, fixed)
         folder = out if out is not None else default_folder(plan.name)
         report = None
@@ -92,9 +95,7 @@ def register(main: click.Group, guarded: Callable[..., Any]) -> None:
             from vsim.report import write_report
 
             report = write_report
-        kind = executor or ("dask" if scheduler else "local")
-        runner = make_executor(kind, workers, scheduler,
-                               preload=("vsim.experiments.sweep", "vsim.runner"))
+        runner = make_executor(kind, workers, scheduler, preload=preload)
         bar = _Bar(f"{plan.name} sweep", quiet)
         try:
             outcome = run_sweep(plan, folder, runner, retry_failed=retry_failed, report=report,
