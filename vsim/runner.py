@@ -27,6 +27,7 @@ from vsim.metrics.availability import (
     outage_columns,
     over_replications,
 )
+from vsim.metrics.storage import storage_summary, storage_tables
 from vsim.model.cloudsim_compat import run_cloudsim
 from vsim.model.interfaces import MigrationRecord, RunTotals
 from vsim.model.simulation import Simulation
@@ -155,6 +156,10 @@ def run(scenario: LoadedScenario | str | Path, seed: int | None = None, *,
         tables.columns["vm_info"]["series"] = setup.vm_series
     summary = summarize(recorder, totals, setup.jobs, scenario=loaded.name,
                         description=loaded.spec.description, seed=seed, period_s=setup.period_s)
+    if totals.storage is not None:
+        extra = storage_tables(totals.storage, setup.dc)
+        tables.columns.update(extra)
+        summary["storage"] = storage_summary(totals.storage, extra)
     if setup.availability is not None:
         _availability(loaded, seed, setup, totals, tables, summary, progress)
     return _finish(loaded, seed, tables, summary, started, started_at)
@@ -172,7 +177,7 @@ def _simulate(loaded: LoadedScenario, seed: int, *, tables: bool = True,
         stop_when_jobs_done=setup.stop_when_jobs_done, progress=progress,
         consolidation=setup.consolidation, migration=setup.migration,
         maintenance=setup.maintenance, slicing=setup.slicing, memory=setup.memory,
-        availability=setup.availability,
+        availability=setup.availability, storage=setup.storage,
     )
     return setup, recorder, sim.run()
 

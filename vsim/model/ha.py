@@ -25,7 +25,6 @@ how (ha, dr, repair) and after how many attempts, and the data it lost.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
@@ -36,6 +35,7 @@ from vsim.model.datacenter import HostState, VmState
 from vsim.model.dr import DisasterRecovery
 from vsim.model.failures import FailureEvent
 from vsim.model.interfaces import AvailabilitySetup, ClusterState, HostFailureRecord, OutageRecord
+from vsim.model.wakeup import Wakeup
 
 if TYPE_CHECKING:
     from vsim.model.simulation import Simulation
@@ -71,9 +71,9 @@ class Availability:
         self.home_host = np.full(n_v, -1, dtype=np.int64)  # where each VM was when it went down
         self.next_try = np.full(n_v, math.inf)
         self.refused_vms = np.zeros(n_v, dtype=bool)  # ordinary power-ons refused at least once
-        self._boots_due = _Wakeup(sim, self.boots.next_event_at, self._on_boot)
+        self._boots_due = Wakeup(sim, self.boots.next_event_at, self._on_boot)
         self._replication_due = (None if self.replication is None else
-                                 _Wakeup(sim, self.replication.next_event_at, self._on_replication))
+                                 Wakeup(sim, self.replication.next_event_at, self._on_replication))
         self._tries_at: set[float] = set()
         self.dr = (DisasterRecovery(self, setup.plans, setup.replication)
                    if setup.plans or setup.replication is not None else None)
@@ -430,23 +430,3 @@ class Availability:
                 self.admission.describe(self.cluster_state(s))
                 for s in np.unique(dc.hosts.site).tolist()}
 
-
-class _Wakeup:
-    """The one pending wake-up of a model that says when it next has something to do
-    (``next_at``): scheduling again voids the wake-up before, which the model's state no longer
-    warrants."""
-
-    def __init__(self, sim: Simulation, next_at: Callable[[], float],
-                 fire: Callable[[], None]) -> None:
-        self.sim, self.next_at, self.fire = sim, next_at, fire
-        self.token = 0
-
-    def schedule(self) -> None:
-        self.token += 1
-        when = self.next_at()
-        if math.isfinite(when):
-            self.sim.engine.at(max(when, self.sim.engine.now), partial(self._wake, self.token))
-
-    def _wake(self, token: int) -> None:
-        if token == self.token:
-            self.fire()

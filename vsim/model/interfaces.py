@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -224,6 +224,7 @@ class RunTotals:
     admission_refused: int = 0  # ordinary power-ons HA admission control refused
     admission: dict[str, dict[str, float]] = field(default_factory=dict)  # per site, at the end
     replication: dict[str, float] = field(default_factory=dict)  # DR replication figures
+    storage: dict[str, Any] | None = None  # datastores, deploys, boots, pauses (model.storage)
 
 
 # --- failures, HA and DR -----------------------------------------------------------------------

@@ -40,6 +40,7 @@ from vsim.model.maintenance import MaintenanceWindows
 from vsim.model.memory_run import MemoryRun
 from vsim.model.migration import IS_PAUSED, Finished, MigrationFabric, Phase, fabric_for
 from vsim.model.slicing import SlicedHosts
+from vsim.model.storage import Storage, StorageSetup
 from vsim.units import format_quantity
 
 __all__ = ["Simulation"]
@@ -68,6 +69,7 @@ class Simulation:
         slicing: SlicedHosts | None = None,
         memory: MemoryRun | None = None,
         availability: AvailabilitySetup | None = None,
+        storage: StorageSetup | None = None,
     ) -> None:
         if math.isinf(duration_s) and not (stop_when_jobs_done and jobs is not None):
             raise ValueError("an unbounded run needs jobs and stop_when_jobs_done")
@@ -117,6 +119,7 @@ class Simulation:
         self.slicing = slicing
         self.memory = memory
         self.avail = Availability(self, availability) if availability is not None else None
+        self.storage = Storage(self, storage) if storage is not None else None
 
     # --- integration between events -------------------------------------------------------------
 
@@ -224,6 +227,8 @@ class Simulation:
                                  out=np.zeros(ids.size), where=v.capacity_hz[ids] > 0)
                 cap = cap / self.memory.slowdown(ids, host, busy,
                                                  None if full else self._dirty_hosts[:-1])
+            if self.storage is not None and self.storage.paused.any():
+                cap = np.where(self.storage.paused[ids], 0.0, cap)  # stunned: out of space
             capacity = np.maximum(h.capacity_hz - self._overhead_hz, 0.0)
             if self._slicing_costs:
                 capacity = capacity * (1.0 - self._contention_loss(ids, host, cap))
@@ -286,6 +291,10 @@ class Simulation:
             if math.isfinite(when):
                 token = self._fabric_token
                 self.engine.at(max(when, self.engine.now), lambda: self._on_fabric(token))
+        if self.storage is not None:
+            self.storage.settle()
+            if self._dirty or self._partly_dirty:  # a pause or a boot changed what runs
+                self._recompute()
         if self.stop_when_jobs_done and self.jobs is not None and self.jobs.finished_all:
             self.engine.stop()  # every job completed or was killed with its VM
         elif self.stop_when_jobs_done and self._stalled():
@@ -328,6 +337,14 @@ class Simulation:
         self.changed()
 
     def _on_arrival(self, ids: np.ndarray) -> None:
+        if self.storage is not None:
+            ids = self.storage.on_arrival(ids)  # VMs cloned first arrive when deployed
+        self.arrive(ids)
+
+    def arrive(self, ids: np.ndarray) -> None:
+        """VMs ready to run (arrived, or deployed): they queue for a host."""
+        if ids.size == 0:
+            return
         self.dc.vms.state[ids] = VmState.QUEUED
         self._place_queued()
         self.changed()
@@ -344,6 +361,8 @@ class Simulation:
         hosts = hosts[hosts >= 0]
         if self.avail is not None:
             self.avail.on_departed(ids)
+        if self.storage is not None:
+            self.storage.on_departed(ids)
         abandoned = self.fabric.cancel(ids, self.engine.now)
         self.dc.remove(ids, self.engine.now)
         for f in abandoned:
@@ -535,6 +554,8 @@ class Simulation:
         self.obs.events(now, "vm_start", names, [where] * len(names) if isinstance(where, str) else where)
         if self.avail is not None:
             self.avail.on_started(vm_ids)
+        if self.storage is not None:
+            self.storage.on_started(vm_ids)
         ends = now + v.lifetime_s[vm_ids]
         finite = np.isfinite(ends)
         for end in np.unique(ends[finite]):
@@ -663,6 +684,8 @@ class Simulation:
             vcpus=self.slicing.take_period(end) if self.slicing is not None else None,
             memory=self.memory.snapshot(present) if self.memory is not None else None,
         ))
+        if self.storage is not None:
+            self.storage.period(start, end)
         self._reset_period()
         if self.memory is not None:
             self.memory.reset_period()
@@ -694,6 +717,8 @@ class Simulation:
         self.windows.schedule()
         if self.avail is not None:
             self.avail.schedule()
+        if self.storage is not None:
+            self.storage.schedule()
         eng.every(self.period_s, self._on_period)
         if self.consolidation is not None:
             c = self.consolidation.interval_s
@@ -710,6 +735,8 @@ class Simulation:
             self.totals.admission_refused = self.avail.refused
             self.totals.admission = self.avail.describe()
             self.totals.replication = self.avail.replication_figures(end)
+        if self.storage is not None:
+            self.totals.storage = self.storage.finish(end)
         if self.slicing is not None:
             self.totals.timeslice_windows = self.slicing.windows
             self.totals.timeslice_slices = self.slicing.slices

@@ -23,6 +23,7 @@ from vsim.model.memory_run import MemoryRun
 from vsim.model.migration import MigrationFabric, MigrationParams, fabric_for
 from vsim.model.power import PowerCurves
 from vsim.model.slicing import SlicedHosts, SlicingSpec
+from vsim.model.storage import StorageSetup
 from vsim.policies import make_placement
 from vsim.policies.consolidation import DynamicConsolidation
 from vsim.policies.overload import make_overload_detector
@@ -30,6 +31,7 @@ from vsim.policies.selection import make_vm_selection
 from vsim.rng import RandomStreams
 from vsim.scenario.build_ha import build_availability
 from vsim.scenario.build_memory import build_memory
+from vsim.scenario.build_storage import build_storage
 from vsim.scenario.loader import LoadedScenario
 from vsim.scenario.schema import (
     ConstantWorkload,
@@ -69,6 +71,7 @@ class RunSetup:
     slicing: SlicedHosts | None = None
     memory: MemoryRun | None = None
     availability: AvailabilitySetup | None = None
+    storage: StorageSetup | None = None
 
 
 def _names(group: str, count: int) -> list[str]:
@@ -249,6 +252,9 @@ class _Builder:
             if group.template is not None and group.template not in templates:
                 templates.append(group.template)
             arrival = table.start_s if table is not None else np.zeros(count)
+            if group.start is not None:
+                # Evenly spread over start_over: VM i arrives at start + i * start_over / count.
+                arrival = group.start + np.arange(count) * (group.start_over / count)
             lifetime = table.lifetime_s if table is not None else np.full(count, np.inf)
             if group.lifetime is not None:
                 lifetime = np.full(count, group.lifetime)
@@ -436,6 +442,7 @@ def build(loaded: LoadedScenario, seed: int | None = None) -> RunSetup:
                "give a duration such as '1 d', or add jobs:")
     b.raise_if_failed()
     memory = build_memory(b, hosts, vms)
+    storage = build_storage(b, hosts, vms)
     p = spec.placement
     placement = make_placement(p.policy, b.streams.generator("placement"),
                                cpu_overcommit=p.cpu_overcommit, ram_overcommit=p.ram_overcommit,
@@ -487,4 +494,5 @@ def build(loaded: LoadedScenario, seed: int | None = None) -> RunSetup:
         slicing=slicing,
         memory=memory,
         availability=availability,
+        storage=storage,
     )

@@ -49,6 +49,15 @@ from vsim.scenario.quantities import (
     Work,
 )
 from vsim.scenario.schema_ha import BootSpec, DrSpec, FailureSpec, HaSpec
+from vsim.scenario.schema_storage import (
+    DatastoreSpec,
+    DiskSpec,
+    NetworkSpec,
+    NicSpec,
+    SnapshotSpec,
+    TemplateSpec,
+    check_vm_storage,
+)
 from vsim.units import parse_quantity
 
 __all__ = ["Scenario", "unknown_name"]
@@ -366,6 +375,10 @@ class VmGroup(Strict):
     priority: int = Field(0, description="queued VMs are placed in priority order, highest first")
     workload: str | None = Field(None, description="a name under workloads; none: idle")
     lifetime: Lifetime | None = Field(None, description="overrides the workload's lifetimes")
+    start: Time | None = Field(None, description="when the VMs arrive (default: at once, or "
+                               "when their trace's series begin)")
+    start_over: Time = Field(0.0, description="spread the arrivals evenly over this long from "
+                             "start (a morning login ramp)")
     dirty_rate: Rate = Field(10 * 2.0**20, description="memory written per second at 100% CPU "
                              "(scaled by utilisation unless migration.dirty_follows_cpu is false)")
     working_set: WorkingSet = Field("25%", description="writable working set: the most memory "
@@ -383,7 +396,26 @@ class VmGroup(Strict):
                      "failure; otherwise they wait for their host's repair")
     boot: BootSpec | None = Field(None, description="their boot after a restart; default: ha's")
     write_rate: Rate = Field(2.0**20, description="bytes written to disk per second: what DR "
-                             "replication ships")
+                             "replication ships, and what grows thin disks and snapshots")
+    power: Literal["on", "off"] = Field("on", description="off: the VMs exist (their disks take "
+                                        "space) but are never started")
+    datastore: str | None = Field(None, description="where the VMs' disks and clones go; "
+                                  "default: the first datastore")
+    disks: list[DiskSpec] = Field(default_factory=list, description="virtual disks of each VM "
+                                  "(besides a full clone's copy of its template)")
+    clone: Literal["full", "linked"] | None = Field(
+        None, description="deploy each VM from its template when it arrives: full (copy the "
+        "template's data) or linked (a delta on the template's disk); none: already deployed")
+    boot_at_start: bool = Field(False, description="the VMs boot when they first start, reading "
+                                "boot.io from their datastore (a boot storm when many start)")
+    snapshots: SnapshotSpec | None = None
+    nics: list[NicSpec] = Field(default_factory=list, description="vNICs: their traffic adds to "
+                                "network")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storage_fields(cls, data: Any) -> Any:
+        return check_vm_storage(data)
 
 
 class Diurnal(Strict):
@@ -599,5 +631,8 @@ class Scenario(Strict):
     replications: int = Field(1, ge=1, description="Monte Carlo replications: independent runs "
                               "with seeds drawn from the scenario's; the availability results "
                               "are given over all of them")
+    datastores: list[DatastoreSpec] = Field(default_factory=list)
+    templates: list[TemplateSpec] = Field(default_factory=list)
+    networks: list[NetworkSpec] = Field(default_factory=list)
     power_management: PowerManagementSpec = PowerManagementSpec()
     output: Output = Output()
