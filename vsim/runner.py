@@ -27,6 +27,7 @@ from vsim.metrics.availability import (
     outage_columns,
     over_replications,
 )
+from vsim.metrics.network import link_tables, network_summary
 from vsim.metrics.storage import storage_summary, storage_tables
 from vsim.model.cloudsim_compat import run_cloudsim
 from vsim.model.interfaces import MigrationRecord, RunTotals
@@ -156,6 +157,10 @@ def run(scenario: LoadedScenario | str | Path, seed: int | None = None, *,
         tables.columns["vm_info"]["series"] = setup.vm_series
     summary = summarize(recorder, totals, setup.jobs, scenario=loaded.name,
                         description=loaded.spec.description, seed=seed, period_s=setup.period_s)
+    if totals.traffic is not None:
+        links = link_tables(totals.traffic, setup.dc)
+        tables.columns.update(links)
+        summary["network"] = network_summary(totals.traffic, links)
     if totals.storage is not None:
         extra = storage_tables(totals.storage, setup.dc)
         tables.columns.update(extra)
@@ -177,7 +182,7 @@ def _simulate(loaded: LoadedScenario, seed: int, *, tables: bool = True,
         stop_when_jobs_done=setup.stop_when_jobs_done, progress=progress,
         consolidation=setup.consolidation, migration=setup.migration,
         maintenance=setup.maintenance, slicing=setup.slicing, memory=setup.memory,
-        availability=setup.availability, storage=setup.storage,
+        availability=setup.availability, storage=setup.storage, traffic=setup.traffic,
     )
     return setup, recorder, sim.run()
 

@@ -225,6 +225,7 @@ class RunTotals:
     admission: dict[str, dict[str, float]] = field(default_factory=dict)  # per site, at the end
     replication: dict[str, float] = field(default_factory=dict)  # DR replication figures
     storage: dict[str, Any] | None = None  # datastores, deploys, boots, pauses (model.storage)
+    traffic: dict[str, Any] | None = None  # link loads and VM traffic (model.traffic)
 
 
 # --- failures, HA and DR -----------------------------------------------------------------------

@@ -41,6 +41,7 @@ from vsim.model.memory_run import MemoryRun
 from vsim.model.migration import IS_PAUSED, Finished, MigrationFabric, Phase, fabric_for
 from vsim.model.slicing import SlicedHosts
 from vsim.model.storage import Storage, StorageSetup
+from vsim.model.traffic import LinkLoad, TrafficSetup
 from vsim.units import format_quantity
 
 __all__ = ["Simulation"]
@@ -70,6 +71,7 @@ class Simulation:
         memory: MemoryRun | None = None,
         availability: AvailabilitySetup | None = None,
         storage: StorageSetup | None = None,
+        traffic: TrafficSetup | None = None,
     ) -> None:
         if math.isinf(duration_s) and not (stop_when_jobs_done and jobs is not None):
             raise ValueError("an unbounded run needs jobs and stop_when_jobs_done")
@@ -120,6 +122,7 @@ class Simulation:
         self.memory = memory
         self.avail = Availability(self, availability) if availability is not None else None
         self.storage = Storage(self, storage) if storage is not None else None
+        self.traffic = LinkLoad(self, traffic, self.fabric.links) if traffic is not None else None
 
     # --- integration between events -------------------------------------------------------------
 
@@ -262,6 +265,8 @@ class Simulation:
         self._dirty = False
         self._dirty_hosts[:] = False
         self._partly_dirty = False
+        if self.traffic is not None:
+            self.traffic.update()
 
     def _integrate(self, t0: float, t1: float) -> None:
         # Host and VM sums are kept lazily (see _flush); only jobs advance with every stretch.
@@ -686,6 +691,8 @@ class Simulation:
         ))
         if self.storage is not None:
             self.storage.period(start, end)
+        if self.traffic is not None:
+            self.traffic.period(start, end)
         self._reset_period()
         if self.memory is not None:
             self.memory.reset_period()
@@ -737,6 +744,8 @@ class Simulation:
             self.totals.replication = self.avail.replication_figures(end)
         if self.storage is not None:
             self.totals.storage = self.storage.finish(end)
+        if self.traffic is not None:
+            self.totals.traffic = self.traffic.finish(end)
         if self.slicing is not None:
             self.totals.timeslice_windows = self.slicing.windows
             self.totals.timeslice_slices = self.slicing.slices

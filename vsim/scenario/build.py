@@ -24,6 +24,7 @@ from vsim.model.migration import MigrationFabric, MigrationParams, fabric_for
 from vsim.model.power import PowerCurves
 from vsim.model.slicing import SlicedHosts, SlicingSpec
 from vsim.model.storage import StorageSetup
+from vsim.model.traffic import TrafficSetup
 from vsim.policies import make_placement
 from vsim.policies.consolidation import DynamicConsolidation
 from vsim.policies.overload import make_overload_detector
@@ -31,6 +32,7 @@ from vsim.policies.selection import make_vm_selection
 from vsim.rng import RandomStreams
 from vsim.scenario.build_ha import build_availability
 from vsim.scenario.build_memory import build_memory
+from vsim.scenario.build_network import build_traffic
 from vsim.scenario.build_storage import build_storage
 from vsim.scenario.loader import LoadedScenario
 from vsim.scenario.schema import (
@@ -72,6 +74,7 @@ class RunSetup:
     memory: MemoryRun | None = None
     availability: AvailabilitySetup | None = None
     storage: StorageSetup | None = None
+    traffic: TrafficSetup | None = None
 
 
 def _names(group: str, count: int) -> list[str]:
@@ -443,6 +446,7 @@ def build(loaded: LoadedScenario, seed: int | None = None) -> RunSetup:
     b.raise_if_failed()
     memory = build_memory(b, hosts, vms)
     storage = build_storage(b, hosts, vms)
+    traffic = build_traffic(b, vms)
     p = spec.placement
     placement = make_placement(p.policy, b.streams.generator("placement"),
                                cpu_overcommit=p.cpu_overcommit, ram_overcommit=p.ram_overcommit,
@@ -495,4 +499,5 @@ def build(loaded: LoadedScenario, seed: int | None = None) -> RunSetup:
         memory=memory,
         availability=availability,
         storage=storage,
+        traffic=traffic,
     )
