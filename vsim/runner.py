@@ -27,7 +27,7 @@ from vsim.metrics.availability import (
     outage_columns,
     over_replications,
 )
-from vsim.metrics.network import link_tables, network_summary
+from vsim.metrics.network import link_tables, move_tables, moves_summary, network_summary
 from vsim.metrics.storage import storage_summary, storage_tables
 from vsim.model.cloudsim_compat import run_cloudsim
 from vsim.model.interfaces import MigrationRecord, RunTotals
@@ -161,6 +161,9 @@ def run(scenario: LoadedScenario | str | Path, seed: int | None = None, *,
         links = link_tables(totals.traffic, setup.dc)
         tables.columns.update(links)
         summary["network"] = network_summary(totals.traffic, links)
+    if totals.moves is not None:
+        tables.columns.update(move_tables(totals.moves, setup.dc))
+        summary["moves"] = moves_summary(totals.moves)
     if totals.storage is not None:
         extra = storage_tables(totals.storage, setup.dc)
         tables.columns.update(extra)
@@ -183,6 +186,7 @@ def _simulate(loaded: LoadedScenario, seed: int, *, tables: bool = True,
         consolidation=setup.consolidation, migration=setup.migration,
         maintenance=setup.maintenance, slicing=setup.slicing, memory=setup.memory,
         availability=setup.availability, storage=setup.storage, traffic=setup.traffic,
+        moves=setup.moves,
     )
     return setup, recorder, sim.run()
 

@@ -12,7 +12,7 @@ import numpy as np
 from vsim.metrics.columns import Categories, Columns
 from vsim.model.datacenter import Datacenter
 
-__all__ = ["link_tables", "network_summary"]
+__all__ = ["link_tables", "move_tables", "moves_summary", "network_summary"]
 
 
 def link_tables(records: dict[str, Any], dc: Datacenter) -> dict[str, Columns]:
@@ -54,3 +54,49 @@ def network_summary(records: dict[str, Any], tables: dict[str, Columns]) -> dict
         "vm_traffic_delivered_bytes": float(sent.sum()),
         "vm_traffic_unserved_frac": float((demand.sum() - sent.sum()) / total) if total > 0 else 0.0,
     }
+
+
+_PHASES = ("waiting", "copying disks", "waiting for a host", "migrating", "moved", "skipped")
+
+
+def move_tables(records: dict[str, Any], dc: Datacenter) -> dict[str, Columns]:
+    """The ``moves`` table: a row per VM of a move, its wave and when each step ended."""
+    vm = np.asarray(records["vm"], dtype=np.int64)
+    return {"moves": {
+        "move": Categories(np.asarray(records["move"], dtype=np.int32), tuple(records["names"])),
+        "wave": (np.asarray(records["wave"]) + 1).astype(np.int32),
+        "vm": vm.astype(np.int32),
+        "name": [dc.vms.name[i] for i in vm],
+        "disk_bytes": records["disk_bytes"],
+        "sent_bytes": records["sent_bytes"],
+        "wave_start_s": records["wave_start_s"],
+        "copy_start_s": records["copy_start_s"],
+        "copy_end_s": records["copy_end_s"],
+        "moved_s": records["done_s"],
+        "status": Categories(np.asarray(records["phase"], dtype=np.int32), _PHASES),
+    }}
+
+
+def moves_summary(records: dict[str, Any]) -> dict[str, Any]:
+    """Per move: VMs moved, waves, when it began and ended, and each wave's duration."""
+    out = {}
+    move, wave = np.asarray(records["move"]), np.asarray(records["wave"])
+    start, done = records["wave_start_s"], records["done_s"]
+    for k, name in enumerate(records["names"]):
+        mine = move == k
+        waves = []
+        for w in np.unique(wave[mine]).tolist():
+            rows = mine & (wave == w)
+            began = start[rows]
+            ended = done[rows]
+            waves.append(None if np.isnan(began).all() or np.isnan(ended).all()
+                         else float(np.nanmax(ended) - np.nanmin(began)))
+        moved = int(np.count_nonzero(mine & ~np.isnan(done)))
+        out[name] = {
+            "vms": int(mine.sum()), "moved": moved, "waves": len(waves),
+            "began_s": float(np.nanmin(start[mine])) if moved else None,
+            "ended_s": float(np.nanmax(done[mine])) if moved else None,
+            "wave_s": waves,
+            "disk_bytes_sent": float(np.asarray(records["sent_bytes"])[mine].sum()),
+        }
+    return out

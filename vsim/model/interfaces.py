@@ -226,6 +226,7 @@ class RunTotals:
     replication: dict[str, float] = field(default_factory=dict)  # DR replication figures
     storage: dict[str, Any] | None = None  # datastores, deploys, boots, pauses (model.storage)
     traffic: dict[str, Any] | None = None  # link loads and VM traffic (model.traffic)
+    moves: dict[str, Any] | None = None  # VMs moved to other sites in waves (model.moves)
 
 
 # --- failures, HA and DR -----------------------------------------------------------------------

@@ -39,6 +39,7 @@ from vsim.model.jobs import Jobs
 from vsim.model.maintenance import MaintenanceWindows
 from vsim.model.memory_run import MemoryRun
 from vsim.model.migration import IS_PAUSED, Finished, MigrationFabric, Phase, fabric_for
+from vsim.model.moves import Moves, MoveSpec
 from vsim.model.slicing import SlicedHosts
 from vsim.model.storage import Storage, StorageSetup
 from vsim.model.traffic import LinkLoad, TrafficSetup
@@ -72,6 +73,7 @@ class Simulation:
         availability: AvailabilitySetup | None = None,
         storage: StorageSetup | None = None,
         traffic: TrafficSetup | None = None,
+        moves: list[MoveSpec] | None = None,
     ) -> None:
         if math.isinf(duration_s) and not (stop_when_jobs_done and jobs is not None):
             raise ValueError("an unbounded run needs jobs and stop_when_jobs_done")
@@ -122,6 +124,7 @@ class Simulation:
         self.memory = memory
         self.avail = Availability(self, availability) if availability is not None else None
         self.storage = Storage(self, storage) if storage is not None else None
+        self.moves = Moves(self, moves) if moves else None
         self.traffic = LinkLoad(self, traffic, self.fabric.links) if traffic is not None else None
 
     # --- integration between events -------------------------------------------------------------
@@ -265,6 +268,8 @@ class Simulation:
         self._dirty = False
         self._dirty_hosts[:] = False
         self._partly_dirty = False
+        if self.moves is not None:
+            self.moves.refresh()
         if self.traffic is not None:
             self.traffic.update()
 
@@ -368,6 +373,8 @@ class Simulation:
             self.avail.on_departed(ids)
         if self.storage is not None:
             self.storage.on_departed(ids)
+        if self.moves is not None:
+            self.moves.on_departed(ids)
         abandoned = self.fabric.cancel(ids, self.engine.now)
         self.dc.remove(ids, self.engine.now)
         for f in abandoned:
@@ -541,6 +548,8 @@ class Simulation:
             self._note_empty(source)
         if h.vm_count[dest] == 0:
             self._note_empty(dest)  # an aborted copy leaves its destination idle again
+        if self.moves is not None:
+            self.moves.on_finished(f)
 
     def power_on(self, host: int, why: str) -> None:
         h = self.dc.hosts
@@ -726,6 +735,8 @@ class Simulation:
             self.avail.schedule()
         if self.storage is not None:
             self.storage.schedule()
+        if self.moves is not None:
+            self.moves.schedule()
         eng.every(self.period_s, self._on_period)
         if self.consolidation is not None:
             c = self.consolidation.interval_s
@@ -746,6 +757,8 @@ class Simulation:
             self.totals.storage = self.storage.finish(end)
         if self.traffic is not None:
             self.totals.traffic = self.traffic.finish(end)
+        if self.moves is not None:
+            self.totals.moves = self.moves.records()
         if self.slicing is not None:
             self.totals.timeslice_windows = self.slicing.windows
             self.totals.timeslice_slices = self.slicing.slices

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vsim.model.datacenter import VmState
+from vsim.model.moves import migration_load
 from vsim.model.network import Links, max_min_rates
 
 if TYPE_CHECKING:
@@ -73,12 +74,9 @@ class LinkLoad:
         sim = self.sim
         self._advance(sim.engine.now)
         links, cap = self.links, self.links.capacity
-        fab = sim.fabric
-        self.r_mig = np.zeros(len(cap))
-        ids = fab.flowing() if fab.active.size else np.zeros(0, dtype=np.int64)
-        if ids.size:
-            paths = links.path(fab.source[ids], fab.dest[ids])
-            self.r_mig = _load(paths, fab.rate[ids], len(cap))
+        self.r_mig = migration_load(sim)
+        if sim.moves is not None:
+            self.r_mig = self.r_mig + sim.moves.link_bytes_s()  # their disk copies
         rep = sim.avail.replication if sim.avail is not None else None
         self.r_rep = rep.link_bytes_s() if rep is not None else np.zeros(len(cap))
         v = sim.dc.vms

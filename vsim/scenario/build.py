@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from vsim.model.interfaces import (
 from vsim.model.jobs import Jobs
 from vsim.model.memory_run import MemoryRun
 from vsim.model.migration import MigrationFabric, MigrationParams, fabric_for
+from vsim.model.moves import MoveSpec
 from vsim.model.power import PowerCurves
 from vsim.model.slicing import SlicedHosts, SlicingSpec
 from vsim.model.storage import StorageSetup
@@ -32,6 +33,7 @@ from vsim.policies.selection import make_vm_selection
 from vsim.rng import RandomStreams
 from vsim.scenario.build_ha import build_availability
 from vsim.scenario.build_memory import build_memory
+from vsim.scenario.build_moves import build_moves
 from vsim.scenario.build_network import build_traffic
 from vsim.scenario.build_storage import build_storage
 from vsim.scenario.loader import LoadedScenario
@@ -75,6 +77,7 @@ class RunSetup:
     availability: AvailabilitySetup | None = None
     storage: StorageSetup | None = None
     traffic: TrafficSetup | None = None
+    moves: list[MoveSpec] = field(default_factory=list)
 
 
 def _names(group: str, count: int) -> list[str]:
@@ -447,6 +450,7 @@ def build(loaded: LoadedScenario, seed: int | None = None) -> RunSetup:
     memory = build_memory(b, hosts, vms)
     storage = build_storage(b, hosts, vms)
     traffic = build_traffic(b, vms)
+    moves = build_moves(b, hosts, vms, storage)
     p = spec.placement
     placement = make_placement(p.policy, b.streams.generator("placement"),
                                cpu_overcommit=p.cpu_overcommit, ram_overcommit=p.ram_overcommit,
@@ -500,4 +504,5 @@ def build(loaded: LoadedScenario, seed: int | None = None) -> RunSetup:
         availability=availability,
         storage=storage,
         traffic=traffic,
+        moves=moves,
     )

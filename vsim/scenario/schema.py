@@ -588,6 +588,24 @@ class MaintenanceSpec(Strict):
     max_concurrent: int | None = Field(None, ge=1, description="migrations of this drain at a time")
 
 
+class MoveWaves(Strict):
+    size: int = Field(10, ge=1, description="VMs per wave")
+    gap: Time = Field(0.0, description="pause between the end of a wave and the next")
+
+
+class MoveSpec(Strict):
+    """Move the VMs of some groups to a host group at another site, wave after wave: each VM's
+    disks copied while it runs, then its memory live-migrated over the WAN."""
+
+    name: str | None = None
+    vms: str | list[str] = Field(description="all, a VM group, or a list of VM groups")
+    to: str = Field(description="the host group that receives them")
+    start: Time = 0.0
+    waves: MoveWaves = MoveWaves()
+    max_concurrent: int | None = Field(None, ge=1, description="disk copies at a time "
+                                       "(default: a whole wave)")
+
+
 class PowerManagementSpec(Strict):
     power_on_when_needed: bool = True
     idle_off_after: Delay = Field(math.inf, description="switch empty hosts off after this; never: keep on")
@@ -625,6 +643,8 @@ class Scenario(Strict):
     consolidation: ConsolidationSpec | None = None
     migration: MigrationSpec = MigrationSpec()
     maintenance: list[MaintenanceSpec] = Field(default_factory=list)
+    moves: list[MoveSpec] = Field(default_factory=list, description="VMs moved to another "
+                                  "site in waves (a lift-and-shift)")
     failures: list[FailureSpec] = Field(default_factory=list)
     ha: HaSpec | None = Field(None, description="restart the VMs of failed hosts (vSphere HA)")
     dr: list[DrSpec] = Field(default_factory=list, description="disaster-recovery plans")

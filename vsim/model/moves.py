@@ -1,0 +1,246 @@
+"""Moving VMs to another site in waves (a lift-and-shift, a datacenter exit).
+
+A move takes the VMs of some groups to a host group elsewhere, a wave at a time, the next wave
+starting when the last VM of the one before has arrived (plus an optional gap). Each VM moves as
+migration tools such as VMware HCX's replication-assisted vMotion do: first its disks are copied
+to the destination while it runs (every write made meanwhile has to be copied too, so a copy
+gains on the VM at its rate less the VM's write rate), then its memory is live-migrated (the
+migration model, over the WAN) and it runs at the destination, where a VM-host rule keeps it.
+
+Disk copies of a move share the links they cross (the host's NIC, the site's fabric, both sites'
+uplinks and the destination's fabric) max-min fairly, at most ``max_concurrent`` at a time, in what
+the live migrations leave of them (the migrations go first: a cutover is short and urgent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from vsim.model.datacenter import VmState
+from vsim.model.network import max_min_rates
+from vsim.model.wakeup import Wakeup
+
+if TYPE_CHECKING:
+    from vsim.model.migration import Finished
+    from vsim.model.simulation import Simulation
+
+__all__ = ["MoveSpec", "Moves", "migration_load"]
+
+_EPS = 1.0  # bytes
+
+
+@dataclass(frozen=True)
+class MoveSpec:
+    name: str
+    vms: np.ndarray  # in the order they move: wave after wave
+    target_hosts: np.ndarray  # bool over hosts
+    target_group: int  # the host group the VMs are bound to once moved
+    target_site: int
+    start_s: float
+    wave_size: int
+    gap_s: float
+    max_concurrent: float
+    disk_bytes: np.ndarray  # per VM of ``vms``: the data its disks hold
+    write_rate: np.ndarray  # per VM of ``vms``: bytes/s it writes while running
+
+
+def migration_load(sim: Simulation) -> np.ndarray:
+    """The live migrations' load on every link now (bytes/s, by link id)."""
+    fab = sim.fabric
+    links = fab.links
+    out = np.zeros(len(links.capacity))
+    ids = fab.flowing() if fab.active.size else np.zeros(0, dtype=np.int64)
+    if ids.size:
+        paths = links.path(fab.source[ids], fab.dest[ids])
+        valid = paths >= 0
+        out += np.bincount(paths[valid], weights=np.broadcast_to(
+            fab.rate[ids][:, None], paths.shape)[valid], minlength=len(out))
+    return out
+
+
+class Moves:
+    """Every move of one simulation."""
+
+    def __init__(self, sim: Simulation, specs: list[MoveSpec]) -> None:
+        self.sim, self.specs = sim, specs
+        n = sum(len(s.vms) for s in specs)
+        self.move = np.concatenate([np.full(len(s.vms), k) for k, s in enumerate(specs)]
+                                   ).astype(np.int64) if n else np.zeros(0, dtype=np.int64)
+        self.vm = (np.concatenate([s.vms for s in specs]) if n else np.zeros(0)).astype(np.int64)
+        self.wave = (np.concatenate([np.arange(len(s.vms)) // s.wave_size for s in specs])
+                     if n else np.zeros(0)).astype(np.int64)
+        self.left = (np.concatenate([s.disk_bytes for s in specs]) if n else np.zeros(0)).astype(float)
+        self.disk = self.left.copy()
+        self.write = (np.concatenate([s.write_rate for s in specs]) if n else np.zeros(0)).astype(float)
+        self.sent = np.zeros(n)
+        self.rate = np.zeros(n)
+        # 0 waiting, 1 copying disks, 2 waiting for a host, 3 migrating memory, 4 done, 5 failed
+        self.phase = np.zeros(n, dtype=np.int8)
+        self.t = {k: np.full(n, np.nan) for k in ("wave_start", "copy_start", "copy_end", "done")}
+        self.current = [-1] * len(specs)
+        self.anchor = 0.0
+        self._wake = Wakeup(sim, self.next_event_at, self._on_wake)
+        self._wake_at = np.nan
+        self.row_of_vm = {int(v): i for i, v in enumerate(self.vm)}
+
+    def schedule(self) -> None:
+        for k, s in enumerate(self.specs):
+            self.sim.engine.at(s.start_s, lambda k=k: self._next_wave(k))
+
+    # --- waves ------------------------------------------------------------------------------------
+
+    def _next_wave(self, k: int) -> None:
+        sim, spec = self.sim, self.specs[k]
+        self.current[k] += 1
+        w = self.current[k]
+        rows = np.flatnonzero((self.move == k) & (self.wave == w))
+        if rows.size == 0:
+            sim.obs.event(sim.engine.now, "move_done", spec.name, f"{w} waves")
+            return
+        self._advance(sim.engine.now)
+        # VMs gone meanwhile (departed, down) are skipped.
+        state = sim.dc.vms.state[self.vm[rows]]
+        gone = ~((state == VmState.RUNNING) | (state == VmState.MIGRATING))
+        self.phase[rows[gone]] = 5
+        self.t["wave_start"][rows] = sim.engine.now
+        sim.obs.event(sim.engine.now, "move_wave_start", spec.name,
+                      f"wave {w + 1}: {int((~gone).sum())} VMs")
+        self._start_copies(k)
+        self._check_wave(k)
+
+    def _start_copies(self, k: int) -> None:
+        spec, now = self.specs[k], self.sim.engine.now
+        mine = (self.move == k) & (self.wave == self.current[k])
+        busy = int(np.count_nonzero(mine & (self.phase == 1)))
+        free = max(int(min(spec.max_concurrent, 1e9)) - busy, 0)
+        start = np.flatnonzero(mine & (self.phase == 0))[:free]
+        self.phase[start] = 1
+        self.t["copy_start"][start] = now
+        self._rates()
+
+    def _check_wave(self, k: int) -> None:
+        mine = (self.move == k) & (self.wave == self.current[k])
+        if mine.any() and np.all(self.phase[mine] >= 4):
+            sim, spec = self.sim, self.specs[k]
+            began = float(np.nanmin(self.t["wave_start"][mine]))
+            sim.obs.event(sim.engine.now, "move_wave_end", spec.name,
+                          f"wave {self.current[k] + 1} in {sim.engine.now - began:.0f} s")
+            sim.engine.at(sim.engine.now + spec.gap_s, lambda: self._next_wave(k))
+
+    # --- disk copies ------------------------------------------------------------------------------
+
+    def _advance(self, now: float) -> None:
+        dt = now - self.anchor
+        if dt > 0:
+            on = self.phase == 1
+            self.sent[on] += self.rate[on] * dt
+            # A copy gains on its VM at its rate less the VM's writes.
+            self.left[on] = np.maximum(self.left[on] - (self.rate[on] - self.write[on]) * dt, 0.0)
+        self.anchor = now
+
+    def refresh(self) -> None:
+        """The migrations' rates changed: the copies share what they leave."""
+        if (self.phase == 1).any():
+            self._advance(self.sim.engine.now)
+            self._rates()
+
+    def _rates(self) -> None:
+        on = np.flatnonzero(self.phase == 1)
+        self.rate[:] = 0.0
+        if on.size:
+            links = self.sim.fabric.links
+            host = self.sim.dc.vms.host[self.vm[on]].astype(np.int64)
+            site = np.array([self.specs[m].target_site for m in self.move[on]], dtype=np.int64)
+            # Live migrations (the cutovers of earlier copies among them) go first: the copies
+            # share what they leave of each link.
+            left = np.maximum(links.capacity - migration_load(self.sim), 0.0)
+            self.rate[on] = max_min_rates(links.to_site(host, site), np.full(on.size, np.inf), left)
+        when = self.next_event_at()
+        if when != self._wake_at:  # a new wake-up only when the next thing due moved
+            self._wake_at = when
+            self._wake.schedule()
+
+    def next_event_at(self) -> float:
+        on = (self.phase == 1) & (self.rate > self.write)
+        if not on.any():
+            return np.inf
+        return self.anchor + float(np.min(self.left[on] / (self.rate[on] - self.write[on])))
+
+    def _on_wake(self) -> None:
+        sim = self.sim
+        self._wake_at = np.nan
+        self._advance(sim.engine.now)
+        done = np.flatnonzero((self.phase == 1) & (self.left <= _EPS))
+        self.t["copy_end"][done] = sim.engine.now
+        self.phase[done] = 2
+        for k in np.unique(self.move[done]).tolist():
+            self._start_copies(k)
+        self._cutover()
+        self._rates()
+
+    def _cutover(self) -> None:
+        """VMs whose disks are there: live-migrate their memory to a host of the target group."""
+        sim = self.sim
+        ready = np.flatnonzero(self.phase == 2)
+        ready = ready[sim.dc.vms.state[self.vm[ready]] == VmState.RUNNING]
+        for k in np.unique(self.move[ready]).tolist():
+            rows = ready[self.move[ready] == k]
+            spec = self.specs[k]
+            dest = sim.choose_hosts(self.vm[rows], spec.target_hosts, f"move {spec.name}",
+                                    keep_rules=False)
+            for r, d in zip(rows[dest >= 0].tolist(), dest[dest >= 0].tolist(), strict=True):
+                self.phase[r] = 3
+                sim.migrate(int(self.vm[r]), int(d), f"move {spec.name}")
+
+    # --- the simulation's hooks -------------------------------------------------------------------
+
+    def on_finished(self, f: Finished) -> None:
+        """A migration ended: a move's cutover is done (or has to be tried again)."""
+        r = self.row_of_vm.get(f.vm)
+        if r is None or self.phase[r] != 3:
+            self._cutover()  # room may have been freed for cutovers waiting for a host
+            return
+        sim, k = self.sim, int(self.move[r])
+        if f.outcome in ("completed", "forced"):
+            self.phase[r] = 4
+            self.t["done"][r] = sim.engine.now
+            sim.dc.vms.host_group[f.vm] = self.specs[k].target_group
+        else:
+            self.phase[r] = 2  # try again
+        self._cutover()
+        self._check_wave(k)
+
+    def on_departed(self, ids: np.ndarray) -> None:
+        rows = [self.row_of_vm[int(v)] for v in ids if int(v) in self.row_of_vm]
+        if not rows:
+            return
+        self._advance(self.sim.engine.now)
+        rows_a = np.array(rows)
+        rows_a = rows_a[self.phase[rows_a] < 4]
+        self.phase[rows_a] = 5
+        self._rates()
+        for k in np.unique(self.move[rows_a]).tolist():
+            self._start_copies(k)
+            self._check_wave(k)
+
+    def link_bytes_s(self) -> np.ndarray:
+        """The disk copies' load on every link now (bytes/s, by link id)."""
+        links = self.sim.fabric.links
+        on = np.flatnonzero(self.phase == 1)
+        out = np.zeros(len(links.capacity))
+        if on.size:
+            host = self.sim.dc.vms.host[self.vm[on]].astype(np.int64)
+            site = np.array([self.specs[m].target_site for m in self.move[on]], dtype=np.int64)
+            paths = links.to_site(host, site)
+            valid = paths >= 0
+            out += np.bincount(paths[valid], weights=np.broadcast_to(
+                self.rate[on][:, None], paths.shape)[valid], minlength=len(out))
+        return out
+
+    def records(self) -> dict[str, Any]:
+        return {"move": self.move, "names": [s.name for s in self.specs], "vm": self.vm,
+                "wave": self.wave, "disk_bytes": self.disk, "sent_bytes": self.sent,
+                "phase": self.phase, **{f"{k}_s": v for k, v in self.t.items()}}
