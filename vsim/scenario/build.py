@@ -38,8 +38,13 @@ from vsim.scenario.build_network import build_traffic
 from vsim.scenario.build_storage import build_storage
 from vsim.scenario.loader import LoadedScenario
 from vsim.scenario.schema import (
+    TRACE_WORKLOADS,
+    AlibabaWorkload,
+    AzureWorkload,
+    BitbrainsWorkload,
     ConstantWorkload,
     PlanetLabWorkload,
+    PublicTraceWorkload,
     SyntheticWorkload,
     VmGroup,
     did_you_mean,
@@ -49,6 +54,9 @@ from vsim.traces import (
     SyntheticSpec,
     generate_synthetic,
     list_planetlab_days,
+    read_alibaba,
+    read_azure,
+    read_bitbrains,
     read_planetlab,
 )
 from vsim.units import format_quantity, parse_quantity
@@ -94,6 +102,8 @@ class _Builder:
         self.problems: list[Problem] = []
         self._traces: dict[tuple[str, str | None], DemandTable] = {}
         self._trace_next_row: dict[str, int] = {}
+        self._public_traces: dict[str, DemandTable] = {}
+        self._group_rows: dict[int, tuple[str, np.ndarray]] = {}  # VM group -> its trace rows
 
     def fail(self, loc: tuple[str | int, ...], message: str, hint: str = "") -> None:
         self.problems.append(Problem(message, ".".join(map(str, loc)), self.loaded.line_of(loc), hint))
@@ -168,8 +178,9 @@ class _Builder:
             n = count if isinstance(count, int) else 1
             return DemandTable(step_s=86400.0, cpu=np.full((n, 1), spec.level), source="constant",
                                names=tuple(_names(group.name, n)))
-        assert isinstance(spec, PlanetLabWorkload)
-        table = self._planetlab(name, spec)
+        assert isinstance(spec, TRACE_WORKLOADS)
+        table = (self._planetlab(name, spec) if isinstance(spec, PlanetLabWorkload)
+                 else self._public_trace(name, spec))
         if table is None:
             return None
         # Groups that share a trace take consecutive series, wrapping around at the end.
@@ -187,7 +198,57 @@ class _Builder:
             n = count if count is not None else table.n_series
         rows = (start + np.arange(n)) % table.n_series
         self._trace_next_row[name] = start + n
+        self._group_rows.setdefault(g, (name, rows))
         return table.select(rows)
+
+    def active_memory_for(self, g: int, group: VmGroup, workload: str,
+                          n: int) -> DemandTable | None:
+        """The series of a VM group's active memory share (``memory.active: {workload: W}``).
+
+        A trace with a memory column gives it: the group's own rows when the group's CPU follows
+        the same trace (each VM keeps its own memory), else the next rows as for CPU. Any other
+        workload gives its CPU series (rows after the CPU's), as before traces had memory."""
+        as_group = group.model_copy(update={"workload": workload, "name": f"{group.name}/memory"})
+        spec = self.spec.workloads.get(workload)
+        own = self._group_rows.get(g)
+        if own is not None and own[0] == workload and not isinstance(spec, PlanetLabWorkload):
+            table = self._public_trace(workload, spec)  # type: ignore[arg-type]
+            table = table.select(own[1]) if table is not None else None
+        else:
+            table = self.series_for(g, as_group, n)
+        if table is None or table.memory is None:
+            return table
+        return DemandTable(step_s=table.step_s, cpu=table.memory, names=table.names,
+                           source=f"{table.source}:memory", start_s=table.start_s,
+                           lifetime_s=table.lifetime_s)
+
+    def _trace_problem(self, where: tuple[str, ...], exc: ScenarioError) -> None:
+        for p in exc.problems:
+            trace_file = exc.file or ""
+            detail = f"{trace_file}{':' + str(p.line) if p.line else ''}: " if trace_file else ""
+            self.fail(where, f"{detail}{p.message}", p.hint)
+
+    def _public_trace(self, name: str, spec: PublicTraceWorkload) -> DemandTable | None:
+        """A Bitbrains, Azure or Alibaba trace, read once per workload (``vms``: the first N)."""
+        if name not in self._public_traces:
+            path = Path(spec.path)
+            path = path if path.is_absolute() else self.loaded.base_dir / path
+            try:
+                if isinstance(spec, BitbrainsWorkload):
+                    table = read_bitbrains(path, spec.step)
+                elif isinstance(spec, AzureWorkload):
+                    limits = [v for v in (spec.max_vms, spec.vms) if v is not None]
+                    table = read_azure(path, min(limits) if limits else None)
+                else:
+                    assert isinstance(spec, AlibabaWorkload)
+                    table = read_alibaba(path, spec.step, spec.vms)
+            except ScenarioError as exc:
+                self._trace_problem(("workloads", name, "path"), exc)
+                return None
+            if spec.vms is not None and spec.vms < table.n_series:
+                table = table.select(np.arange(spec.vms))
+            self._public_traces[name] = table
+        return self._public_traces[name]
 
     def _planetlab(self, name: str, spec: PlanetLabWorkload) -> DemandTable | None:
         key = (spec.day, spec.path)
@@ -205,11 +266,8 @@ class _Builder:
                 else:
                     self._traces[key] = read_planetlab(spec.day, path)
             except ScenarioError as exc:
-                where = ("workloads", name, "path" if spec.path is not None else "day")
-                for p in exc.problems:
-                    trace_file = exc.file or ""
-                    detail = f"{trace_file}{':' + str(p.line) if p.line else ''}: " if trace_file else ""
-                    self.fail(where, f"{detail}{p.message}", p.hint)
+                self._trace_problem(("workloads", name, "path" if spec.path is not None else "day"),
+                                    exc)
                 return None
         return self._traces[key]
 
@@ -228,7 +286,7 @@ class _Builder:
         for g, group in enumerate(spec.vms):
             self._check_fits(g, group, hosts)
             spec_w = self.spec.workloads.get(group.workload or "")
-            if isinstance(group.count, str) and not isinstance(spec_w, PlanetLabWorkload):
+            if isinstance(group.count, str) and not isinstance(spec_w, TRACE_WORKLOADS):
                 self.fail(("vms", g, "count"), "a share of a trace needs a trace workload",
                           "give a number of VMs")
                 continue

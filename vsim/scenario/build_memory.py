@@ -101,8 +101,7 @@ def build_memory(b: _Builder, hosts: Hosts, vms: Vms) -> MemoryRun | None:
                    f"unknown workload {m.active.workload!r}",
                    f"known: {', '.join(b.spec.workloads) or 'none; define it under workloads:'}")
         elif isinstance(m.active, ActiveFromWorkload):
-            table = b.series_for(g, group.model_copy(update={
-                "workload": m.active.workload, "name": f"{group.name}/memory"}), len(mine))
+            table = b.active_memory_for(g, group, m.active.workload, len(mine))
             if table is not None:
                 cols["active"][mine] = table.cpu[:, 0]
                 sources.append(DemandSource(mine, table.step_s, np.ascontiguousarray(

@@ -212,10 +212,10 @@ def _problems(exc: ValidationError, lines: dict[Loc, int], overridden: list[Loc]
         elif kind == "union_tag_invalid":
             message = f"unknown workload kind {err['input'].get('kind')!r}" if isinstance(
                 err.get("input"), dict) else message
-            hint = "use kind: synthetic, planetlab or constant"
+            hint = "use kind: bitbrains, azure, alibaba, synthetic, planetlab or constant"
         elif kind == "union_tag_not_found":
             message = "a workload needs a kind"
-            hint = "add kind: synthetic, planetlab or constant"
+            hint = "add kind: bitbrains, azure, alibaba, synthetic, planetlab or constant"
         elif message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
         source = next((o for o in overridden if clean[: len(o)] == o), None)

@@ -325,7 +325,8 @@ WorkingSet = Annotated[
 
 class ActiveFromWorkload(Strict):
     workload: str = Field(description="a workload whose series (0..100 %) give the active "
-                          "share of each VM's memory over time")
+                          "share of each VM's memory over time: its memory column where the "
+                          "trace has one (Bitbrains, Alibaba), else its CPU series")
 
 
 class VmMemorySpec(Strict):
@@ -472,13 +473,48 @@ class PlanetLabWorkload(Strict):
         return data
 
 
+class BitbrainsWorkload(Strict):
+    """Bitbrains GWA-T-12: a folder of per-VM CSV files (fastStorage, or a month of Rnd)."""
+
+    kind: Literal["bitbrains"]
+    path: str = Field(description="the folder of per-VM CSV files, relative to the scenario")
+    step: Interval = Field(300.0, description="the grid the readings are averaged onto")
+    vms: int | None = Field(None, ge=1, description="only the first N VMs (files by name)")
+
+
+class AzureWorkload(Strict):
+    """Azure Public Dataset V1: vmtable.csv and vm_cpu_readings-file-*-of-*.csv in a folder."""
+
+    kind: Literal["azure"]
+    path: str = Field(description="the folder holding vmtable.csv and the readings files, "
+                      "relative to the scenario")
+    max_vms: int | None = Field(None, ge=1, description="read only the first N VMs of "
+                                "vmtable.csv (the readings of the others are skipped)")
+    vms: int | None = Field(None, ge=1, description="only the first N VMs")
+
+
+class AlibabaWorkload(Strict):
+    """Alibaba cluster-trace-v2018: containers (container_usage.csv, container_meta.csv)."""
+
+    kind: Literal["alibaba"]
+    path: str = Field(description="the folder holding container_usage.csv and "
+                      "container_meta.csv, relative to the scenario")
+    step: Interval = Field(300.0, description="the grid the readings are averaged onto")
+    vms: int | None = Field(None, ge=1, description="only the first N containers (by id)")
+
+
+PublicTraceWorkload = BitbrainsWorkload | AzureWorkload | AlibabaWorkload
+TRACE_WORKLOADS = (PlanetLabWorkload, BitbrainsWorkload, AzureWorkload, AlibabaWorkload)
+
+
 class ConstantWorkload(Strict):
     kind: Literal["constant"]
     level: Fraction
 
 
 Workload = Annotated[
-    SyntheticWorkload | PlanetLabWorkload | ConstantWorkload, Field(discriminator="kind")
+    SyntheticWorkload | PlanetLabWorkload | ConstantWorkload | BitbrainsWorkload | AzureWorkload
+    | AlibabaWorkload, Field(discriminator="kind")
 ]
 
 

@@ -1,5 +1,9 @@
-"""Workload sources: trace readers and the synthetic generator, all producing a DemandTable."""
+"""Workload sources: trace readers (PlanetLab, Bitbrains GWA-T-12, Azure V1, Alibaba 2018) and the
+synthetic generator, all producing a DemandTable."""
 
+from vsim.traces.alibaba import read_alibaba, read_alibaba_machines
+from vsim.traces.azure import read_azure
+from vsim.traces.bitbrains import read_bitbrains
 from vsim.traces.planetlab import (
     PLANETLAB_DAYS,
     default_planetlab_path,
@@ -17,5 +21,9 @@ __all__ = [
     "default_planetlab_path",
     "generate_synthetic",
     "list_planetlab_days",
+    "read_alibaba",
+    "read_alibaba_machines",
+    "read_azure",
+    "read_bitbrains",
     "read_planetlab",
 ]
