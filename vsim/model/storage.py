@@ -94,6 +94,8 @@ class Storage:
         self.paused_on = np.full(n_v, -1, dtype=np.int64)
         self.full = np.zeros(len(setup.store_names), dtype=bool)
         self.booted_once = np.zeros(n_v, dtype=bool)
+        self.waiting = np.zeros(0, dtype=np.int64)  # full clones waiting for room, in order
+        self._told_waiting = np.zeros(n_v, dtype=bool)
         self.anchor = 0.0
         # Flows: kind, vm, disk, bytes left, the links crossed (-1 pads), own cap, rate.
         self.f_kind: list[int] = []
@@ -198,14 +200,41 @@ class Storage:
             self.sim.engine.at(now + float(t), lambda g=group: self._deployed(g))
         full = deploy[s.vm_clone[deploy] == CLONE_FULL]
         if full.size:
-            self._create_disks(full)
-            tpl = s.vm_template[full]
-            base = s.template_disk[tpl]
-            src = s.disk_store[base]
-            self._add_flows(_COPY, full, -1, s.disk_used[base], src, s.vm_store[full],
-                            np.full(full.size, -1), s.template_clone_rate[tpl])
+            self.waiting = np.concatenate([self.waiting, full])
+            self._start_copies()
         self._settle()
         return ids[clone == CLONE_NONE]
+
+    def _start_copies(self) -> None:
+        """Full clones waiting for room start, in order, while their disks fit (a clone that
+        would not fit fails in vSphere; here it waits until deletions free space)."""
+        if self.waiting.size == 0:
+            return
+        s, now = self.s, self.sim.engine.now
+        room = s.store_capacity - self.used()
+        vm_of = s.disk_vm
+        started = []
+        for vm in self.waiting.tolist():
+            mine = vm_of == vm
+            need = np.bincount(s.disk_store[mine], weights=self.alloc[mine],
+                               minlength=len(room))
+            if np.any(need > room):
+                if not self._told_waiting[vm]:
+                    self._told_waiting[vm] = True
+                    self.sim.obs.event(now, "deploy_waiting", self.sim.dc.vms.name[vm],
+                                       "no room on its datastore for the clone")
+                break  # first come, first served
+            room -= need
+            started.append(vm)
+        if not started:
+            return
+        full = np.array(started, dtype=np.int64)
+        self.waiting = self.waiting[len(started):]
+        self._create_disks(full)
+        tpl = s.vm_template[full]
+        base = s.template_disk[tpl]
+        self._add_flows(_COPY, full, -1, s.disk_used[base], s.disk_store[base], s.vm_store[full],
+                        np.full(full.size, -1), s.template_clone_rate[tpl])
 
     def on_started(self, ids: np.ndarray) -> None:
         """VMs that start running: those that boot at start (the first time) boot now."""
@@ -243,6 +272,7 @@ class Storage:
 
     def _settle(self) -> None:
         self._resume_where_space()
+        self._start_copies()
         self._set_growth()
         if self._flows_changed:
             self._rates()
