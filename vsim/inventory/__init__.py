@@ -1,0 +1,86 @@
+"""Inventories of VMs that run today (OVF/OVA, libvirt domain XML, RVTools vInfo CSV) into a
+scenario's ``vms:`` list.
+
+One module per format turns a file into an :class:`Inventory` of neutral :class:`VmRecord` s and
+notes on what it could not map; :mod:`vsim.inventory.output` groups identical VMs and writes the
+YAML. This package reads files and writes text: it knows nothing of the CLI or of runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vsim.inventory.common import (
+    Disk,
+    Inventory,
+    Nic,
+    Note,
+    VmRecord,
+    bad_input,
+    local,
+    parse_xml,
+    read_bytes,
+)
+from vsim.inventory.libvirt import read_domain_bytes
+from vsim.inventory.output import (
+    VmGroupDraft,
+    exact_size,
+    group_vms,
+    report_lines,
+    scenario_text,
+    vms_text,
+    write_atomic,
+)
+from vsim.inventory.ovf import read_ova, read_ovf, read_ovf_bytes
+from vsim.inventory.rvtools import read_vinfo_csv
+
+__all__ = [
+    "Disk",
+    "Inventory",
+    "Nic",
+    "Note",
+    "VmGroupDraft",
+    "VmRecord",
+    "exact_size",
+    "group_vms",
+    "read_inventory",
+    "report_lines",
+    "scenario_text",
+    "vms_text",
+    "write_atomic",
+]
+
+_KNOWN = ".ovf (OVF descriptor), .ova (OVF package), .xml (libvirt domain from `virsh dumpxml`, " \
+         "or an OVF) or .csv (RVTools vInfo)"
+
+
+def read_inventory(path: str | Path, disk_size_default: int | None = None) -> Inventory:
+    """The VMs in one inventory file, its kind taken from its extension (and, for .xml, from its
+    root element)."""
+    path = Path(path)
+    if not path.is_file():
+        raise bad_input(path, "no such file", hint="check the path")
+    suffix = path.suffix.lower()
+    if suffix == ".ovf":
+        return read_ovf(path)
+    if suffix == ".ova":
+        return read_ova(path)
+    if suffix == ".csv":
+        return read_vinfo_csv(path)
+    if suffix == ".xml":
+        return _read_xml(read_bytes(path), path, disk_size_default)
+    if suffix in (".xlsx", ".xls"):
+        raise bad_input(path, "a spreadsheet, not a CSV",
+                        hint="save RVTools' vInfo tab as CSV, or export with RVTools' -csv")
+    raise bad_input(path, f"unknown inventory file type {suffix or '(no extension)'!r}",
+                    hint=f"give {_KNOWN}")
+
+
+def _read_xml(data: bytes, path: Path, disk_size_default: int | None) -> Inventory:
+    root = parse_xml(data, str(path), "inventory")
+    if local(root.tag) == "Envelope":
+        return read_ovf_bytes(data, str(path))
+    if root.tag == "domain":
+        return read_domain_bytes(data, str(path), disk_size_default)
+    raise bad_input(path, f"unknown XML inventory: the root element is <{local(root.tag)}>",
+                    hint="give a libvirt <domain> (`virsh dumpxml NAME`) or an OVF <Envelope>")
