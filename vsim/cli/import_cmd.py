@@ -120,5 +120,8 @@ def register(main: click.Group, guarded: Callable[..., Any]) -> None:
         if out is None:
             click.echo(text, nl=False)
         else:
-            write_atomic(out, text)
+            try:
+                write_atomic(out, text)
+            except OSError as exc:
+                raise VsimError(f"-o {out}: cannot write: {exc.strerror or exc}") from None
             click.echo(f"wrote {out}", err=True)
