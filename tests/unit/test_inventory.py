@@ -22,6 +22,7 @@ from vsim.inventory import (
     VmRecord,
     exact_size,
     group_vms,
+    read_inventories,
     read_inventory,
     scenario_text,
     vms_text,
@@ -282,6 +283,35 @@ def test_vinfo_csv_bad_cells_name_the_line(tmp_path: Path, row: str, expected: s
     path = tmp_path / "bad.csv"
     path.write_text(f"VM,CPUs,Memory\nok,1,1024\n{row}\n")
     assert _error(path).startswith(f"{path}{expected}")
+
+
+def test_vdisk_tab_gives_each_vm_its_disks() -> None:
+    vinfo, vdisk = read_inventories([DATA / "vinfo.csv", DATA / "vdisk.csv"])
+    assert vdisk.vms == [] and len(vdisk.disks_by_vm) == 4  # app01, app02, db02, old99
+    by_name = {vm.name: vm for vm in vinfo.vms}
+    # One disk each: vInfo's In Use MiB stays with it; Thin True → thin.
+    assert by_name["app01"].disks == (Disk(size=40960 * MIB, provisioning="thin", format="vmdk",
+                                           used=10240 * MIB, datastore="datastore1"),)
+    assert by_name["app01"].identity() == by_name["app02"].identity()
+    # Three disks: In Use MiB is the VM's total, so no disk has it.
+    assert by_name["db02"].disks == (
+        Disk(size=40960 * MIB, provisioning="thin", format="vmdk", datastore="datastore2"),
+        Disk(size=131072 * MIB, provisioning="thick", format="vmdk", datastore="datastore2"),
+        Disk(size=135168 * MIB, provisioning="thick", format="vmdk", datastore="san-ds"))
+    # VMs the vDisk tab does not list keep vInfo's total disk.
+    assert by_name["batch01"] == CSV_VMS[3] and by_name["legacy01"] == CSV_VMS[4]
+    notes = [n.render() for n in vinfo.notes]
+    assert "db02: 3 disks from the vDisk tab: In Use MiB is the VM's total, so used is left out" \
+        in notes
+    assert not any(n.startswith("db02: Disks 3") for n in notes)  # no longer one total disk
+    assert [n.render() for n in vdisk.notes] == [
+        "old99: in the vDisk tab but in no other file read: its disks are not used"]
+
+
+def test_vdisk_tab_without_vm_column(tmp_path: Path) -> None:
+    path = tmp_path / "vdisk.csv"
+    path.write_text("Disk,Capacity MiB\nHard disk 1,1024\n")
+    assert _error(path).startswith(f"{path}:1: no VM column in the vDisk header")
 
 
 def test_unknown_file_types_are_refused(tmp_path: Path) -> None:

@@ -65,14 +65,15 @@ def register(main: click.Group, guarded: Callable[..., Any]) -> None:
         """Read VM inventories (FILES) and write them as a scenario's VM groups.
 
         FILES are OVF descriptors (.ovf), OVF packages (.ova), libvirt domain XML (.xml, as
-        `virsh dumpxml` prints it) and RVTools vInfo tabs saved as CSV (.csv), in any mix.
+        `virsh dumpxml` prints it) and RVTools vInfo tabs saved as CSV (.csv), in any mix; an
+        RVTools vDisk tab (.csv) given too lists those VMs' disks one by one.
         Identical VMs become one group with a count. What was read and what could not be
         mapped is printed on stderr and written as comments at the top of the YAML.
         """
         from vsim.cli import _resolve
         from vsim.inventory import (
             group_vms,
-            read_inventory,
+            read_inventories,
             report_lines,
             scenario_text,
             vms_text,
@@ -107,7 +108,7 @@ def register(main: click.Group, guarded: Callable[..., Any]) -> None:
                 raise VsimError(f"-o {out}: folder {out.parent} does not exist")
         base_data = _load_base(base_path) if base_path is not None else None
 
-        inventories = [read_inventory(f, default_size) for f in files]
+        inventories = read_inventories(files, default_size)
         vms = [vm for inv in inventories for vm in inv.vms]
         groups = group_vms(vms)
         for line in report_lines(inventories, groups):

@@ -32,7 +32,8 @@ from vsim.inventory.output import (
     write_atomic,
 )
 from vsim.inventory.ovf import read_ova, read_ovf, read_ovf_bytes
-from vsim.inventory.rvtools import read_vinfo_csv
+from vsim.inventory.rvtools import read_csv_table, read_vinfo
+from vsim.inventory.vdisk import apply_vdisk, is_vdisk, read_vdisk
 
 __all__ = [
     "Disk",
@@ -43,6 +44,7 @@ __all__ = [
     "VmRecord",
     "exact_size",
     "group_vms",
+    "read_inventories",
     "read_inventory",
     "report_lines",
     "scenario_text",
@@ -51,7 +53,7 @@ __all__ = [
 ]
 
 _KNOWN = ".ovf (OVF descriptor), .ova (OVF package), .xml (libvirt domain from `virsh dumpxml`, " \
-         "or an OVF) or .csv (RVTools vInfo)"
+         "or an OVF) or .csv (RVTools vInfo or vDisk)"
 
 
 def read_inventory(path: str | Path, disk_size_default: int | None = None) -> Inventory:
@@ -66,7 +68,8 @@ def read_inventory(path: str | Path, disk_size_default: int | None = None) -> In
     if suffix == ".ova":
         return read_ova(path)
     if suffix == ".csv":
-        return read_vinfo_csv(path)
+        table = read_csv_table(path)
+        return read_vdisk(table) if is_vdisk(table) else read_vinfo(table)
     if suffix == ".xml":
         return _read_xml(read_bytes(path), path, disk_size_default)
     if suffix in (".xlsx", ".xls"):
@@ -74,6 +77,15 @@ def read_inventory(path: str | Path, disk_size_default: int | None = None) -> In
                         hint="save RVTools' vInfo tab as CSV, or export with RVTools' -csv")
     raise bad_input(path, f"unknown inventory file type {suffix or '(no extension)'!r}",
                     hint=f"give {_KNOWN}")
+
+
+def read_inventories(paths: list[str | Path] | tuple[Path, ...],
+                     disk_size_default: int | None = None) -> list[Inventory]:
+    """Every file read, then RVTools vDisk tables (if any) give the VMs of the others their
+    disks one by one."""
+    inventories = [read_inventory(p, disk_size_default) for p in paths]
+    apply_vdisk(inventories)
+    return inventories
 
 
 def _read_xml(data: bytes, path: Path, disk_size_default: int | None) -> Inventory:

@@ -82,6 +82,8 @@ class Inventory:
     vms: list[VmRecord] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     templates: int = 0  # templates seen and skipped
+    # A table of disks only (RVTools' vDisk tab): VM name → its disks, for VMs of other files.
+    disks_by_vm: dict[str, tuple[Disk, ...]] = field(default_factory=dict)
 
     def note(self, subject: str, text: str) -> None:
         self.notes.append(Note(subject, text))

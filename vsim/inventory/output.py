@@ -105,6 +105,10 @@ def report_lines(inventories: list[Inventory], groups: list[VmGroupDraft]) -> li
     """What was read and what could not be mapped: the stderr report and the YAML's header."""
     lines = []
     for inv in inventories:
+        if inv.disks_by_vm:
+            n_disks = sum(len(d) for d in inv.disks_by_vm.values())
+            lines.append(f"{inv.file}: {n_disks} disk(s) of {len(inv.disks_by_vm)} VM(s)")
+            continue
         skipped = f", {inv.templates} template(s) skipped" if inv.templates else ""
         lines.append(f"{inv.file}: {len(inv.vms)} VM(s){skipped}")
     total = sum(len(inv.vms) for inv in inventories)

@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 from vsim.inventory.common import Disk, Inventory, Nic, VmRecord, bad_input, read_bytes
 
-__all__ = ["read_vinfo_csv"]
+__all__ = ["CsvTable", "cells_of", "number", "read_csv_table", "read_vinfo"]
 
 _MIB = 2**20
 
@@ -72,47 +73,80 @@ def _text(path: Path) -> str:
                     hint="save the vInfo tab as CSV (UTF-8)")
 
 
-def read_vinfo_csv(path: Path) -> Inventory:
+@dataclass
+class CsvTable:
+    """A CSV file's header and its non-empty rows, each with the line it ends on."""
+
+    file: str
+    header: list[str]
+    rows: list[tuple[int, list[str]]]
+
+    def columns(self, spec: dict[str, tuple[str, ...]]) -> dict[str, int | None]:
+        """field → index of the first of its spellings in the header (None: absent)."""
+        index = {_key(title): i for i, title in enumerate(self.header)}
+        return {field: next((index[_key(s)] for s in spellings if _key(s) in index), None)
+                for field, spellings in spec.items()}
+
+    def has(self, title: str) -> bool:
+        return any(_key(h) == _key(title) for h in self.header)
+
+    def found(self) -> str:
+        return ", ".join(h.strip() for h in self.header[:12]) + \
+            (", ..." if len(self.header) > 12 else "")
+
+
+def read_csv_table(path: Path) -> CsvTable:
     text = _text(path)
     first = text.split("\n", 1)[0]
     delimiter = max(",;\t", key=first.count)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = next(reader, None)
-    if not header or not any(h.strip() for h in header):
-        raise bad_input(path, "empty CSV: no header line",
-                        hint="export RVTools' vInfo tab as CSV, header included")
-    index = {_key(title): i for i, title in enumerate(header)}
-    columns = {field: next((index[_key(s)] for s in spellings if _key(s) in index), None)
-               for field, spellings in _COLUMNS.items()}
+    try:
+        header = next(reader, None)
+        if not header or not any(h.strip() for h in header):
+            raise bad_input(path, "empty CSV: no header line",
+                            hint="export RVTools' vInfo tab as CSV, header included")
+        rows = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
+    except csv.Error as exc:
+        raise bad_input(path, f"malformed CSV: {exc}", line=reader.line_num,
+                        hint="check the quoting on that line") from None
+    return CsvTable(str(path), header, rows)
+
+
+def cells_of(row: list[str], columns: dict[str, int | None]) -> dict[str, str]:
+    return {field: (row[i].strip() if i is not None and i < len(row) else "")
+            for field, i in columns.items()}
+
+
+def read_vinfo(table: CsvTable) -> Inventory:
+    path = table.file
+    columns = table.columns(_COLUMNS)
     missing = [_COLUMNS[f][0] for f in _REQUIRED if columns[f] is None]
     if missing:
-        found = ", ".join(h.strip() for h in header[:12]) + (", ..." if len(header) > 12 else "")
-        raise bad_input(path, f"no {', '.join(missing)} column(s) in the header (found: {found})",
+        raise bad_input(path, f"no {', '.join(missing)} column(s) in the header "
+                              f"(found: {table.found()})",
                         line=1, hint="export RVTools' vInfo tab, which has the columns VM, "
                                      "CPUs and Memory (MiB)")
-    inventory = Inventory(str(path))
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
-        cells = {field: (row[i].strip() if i is not None and i < len(row) else "")
-                 for field, i in columns.items()}
-        _row(cells, columns, reader.line_num, inventory)
+    inventory = Inventory(path)
+    for line, row in table.rows:
+        _row(cells_of(row, columns), columns, line, inventory)
     if columns["power"] is None:
         inventory.note("", "no Powerstate column: every VM taken as on")
     if inventory.vms and any(vm.disks for vm in inventory.vms):
         inventory.note("", "vInfo does not say thin or thick: disk provisioning left out")
-    unmapped = [t for t in _NOT_MAPPED if _key(t) in index]
+    unmapped = [t for t in _NOT_MAPPED if table.has(t)]
     if unmapped:
         inventory.note("", f"columns not mapped (no place in a VM group): {', '.join(unmapped)}")
     return inventory
 
 
-def _number(cells: dict[str, str], field: str, line: int, path: str, *,
-            required: bool = False) -> float | None:
+def number(cells: dict[str, str], field: str, line: int, path: str, *,
+           required: bool = False, titles: dict[str, tuple[str, ...]] = _COLUMNS) -> float | None:
+    """The cell of ``field`` as a number (None if empty); anything else is an error with the
+    line. ``titles`` gives the column's name for the message."""
     text = cells[field].replace(" ", "").replace("\u00a0", "")
     if not text:
         if required:
-            raise bad_input(path, f"{_COLUMNS[field][0]} is empty for VM {cells['name']!r}",
+            raise bad_input(path, f"{titles[field][0]} is empty for VM {cells['name']!r}",
                             line=line, hint="fill it in or remove the row")
         return None
     for candidate in (text, text.replace(",", "")):  # "4,096": a thousands separator
@@ -122,7 +156,7 @@ def _number(cells: dict[str, str], field: str, line: int, path: str, *,
             continue
         if value >= 0:
             return value
-    raise bad_input(path, f"{_COLUMNS[field][0]} {cells[field]!r} of VM {cells['name']!r} is not "
+    raise bad_input(path, f"{titles[field][0]} {cells[field]!r} of VM {cells['name']!r} is not "
                           "a number", line=line, hint="fix the cell or remove the row")
 
 
@@ -135,8 +169,8 @@ def _row(cells: dict[str, str], columns: dict, line: int, inventory: Inventory) 
         inventory.templates += 1
         inventory.note(f"template {name}", "skipped (a template, not a VM)")
         return
-    cpus = _number(cells, "cpus", line, path, required=True)
-    memory = _number(cells, "memory", line, path, required=True)
+    cpus = number(cells, "cpus", line, path, required=True)
+    memory = number(cells, "memory", line, path, required=True)
     assert cpus is not None and memory is not None  # required=True raises instead
     if not cpus.is_integer() or cpus < 1:
         raise bad_input(path, f"CPUs {cells['cpus']!r} of VM {name!r} is not a whole number of "
@@ -153,7 +187,7 @@ def _row(cells: dict[str, str], columns: dict, line: int, inventory: Inventory) 
 
     disks = _disks(cells, line, name, inventory)
     networks = [cells[f"network{i}"] for i in range(1, 5) if cells[f"network{i}"]]
-    nic_count = _number(cells, "nics", line, path)
+    nic_count = number(cells, "nics", line, path)
     if nic_count is not None and nic_count > len(networks):
         inventory.note(name, f"NICs {int(nic_count)} but {len(networks)} network(s) named in "
                              f"Network #1..#4: {len(networks)} NIC(s) written")
@@ -163,9 +197,9 @@ def _row(cells: dict[str, str], columns: dict, line: int, inventory: Inventory) 
 
 def _disks(cells: dict[str, str], line: int, name: str, inventory: Inventory) -> tuple[Disk, ...]:
     path = inventory.file
-    count = _number(cells, "disks", line, path)
-    provisioned = _number(cells, "provisioned", line, path)
-    used = _number(cells, "in_use", line, path)
+    count = number(cells, "disks", line, path)
+    provisioned = number(cells, "provisioned", line, path)
+    used = number(cells, "in_use", line, path)
     if count == 0 or (count is None and provisioned is None):
         return ()
     if provisioned is None:
