@@ -8,6 +8,7 @@ YAML. This package reads files and writes text: it knows nothing of the CLI or o
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from vsim.inventory.common import (
@@ -43,6 +44,7 @@ __all__ = [
     "VmGroupDraft",
     "VmRecord",
     "exact_size",
+    "fill_disk_sizes",
     "group_vms",
     "read_inventories",
     "read_inventory",
@@ -56,12 +58,13 @@ _KNOWN = ".ovf (OVF descriptor), .ova (OVF package), .xml (libvirt domain from `
          "or an OVF) or .csv (RVTools vInfo or vDisk)"
 
 
-def read_inventory(path: str | Path, disk_size_default: int | None = None) -> Inventory:
+def read_inventory(path: str | Path) -> Inventory:
     """The VMs in one inventory file, its kind taken from its extension (and, for .xml, from its
     root element)."""
     path = Path(path)
     if not path.is_file():
-        raise bad_input(path, "no such file", hint="check the path")
+        what = "a folder, not a file" if path.is_dir() else "no such file"
+        raise bad_input(path, what, hint="check the path")
     suffix = path.suffix.lower()
     if suffix == ".ovf":
         return read_ovf(path)
@@ -71,7 +74,7 @@ def read_inventory(path: str | Path, disk_size_default: int | None = None) -> In
         table = read_csv_table(path)
         return read_vdisk(table) if is_vdisk(table) else read_vinfo(table)
     if suffix == ".xml":
-        return _read_xml(read_bytes(path), path, disk_size_default)
+        return _read_xml(read_bytes(path), path)
     if suffix in (".xlsx", ".xls"):
         raise bad_input(path, "a spreadsheet, not a CSV",
                         hint="save RVTools' vInfo tab as CSV, or export with RVTools' -csv")
@@ -83,16 +86,36 @@ def read_inventories(paths: list[str | Path] | tuple[Path, ...],
                      disk_size_default: int | None = None) -> list[Inventory]:
     """Every file read, then RVTools vDisk tables (if any) give the VMs of the others their
     disks one by one."""
-    inventories = [read_inventory(p, disk_size_default) for p in paths]
+    inventories = [read_inventory(p) for p in paths]
     apply_vdisk(inventories)
+    for inv in inventories:
+        fill_disk_sizes(inv, disk_size_default)
     return inventories
 
 
-def _read_xml(data: bytes, path: Path, disk_size_default: int | None) -> Inventory:
+def fill_disk_sizes(inventory: Inventory, default: int | None) -> None:
+    """Disks the file gives no size for get ``default``; without one they stay without a size,
+    so that loading the scenario asks for it by its field path instead of simulating an
+    invented one. One note per file says which (the readers note each disk and why)."""
+    missing = sum(d.size is None for vm in inventory.vms for d in vm.disks)
+    if not missing:
+        return
+    if default is None:
+        inventory.note("", f"{missing} disk(s) without a size: size left out (fill it in, or "
+                           "give --disk-size-default)")
+        return
+    inventory.vms = [replace(vm, disks=tuple(d if d.size is not None else replace(d, size=default)
+                                             for d in vm.disks))
+                     for vm in inventory.vms]
+    inventory.note("", f"{missing} disk(s) without a size: --disk-size-default "
+                       f"{exact_size(default)} taken")
+
+
+def _read_xml(data: bytes, path: Path) -> Inventory:
     root = parse_xml(data, str(path), "inventory")
     if local(root.tag) == "Envelope":
         return read_ovf_bytes(data, str(path))
     if root.tag == "domain":
-        return read_domain_bytes(data, str(path), disk_size_default)
+        return read_domain_bytes(data, str(path))
     raise bad_input(path, f"unknown XML inventory: the root element is <{local(root.tag)}>",
                     hint="give a libvirt <domain> (`virsh dumpxml NAME`) or an OVF <Envelope>")

@@ -15,10 +15,8 @@ The format is libvirt's "Domain XML format" (https://libvirt.org/formatdomain.ht
   bridge of ``<source bridge=...>`` (type bridge), else the device of ``<source dev=...>``.
 
 A domain's XML does not hold its disks' sizes (those live in the image files, which
-``virsh vol-info`` or ``qemu-img info`` would read). Such a disk gets the ``--disk-size-default``
-size when one is given; otherwise it is written without a size, so that loading the scenario
-asks for the size by its field path instead of simulating an invented one. Either way the report
-says so per VM and disk. ``dumpxml`` does not include the domain's state (it is ``virsh
+``virsh vol-info`` or ``qemu-img info`` would read): the report says so per VM and disk, and
+:func:`vsim.inventory.read_inventories` gives them ``--disk-size-default`` or leaves them out. ``dumpxml`` does not include the domain's state (it is ``virsh
 domstate``'s): the VM is taken as on.
 """
 
@@ -44,11 +42,11 @@ _FORMATS = {"qcow2": "qcow2", "raw": "raw", "vmdk": "vmdk", "vhdx": "vhdx"}
 _GROWS_AS_WRITTEN = {"qcow2", "vmdk", "vhdx"}
 
 
-def read_domain(path: Path, disk_size_default: int | None = None) -> Inventory:
-    return read_domain_bytes(read_bytes(path), str(path), disk_size_default)
+def read_domain(path: Path) -> Inventory:
+    return read_domain_bytes(read_bytes(path), str(path))
 
 
-def read_domain_bytes(data: bytes, label: str, disk_size_default: int | None = None) -> Inventory:
+def read_domain_bytes(data: bytes, label: str) -> Inventory:
     root = parse_xml(data, label, "domain with `virsh dumpxml`")
     if root.tag != "domain":
         raise bad_input(label, f"not a libvirt domain: the root element is <{root.tag}>, "
@@ -62,7 +60,7 @@ def read_domain_bytes(data: bytes, label: str, disk_size_default: int | None = N
     ram = _memory(root, label)
     # CD-ROMs, floppies and LUNs are not virtual disks; device= defaults to "disk".
     elements = [d for d in root.findall("devices/disk") if d.get("device", "disk") == "disk"]
-    disks = [_disk(element, number, name, disk_size_default, inventory)
+    disks = [_disk(element, number, name, inventory)
              for number, element in enumerate(elements, start=1)]
     nics = [_nic(element, number, name, inventory)
             for number, element in enumerate(root.findall("devices/interface"), start=1)]
@@ -96,8 +94,7 @@ def _memory(root: ET.Element, label: str) -> int:
     return int(text) * factor
 
 
-def _disk(element: ET.Element, number: int, name: str, disk_size_default: int | None,
-          inventory: Inventory) -> Disk:
+def _disk(element: ET.Element, number: int, name: str, inventory: Inventory) -> Disk:
     driver = element.find("driver")
     kind = driver.get("type") if driver is not None else None
     fmt = _FORMATS.get(kind or "")
@@ -113,13 +110,8 @@ def _disk(element: ET.Element, number: int, name: str, disk_size_default: int | 
         if element.get("type") == "file" and fmt == "raw":
             inventory.note(name, f"disk {number}: raw image file taken as thick (a sparse file "
                                  "would be thin)")
-    if disk_size_default is not None:
-        inventory.note(name, f"disk {number}: no size in the domain XML: --disk-size-default "
-                             "taken")
-    else:
-        inventory.note(name, f"disk {number}: no size in the domain XML: left out (fill it in, "
-                             "or use --disk-size-default)")
-    return Disk(size=disk_size_default, provisioning=provisioning, format=fmt)
+    inventory.note(name, f"disk {number}: no size in the domain XML")
+    return Disk(provisioning=provisioning, format=fmt)
 
 
 def _nic(element: ET.Element, number: int, name: str, inventory: Inventory) -> Nic:

@@ -184,7 +184,7 @@ def _memory_bytes(item: dict[str, str], name: str, inventory: Inventory) -> int 
     quantity = _quantity(item.get("VirtualQuantity", ""))
     if quantity is None:
         return None
-    units = item.get("AllocationUnits") or item.get("VirtualQuantityUnits") or ""
+    units = item.get("AllocationUnits") or ""
     if not units:
         # DSP0243 requires the units; descriptors without them are almost always MiB.
         inventory.note(name, "memory: no AllocationUnits, taken as MiB (byte * 2^20)")
