@@ -1,5 +1,5 @@
-"""Inventories of VMs that run today (OVF/OVA, libvirt domain XML, RVTools vInfo CSV) into a
-scenario's ``vms:`` list.
+"""Inventories of VMs that run today (OVF/OVA, libvirt domain XML, RVTools vInfo and vDisk CSV)
+into a scenario's ``vms:`` list.
 
 One module per format turns a file into an :class:`Inventory` of neutral :class:`VmRecord` s and
 notes on what it could not map; :mod:`vsim.inventory.output` groups identical VMs and writes the

@@ -1,6 +1,6 @@
 """The neutral VM record every inventory reader produces, and the errors they raise.
 
-Each reader (OVF/OVA, libvirt domain XML, RVTools vInfo CSV) turns one file into an
+Each reader (OVF/OVA, libvirt domain XML, RVTools vInfo or vDisk CSV) turns one file into an
 :class:`Inventory`: the VMs it describes, in SI units (bytes), plus :class:`Note` s saying what it
 could not map and what it assumed. Nothing here knows about YAML or the scenario schema; grouping
 and writing live in :mod:`vsim.inventory.output`.
