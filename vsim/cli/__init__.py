@@ -205,9 +205,9 @@ def compare_cmd(results: tuple[Path, ...], out: Path) -> None:
 
 
 def _register_backends() -> None:
-    from vsim.cli import kvm, sweep, sweep_report
+    from vsim.cli import import_cmd, kvm, sweep, sweep_report
 
-    for module in (kvm, sweep, sweep_report):
+    for module in (kvm, sweep, sweep_report, import_cmd):
         module.register(main, _guarded)
 
 
