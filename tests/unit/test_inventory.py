@@ -391,11 +391,14 @@ def test_scenario_keeps_the_other_keys_of_the_base() -> None:
     text = scenario_text(base, "quickstart.yaml", inventories,
                          group_vms([vm for inv in inventories for vm in inv.vms]))
     data = yaml.safe_load(text)
-    assert list(data) == list(base)
-    assert {k: v for k, v in data.items() if k != "vms"} == \
+    # The network the VMs name is added (the disks have no size: no datastore can be sized).
+    assert list(data) == [*base, "networks"]
+    assert data["networks"] == [{"name": "default"}]
+    assert {k: v for k, v in data.items() if k not in ("vms", "networks")} == \
            {k: v for k, v in base.items() if k != "vms"}
-    # Until the schema has disks, nics and power, only the rest can be checked by vsim: with the
-    # base's own VM groups back in, the written scenario loads.
+    assert "# network 'default' added" in text
+    # With the base's own VM groups back in, the written scenario loads (the imported disks
+    # need a size first: --disk-size-default, or an edit).
     scenario_from({**data, "vms": base["vms"]})
     assert data["vms"] == [{"name": "web02", "count": 2, "vcpus": 2, "ram": "4 GiB",
                             "power": "on",
@@ -435,6 +438,14 @@ def test_cli_into_writes_a_complete_scenario(tmp_path: Path) -> None:
     assert [g["name"] for g in data["vms"]] == ["app01", "db02", "batch01", "legacy01"]
     assert out.read_text().startswith("# quickstart.yaml with its vms replaced")
     assert [p.name for p in tmp_path.iterdir()] == ["imported.yaml"]
+    # The datastores the disks name are added, sized to what the imported disks provision:
+    # app01 (2 VMs x 40 GiB) on datastore1; db02 (300 GiB) and the rest on datastore2.
+    stores = {d["name"]: d["capacity"] for d in data["datastores"]}
+    assert stores["datastore1"] == "80 GiB"
+    # And the scenario runs as written.
+    run = vsim_cli("run", str(out), "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "run" / "datastores.parquet").exists()
 
 
 def test_cli_into_needs_out_and_never_overwrites_the_base(tmp_path: Path) -> None:

@@ -165,8 +165,10 @@ def scenario_text(base: dict[str, Any], base_name: str, inventories: list[Invent
 
     The base file's own comments are not kept (it is read with ``yaml.safe_load``).
     """
+    base = dict(base)
+    added = _complete(base, groups)
     header = [f"{base_name} with its vms replaced by the VM groups imported by `vsim import`",
-              *report_lines(inventories, groups)]
+              *report_lines(inventories, groups), *added]
     parts = [_comment(header)]
     keys = list(base) if "vms" in base else [*base, "vms"]
     for key in keys:
@@ -175,6 +177,41 @@ def scenario_text(base: dict[str, Any], base_name: str, inventories: list[Invent
         else:
             parts.append(_dump({key: base[key]}))
     return "".join(parts)
+
+
+def _complete(base: dict[str, Any], groups: list[VmGroupDraft]) -> list[str]:
+    """Add to ``base`` the networks and datastores the imported VMs name and it lacks, so that
+    the scenario runs as written; returns what was added, for the header. An inventory does not
+    give a datastore's capacity: it is set to what the imported disks on it provision (thick
+    disks whole), to be edited."""
+    notes: list[str] = []
+    nets = list(base.get("networks") or [])
+    have = {n.get("name") for n in nets if isinstance(n, dict)}
+    for group in groups:
+        for nic in group.members[0].nics:
+            if nic.network is not None and nic.network not in have:
+                have.add(nic.network)
+                nets.append({"name": nic.network})
+                notes.append(f"network {nic.network!r} added (it carries no traffic until its "
+                             "vNICs are given some)")
+    if nets:
+        base["networks"] = nets
+    stores = list(base.get("datastores") or [])
+    known = {d.get("name") for d in stores if isinstance(d, dict)}
+    provisioned: dict[str, int] = {}
+    for group in groups:
+        for disk in group.members[0].disks:
+            name = disk.datastore or (next(iter(known)) if known else "imported")
+            if name not in known and disk.size is not None:
+                provisioned[name] = provisioned.get(name, 0) + disk.size * len(group.members)
+    for name, total in provisioned.items():
+        capacity = -(-total // 2**30) * 2**30  # whole GiB, rounded up
+        stores.append({"name": name, "capacity": exact_size(capacity)})
+        notes.append(f"datastore {name!r} added with the capacity its imported disks provision "
+                     f"({exact_size(capacity)}): the inventory does not say; set the real one")
+    if stores:
+        base["datastores"] = stores
+    return notes
 
 
 def write_atomic(path: Path, text: str) -> None:
