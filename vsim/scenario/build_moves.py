@@ -19,17 +19,18 @@ __all__ = ["build_moves"]
 
 
 def build_moves(b: _Builder, hosts: Hosts, vms: Vms, storage: StorageSetup | None) -> list[MoveSpec]:
-    """One :class:`MoveSpec` per move. A VM's disk data is what its disks hold when the run
-    starts (with datastores), else nothing: then only its memory moves."""
+    """One :class:`MoveSpec` per move. A VM's disk data is what has been written to its disks
+    when the run starts (with datastores), else nothing: then only its memory moves."""
     out = []
     groups = list(dict.fromkeys(vms.group))
     by_vm_group = np.array(vms.group)
     write_of = {g.name: g.write_rate for g in b.spec.vms}
     data = np.zeros(len(vms))
     if storage is not None:
+        # What is copied is the data written, thin or thick (unwritten blocks are skipped).
         mine = storage.disk_vm >= 0
-        taken = np.where(storage.disk_thin, storage.disk_used, storage.disk_size)
-        data = np.bincount(storage.disk_vm[mine], weights=taken[mine], minlength=len(vms))
+        data = np.bincount(storage.disk_vm[mine], weights=storage.disk_used[mine],
+                           minlength=len(vms))
     for k, m in enumerate(b.spec.moves):
         loc = ("moves", k)
         wanted = groups if m.vms == "all" else ([m.vms] if isinstance(m.vms, str) else m.vms)
