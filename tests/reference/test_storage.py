@@ -230,3 +230,15 @@ def test_storage_mistakes_are_one_clear_error(edit, message: str) -> None:
     text = edit(THIN.format(capacity="100 GiB", fmt="qcow2"))
     with pytest.raises(vsim.ScenarioError, match=message):
         vsim.run(scenario(text))
+
+
+def test_a_vm_that_starts_writing_on_a_full_datastore_is_paused_at_once() -> None:
+    text = THIN.format(capacity="100 GiB", fmt="qcow2").replace(
+        "workloads:", "  - {name: late, count: 1, ram: 2 GiB, start: 1 h, write_rate: 1 MiB/s,\n"
+        "     disks: [{size: 10 GiB, format: qcow2, used: 0}]}\nworkloads:")
+    r = run_text(text)
+    full_at = (51200 + 0.2 * 204.8) / 40.2  # as above: the late VM is not there yet
+    assert [t for t, _, _ in events_of(r, "datastore_full")] == [pytest.approx(full_at)]
+    late = [t for t, s, _ in events_of(r, "vm_paused") if s == "late"]
+    assert late == [3600.0]  # it starts at 1 h and its first write finds no room
+    assert r.summary["storage"]["datastores"]["ds1"]["peak_fill_frac"] == pytest.approx(1.0)

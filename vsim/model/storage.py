@@ -274,6 +274,8 @@ class Storage:
         self._resume_where_space()
         self._start_copies()
         self._set_growth()
+        if self.full.any():
+            self._pause_writers(np.flatnonzero(self.full), announce=False)
         if self._flows_changed:
             self._rates()
         when = self.next_event_at()
@@ -314,19 +316,33 @@ class Storage:
         self._settle()
 
     def _store_full(self, store: int) -> None:
-        s, now = self.s, self.sim.engine.now
         self.full[store] = True
-        growing = (self.grow + self.dgrow > 0) & (s.disk_store == store)
-        vms = np.unique(s.disk_vm[growing & (s.disk_vm >= 0)])
-        name = s.store_names[store]
-        self.sim.obs.event(now, "datastore_full", name,
-                           f"{format_quantity(s.store_capacity[store], 'bytes')} used; "
-                           f"{vms.size} VMs writing to it paused")
+        self._pause_writers(np.array([store]), announce=True)
+
+    def _pause_writers(self, stores: np.ndarray, announce: bool) -> None:
+        """Pause the VMs whose disks grow on full ``stores`` (on a store that filled just now, or
+        VMs that start writing to one already full)."""
+        s, now = self.s, self.sim.engine.now
+        on_full = np.zeros(len(s.store_names) + 1, dtype=bool)
+        on_full[stores] = True
+        growing = (self.grow + self.dgrow > 0) & on_full[s.disk_store] & (s.disk_vm >= 0)
+        vms, first = np.unique(s.disk_vm[growing], return_index=True)
+        where = s.disk_store[growing][first]
+        if announce:
+            for store in stores.tolist():
+                self.sim.obs.event(now, "datastore_full", s.store_names[store],
+                                   f"{format_quantity(s.store_capacity[store], 'bytes')} used; "
+                                   f"{int(np.count_nonzero(where == store))} VMs writing to it "
+                                   "paused")
+        if vms.size == 0:
+            return
         self.paused[vms] = True
-        self.paused_on[vms] = store
+        self.paused_on[vms] = where
         self._paused_since[vms] = now
         self.sim.obs.events(now, "vm_paused", [self.sim.dc.vms.name[i] for i in vms],
-                            [f"no space left on datastore {name}"] * vms.size)
+                            [f"no space left on datastore {s.store_names[w]}" for w in where])
+        self._set_growth()
+        self.sim.changed()
 
     def _resume_where_space(self) -> None:
         s = self.s
