@@ -88,3 +88,52 @@ def test_an_unknown_network_is_one_clear_error() -> None:
     with pytest.raises(vsim.ScenarioError, match=r"vms.0.nics.1.network: no network 'backnd'.*"
                        "did you mean 'backend'"):
         vsim.run(scenario(text))
+
+
+TRACE = """
+name: trace-io
+duration: 2 h
+period: 10 min
+hosts:
+  - {{name: h, count: 2, cores: 16, core_speed: 2 GHz, ram: 256 GiB}}
+datastores:
+  - {{name: ds, capacity: 1 TiB}}
+workloads:
+  bank: {{kind: bitbrains, path: {path}}}
+vms:
+  - name: app
+    vcpus: 4
+    ram: 8 GiB
+    workload: bank
+    network_trace: bank
+    write_trace: bank
+    disks: [{{size: 10 GiB, format: qcow2, used: 0, new_writes: 100%}}]
+"""
+
+
+def test_traffic_and_writes_follow_a_bitbrains_trace() -> None:
+    from conftest import REPO
+
+    r = run_text(TRACE.format(path=REPO / "workloads/samples/bitbrains/fastStorage"))
+    t = r.tables["vm_traffic"].set_index("vm")
+    # The sample's VMs (KiB/s in the files, x 1024): VM 0 sends 1 and receives 2.5 KiB/s for the
+    # two hours; VM 1 sends 20 and receives 30 KiB/s until it leaves at 1 h 30; VM 2 arrives at
+    # 1 h and sends 0.5 KiB/s from then.
+    assert t.loc[0, "demand_bytes"] == pytest.approx((1024 + 2560) * 7200)
+    assert t.loc[1, "demand_bytes"] == pytest.approx((20480 + 30720) * 5400)
+    assert t.loc[2, "demand_bytes"] == pytest.approx(512 * 3600)
+    assert (t["delivered_bytes"] == t["demand_bytes"]).all()  # 1 Gbit/s NICs: all served
+    # Their thin disks grow with the trace's writes (every write a new block here): VM 0 at
+    # 50 KiB/s for 2 h, VM 2 at 4 KiB/s for its hour; VM 1's disk went with it.
+    used = r.summary["storage"]["datastores"]["ds"]["used_bytes"]
+    assert used == pytest.approx(51200 * 7200 + 4096 * 3600)
+
+
+def test_a_trace_without_network_series_is_one_clear_error() -> None:
+    from conftest import REPO
+
+    text = (TRACE.format(path=REPO / "workloads/samples/azure")
+            .replace("kind: bitbrains", "kind: azure").replace("    write_trace: bank\n", ""))
+    with pytest.raises(vsim.ScenarioError, match=r"vms.0.network_trace: workload 'bank' \(azure\) "
+                       r"has no net_tx and net_rx series"):
+        vsim.run(scenario(text))

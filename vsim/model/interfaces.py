@@ -71,6 +71,20 @@ class DemandSource:
         return self.by_sample[k % n if self.repeat else min(k, n - 1)]
 
 
+@dataclass(frozen=True)
+class RateSeries:
+    """Bytes per second of some VMs from a sampled series (a trace's network or disk columns):
+    ``by_sample[k, j]`` is VM ``vms[j]``'s rate over ``[k*step_s, (k+1)*step_s)``; past the last
+    sample the series repeats, as CPU series do."""
+
+    vms: np.ndarray
+    step_s: float
+    by_sample: np.ndarray  # (T, len(vms))
+
+    def row(self, k: int) -> np.ndarray:
+        return self.by_sample[k % self.by_sample.shape[0]]
+
+
 @dataclass
 class PowerManagement:
     """When hosts are switched on and off. Off hosts are used only when no host that is on fits."""

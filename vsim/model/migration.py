@@ -298,6 +298,14 @@ class MigrationFabric(PrecopyRounds):
             self.net_scale[follow] = scale
             self._changed_flows = True
 
+    def set_own_traffic(self, vms: np.ndarray, bytes_s: np.ndarray) -> None:
+        """The VMs' own traffic (each way) is now ``bytes_s`` (a trace moved on)."""
+        if np.array_equal(self.net[vms], bytes_s):
+            return
+        self.net[vms] = bytes_s
+        self._senders = np.flatnonzero(self.net > 0)
+        self._changed_flows = True
+
     def flows_changed(self) -> None:
         """The VMs' placement changed: with VM traffic, recompute the rates at the next update."""
         if self._senders.size:

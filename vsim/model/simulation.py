@@ -33,6 +33,7 @@ from vsim.model.interfaces import (
     PeriodSnapshot,
     Placement,
     PowerManagement,
+    RateSeries,
     RunTotals,
 )
 from vsim.model.jobs import Jobs
@@ -345,6 +346,25 @@ class Simulation:
         assert self.memory is not None
         self.memory.on_sample(source, k)
         self.changed()
+
+    def _on_traffic_sample(self, series: RateSeries, k: int, sending: bool) -> None:
+        assert self.traffic is not None
+        t = self.traffic
+        t.on_sample(series, k, sending)
+        ids = series.vms
+        # Migrations compete with a VM's busier direction on its NIC.
+        base = t.s.internal[ids] + t.s.external[ids]
+        self.fabric.set_own_traffic(ids, base + np.maximum(t.trace_tx[ids], t.trace_rx[ids]))
+        self.changed()
+
+    def _on_write_sample(self, series: RateSeries, k: int) -> None:
+        assert self.storage is not None
+        rates = series.row(k)
+        self.storage.set_write_rate(series.vms, rates)
+        rep = self.avail.replication if self.avail is not None else None
+        if rep is not None:  # DR replication ships what the VMs write
+            rep.set_write_rate(series.vms, rates, self.engine.now)
+            self.avail.schedule_replication()  # type: ignore[union-attr]
 
     def _on_arrival(self, ids: np.ndarray) -> None:
         if self.storage is not None:
@@ -737,6 +757,14 @@ class Simulation:
             self.storage.schedule()
         if self.moves is not None:
             self.moves.schedule()
+        if self.traffic is not None:
+            for sending, series in ((True, self.traffic.s.sent), (False, self.traffic.s.received)):
+                for src in series:
+                    eng.every(src.step_s, lambda k, s=src, out=sending:
+                              self._on_traffic_sample(s, k, out))
+        if self.storage is not None:
+            for src in self.storage.s.write_series:
+                eng.every(src.step_s, lambda k, s=src: self._on_write_sample(s, k))
         eng.every(self.period_s, self._on_period)
         if self.consolidation is not None:
             c = self.consolidation.interval_s

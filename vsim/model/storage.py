@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vsim.model.datacenter import VmState
+from vsim.model.interfaces import RateSeries
 from vsim.model.network import max_min_rates
 from vsim.model.wakeup import Wakeup
 from vsim.units import format_quantity
@@ -75,6 +76,7 @@ class StorageSetup:
     boot_init_s: np.ndarray
     # Snapshot schedules: (VM ids, first, every or inf, keep, growth share).
     snapshots: list[tuple[np.ndarray, float, float, float, float]] = field(default_factory=list)
+    write_series: list[RateSeries] = field(default_factory=list)  # write rates from traces
 
 
 class Storage:
@@ -261,6 +263,11 @@ class Storage:
         self._drop_flows(gone)
         self._unpause(ids[self.paused[ids]], "deleted")
         self._settle()
+
+    def set_write_rate(self, vms: np.ndarray, bytes_s: np.ndarray) -> None:
+        """The VMs now write ``bytes_s`` (a trace moved on); growth follows at the settle."""
+        self._advance(self.sim.engine.now)
+        self.s.vm_write_rate[vms] = bytes_s
 
     def settle(self) -> None:
         """After every instant: bring space up to now, resume what freed space allows, set the

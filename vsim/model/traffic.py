@@ -14,12 +14,13 @@ carried bytes in a period are exact for the model, not sampled.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vsim.model.datacenter import VmState
+from vsim.model.interfaces import RateSeries
 from vsim.model.moves import migration_load
 from vsim.model.network import Links, max_min_rates
 
@@ -37,6 +38,9 @@ class TrafficSetup:
     internal: np.ndarray
     external: np.ndarray
     follows_cpu: np.ndarray  # bool
+    # Traffic from traces (stays in the site), each direction: added to the above.
+    sent: list[RateSeries] = field(default_factory=list)
+    received: list[RateSeries] = field(default_factory=list)
 
 
 class LinkLoad:
@@ -58,6 +62,12 @@ class LinkLoad:
         self.sent_b = np.zeros(n_v)
         self.rows: dict[str, list[np.ndarray]] = {k: [] for k in _COLUMNS}
         self.peak = np.zeros(n_l)
+        self.trace_tx = np.zeros(n_v)  # bytes/s now, from the traces
+        self.trace_rx = np.zeros(n_v)
+
+    def on_sample(self, series: RateSeries, k: int, sending: bool) -> None:
+        """A trace's traffic moved on to sample ``k`` (the rates are set at the next update)."""
+        (self.trace_tx if sending else self.trace_rx)[series.vms] = series.row(k)
 
     def _advance(self, now: float) -> None:
         dt = now - self.anchor
@@ -89,13 +99,14 @@ class LinkLoad:
         external = np.where(on, self.s.external * scale, 0.0)
         host = sim._exec_host  # where each VM runs now (a post-copy VM: its destination)
         flows, caps, owner = [], [], []
-        for amount, out in ((internal, False), (external, True)):
-            talk = np.flatnonzero(amount > 0)
-            if talk.size == 0:
-                continue
-            h = host[talk].astype(np.int64)
-            site = links.host_site[h]
-            for sending in (True, False):
+        for sending in (True, False):
+            inside = internal + np.where(on, self.trace_tx if sending else self.trace_rx, 0.0)
+            for amount, out in ((inside, False), (external, True)):
+                talk = np.flatnonzero(amount > 0)
+                if talk.size == 0:
+                    continue
+                h = host[talk].astype(np.int64)
+                site = links.host_site[h]
                 p = np.full((talk.size, 3), -1, dtype=np.int64)
                 p[:, 0] = links.tx(h) if sending else links.rx(h)
                 p[:, 1] = 2 * links.n_hosts + site
@@ -105,7 +116,7 @@ class LinkLoad:
                 flows.append(p)
                 caps.append(amount[talk])
                 owner.append(talk)
-        self.r_demand = internal * 2 + external * 2
+        self.r_demand = 2 * (internal + external) + np.where(on, self.trace_tx + self.trace_rx, 0.0)
         self.r_sent = np.zeros(len(v))
         self.r_vm_link = np.zeros(len(cap))
         if flows:

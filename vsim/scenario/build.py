@@ -208,19 +208,25 @@ class _Builder:
         A trace with a memory column gives it: the group's own rows when the group's CPU follows
         the same trace (each VM keeps its own memory), else the next rows as for CPU. Any other
         workload gives its CPU series (rows after the CPU's), as before traces had memory."""
-        as_group = group.model_copy(update={"workload": workload, "name": f"{group.name}/memory"})
-        spec = self.spec.workloads.get(workload)
-        own = self._group_rows.get(g)
-        if own is not None and own[0] == workload and not isinstance(spec, PlanetLabWorkload):
-            table = self._public_trace(workload, spec)  # type: ignore[arg-type]
-            table = table.select(own[1]) if table is not None else None
-        else:
-            table = self.series_for(g, as_group, n)
+        table = self.trace_for(g, group, workload, n, "memory")
         if table is None or table.memory is None:
             return table
         return DemandTable(step_s=table.step_s, cpu=table.memory, names=table.names,
                            source=f"{table.source}:memory", start_s=table.start_s,
                            lifetime_s=table.lifetime_s)
+
+    def trace_for(self, g: int, group: VmGroup, workload: str, n: int,
+                  what: str) -> DemandTable | None:
+        """The series of ``workload`` a VM group's ``what`` (memory, traffic, writes) follows:
+        the group's own rows when its CPU follows the same public trace (each VM keeps its own
+        series), else the next rows as for CPU."""
+        as_group = group.model_copy(update={"workload": workload, "name": f"{group.name}/{what}"})
+        spec = self.spec.workloads.get(workload)
+        own = self._group_rows.get(g)
+        if own is not None and own[0] == workload and not isinstance(spec, PlanetLabWorkload):
+            table = self._public_trace(workload, spec)  # type: ignore[arg-type]
+            return table.select(own[1]) if table is not None else None
+        return self.series_for(g, as_group, n)
 
     def _trace_problem(self, where: tuple[str, ...], exc: ScenarioError) -> None:
         for p in exc.problems:

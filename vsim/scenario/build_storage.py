@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vsim.model.datacenter import Hosts, Vms
+from vsim.model.interfaces import RateSeries
 from vsim.model.storage import CLONE_FULL, CLONE_LINKED, CLONE_NONE, StorageSetup
+from vsim.scenario.build_network import trace_columns
 from vsim.scenario.schema import VmGroup, did_you_mean
 from vsim.scenario.schema_ha import BootSpec
 from vsim.scenario.schema_storage import resolve_share
@@ -48,11 +50,12 @@ def build_storage(b: _Builder, hosts: Hosts, vms: Vms) -> StorageSetup | None:
     by_group = {g.name: g for g in spec.vms}
     _power_off(vms, by_group)
     uses = [(k, g) for k, g in enumerate(spec.vms)
-            if g.disks or g.clone or g.snapshots or g.boot_at_start or g.datastore]
+            if g.disks or g.clone or g.snapshots or g.boot_at_start or g.datastore
+            or g.write_trace]
     if not spec.datastores:
         for k, g in uses:
-            b.fail(("vms", k), f"VM group {g.name!r} has disks, a clone, snapshots, boot_at_start "
-                   "or a datastore, but the scenario declares no datastore",
+            b.fail(("vms", k), f"VM group {g.name!r} has disks, a clone, snapshots, boot_at_start, "
+                   "a write_trace or a datastore, but the scenario declares no datastore",
                    "add datastores: [{name: ds1, capacity: '10 TiB'}]")
         if spec.templates:
             b.fail(("templates",), "templates need a datastore for their disks",
@@ -101,6 +104,14 @@ def build_storage(b: _Builder, hosts: Hosts, vms: Vms) -> StorageSetup | None:
             boot[i] = g.boot or default_boot
         _group_disks(b, k, g, home, store, disks, tpl_names, tpl_disk, spec.templates, ids, clone,
                      template, vm_store)
+    writes = []
+    for k, g in enumerate(spec.vms):
+        if g.write_trace is not None:
+            table = trace_columns(b, k, g, vms, g.write_trace, "write_trace", ("disk_write",))
+            if table is not None:
+                assert table.disk_write is not None
+                writes.append(RateSeries(np.array(members.get(g.name, []), dtype=np.int64),
+                                         table.step_s, np.ascontiguousarray(table.disk_write.T)))
     b.raise_if_failed()
     snapshots = [(np.array(members[g.name], dtype=np.int64), g.snapshots.at,
                   math.inf if g.snapshots.every is None else g.snapshots.every, g.snapshots.keep,
@@ -141,6 +152,7 @@ def build_storage(b: _Builder, hosts: Hosts, vms: Vms) -> StorageSetup | None:
         boot_read_rate=np.array([x.read_rate for x in boot]),
         boot_init_s=np.array([x.init for x in boot]),
         snapshots=snapshots,
+        write_series=writes,
     )
 
 

@@ -412,6 +412,12 @@ class VmGroup(Strict):
     snapshots: SnapshotSpec | None = None
     nics: list[NicSpec] = Field(default_factory=list, description="vNICs: their traffic adds to "
                                 "network")
+    network_trace: str | None = Field(None, description="a trace workload with network series "
+                                      "(Bitbrains): each VM's traffic received and sent follows "
+                                      "its series, besides network and nics")
+    write_trace: str | None = Field(None, description="a trace workload with disk series "
+                                    "(Bitbrains): each VM's write rate follows its series "
+                                    "instead of write_rate")
 
     @model_validator(mode="before")
     @classmethod
