@@ -63,3 +63,14 @@ def test_cloud_migration_moves_every_vm_in_its_waves() -> None:
     last = vms[vms["time_s"] == vms["time_s"].max()]
     cloud = set(np.flatnonzero(r.tables["host_info"]["group"] == "cloud-host"))
     assert set(last["host"]) <= cloud
+
+
+def test_the_run_line_gives_the_storage_network_and_move_figures(tmp_path: Path) -> None:
+    from conftest import vsim_cli
+
+    done = vsim_cli("run", "cloud-migration", "--out", str(tmp_path / "out"), "--no-report",
+                    cwd=SCENARIOS.parent)
+    assert done.returncode == 0, done.stderr
+    assert "; busiest link onprem/uplink-out at 100 %" in done.stderr
+    assert "; move front-ends: 50 of 50 VMs in 5 wave(s), 2.3 h" in done.stderr
+    assert "; move databases: 6 of 6 VMs in 3 wave(s)" in done.stderr

@@ -128,8 +128,34 @@ def run_cmd(scenario: str, seed: int | None, out: Path | None, overrides: tuple[
                f"{s['memory']['swapped_peak_bytes'] / 2**30:.2f} GiB swapped at the peak, "
                f"VMs {100 * (s['memory']['slowdown_mean'] - 1):.1f} % slower on average"
                if s.get("memory") else "")
-            + _availability_line(s.get("availability")), err=True)
+            + _availability_line(s.get("availability"))
+            + _storage_line(s.get("storage"), s.get("network"), s.get("moves")), err=True)
     click.echo(str(folder))
+
+
+def _storage_line(st: dict | None, net: dict | None, moves: dict | None) -> str:
+    """'; datastores up to 87 % full, 12 VMs paused 3.1 h; boots p95 3.6 min; ...'"""
+    line = ""
+    if st:
+        peak = max((d["peak_fill_frac"] for d in st["datastores"].values()), default=0.0)
+        line += f"; datastores up to {100 * peak:.0f} % full"
+        if st["vms_paused"]:
+            line += f", {st['vms_paused']} VM(s) paused {st['vm_hours_paused']:.1f} VM-hours"
+        if st["deploy_s"]["n"]:
+            line += f", {st['deploy_s']['n']} deploy(s) p95 {st['deploy_s']['p95']:.0f} s"
+        if st["boot_s"]["n"]:
+            line += f", boots p95 {st['boot_s']['p95']:.0f} s"
+    if net and net["busiest_links"]:
+        top = net["busiest_links"][0]
+        line += (f"; busiest link {top['link']} at {100 * top['peak_utilisation']:.0f} %, VM "
+                 f"traffic unserved {100 * net['vm_traffic_unserved_frac']:.2f} %")
+    for name, m in (moves or {}).items():
+        if m["moved"]:
+            line += (f"; move {name}: {m['moved']} of {m['vms']} VMs in {m['waves']} wave(s), "
+                     f"{(m['ended_s'] - m['began_s']) / 3600:.1f} h")
+        else:
+            line += f"; move {name}: none of {m['vms']} VMs moved"
+    return line
 
 
 def _availability_line(a: dict | None) -> str:
