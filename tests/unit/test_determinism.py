@@ -123,3 +123,13 @@ def test_live_migrations_and_a_drain_are_deterministic_too() -> None:
     assert_same_tables(first, second)
     assert len(first.tables["migrations"]) > 10
     assert first.summary["maintenance"][0]["migrations"] > 0
+
+
+@pytest.mark.parametrize("name", ["dev-test", "cloud-migration"])
+def test_storage_and_move_scenarios_are_deterministic(name: str) -> None:
+    from conftest import REPO
+
+    loaded = vsim.load_scenario(REPO / "scenarios" / f"{name}.yaml", overrides=["duration=2 d"])
+    first, second = vsim.run(loaded, seed=5), vsim.run(loaded, seed=5)
+    assert_same_tables(first, second)
+    assert {"datastores", "links"} <= set(first.tables)
