@@ -79,7 +79,7 @@ def storage_summary(records: dict[str, Any], tables: dict[str, Columns]) -> dict
     return {
         "datastores": stores,
         "deploy_s": _stats(np.asarray(deploys["deploy_s"], dtype=float)),
-        "deploy_bytes_copied": float(np.sum(deploys["bytes_copied"])),
+        "deploy_bytes_copied": float(np.sum(np.asarray(deploys["bytes_copied"], dtype=float))),
         "space_per_deployed_vm_bytes": _stats(np.asarray(deploys["space_bytes"], dtype=float)),
         "boot_s": _stats(np.asarray(tables["boots"]["boot_s"], dtype=float)),
         "vms_paused": int(np.count_nonzero(paused > 0)),

@@ -15,6 +15,7 @@ the live migrations leave of them (the migrations go first: a cutover is short a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -88,7 +89,7 @@ class Moves:
 
     def schedule(self) -> None:
         for k, s in enumerate(self.specs):
-            self.sim.engine.at(s.start_s, lambda k=k: self._next_wave(k))
+            self.sim.engine.at(s.start_s, partial(self._next_wave, k))
 
     # --- waves ------------------------------------------------------------------------------------
 
@@ -128,7 +129,7 @@ class Moves:
             began = float(np.nanmin(self.t["wave_start"][mine]))
             sim.obs.event(sim.engine.now, "move_wave_end", spec.name,
                           f"wave {self.current[k] + 1} in {sim.engine.now - began:.0f} s")
-            sim.engine.at(sim.engine.now + spec.gap_s, lambda: self._next_wave(k))
+            sim.engine.at(sim.engine.now + spec.gap_s, partial(self._next_wave, k))
 
     # --- disk copies ------------------------------------------------------------------------------
 
@@ -207,7 +208,9 @@ class Moves:
         if f.outcome in ("completed", "forced"):
             self.phase[r] = 4
             self.t["done"][r] = sim.engine.now
-            sim.dc.vms.host_group[f.vm] = self.specs[k].target_group
+            rules = sim.dc.vms.host_group
+            assert rules is not None  # Vms fills in the default
+            rules[f.vm] = self.specs[k].target_group
         else:
             self.phase[r] = 2  # try again
         self._cutover()

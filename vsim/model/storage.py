@@ -22,6 +22,7 @@ at start runs once its boot has read its image and initialised.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -182,8 +183,7 @@ class Storage:
 
     def schedule(self) -> None:
         for vms, first, every, keep, growth in self.s.snapshots:
-            self.sim.engine.at(first, lambda v=vms, e=every, k=keep, g=growth:
-                               self._take_snapshot(v, e, k, g))
+            self.sim.engine.at(first, partial(self._take_snapshot, vms, every, keep, growth))
 
     def on_arrival(self, ids: np.ndarray) -> np.ndarray:
         """VMs arriving: those cloned from a template start their deploy (and arrive when it is
@@ -199,7 +199,7 @@ class Storage:
         for t in np.unique(s.template_linked_s[s.vm_template[linked]]):
             group = linked[s.template_linked_s[s.vm_template[linked]] == t]
             self._create_disks(group)
-            self.sim.engine.at(now + float(t), lambda g=group: self._deployed(g))
+            self.sim.engine.at(now + float(t), partial(self._deployed, group))
         full = deploy[s.vm_clone[deploy] == CLONE_FULL]
         if full.size:
             self.waiting = np.concatenate([self.waiting, full])
@@ -400,9 +400,9 @@ class Storage:
         self.sim.obs.events(now, "snapshot_taken", [self.sim.dc.vms.name[i] for i in taken],
                             [""] * taken.size)
         disks = np.flatnonzero(mine)
-        self.sim.engine.at(now + keep, lambda d=disks: self._consolidate(d))
+        self.sim.engine.at(now + keep, partial(self._consolidate, disks))
         if np.isfinite(every):
-            self.sim.engine.at(now + every, lambda: self._take_snapshot(vms, every, keep, growth))
+            self.sim.engine.at(now + every, partial(self._take_snapshot, vms, every, keep, growth))
         self._settle()
 
     def _consolidate(self, disks: np.ndarray) -> None:
@@ -428,7 +428,7 @@ class Storage:
         links[:, 2] = np.where(np.asarray(host) >= 0, n_s + np.asarray(host), -1)
         self.f_kind += [kind] * n
         self.f_vm += [int(v) for v in vms]
-        self.f_disk += ([int(disks)] * n if np.isscalar(disks) else [int(d) for d in disks])
+        self.f_disk += ([disks] * n if isinstance(disks, int) else [int(d) for d in disks])
         self.f_host += [int(h) for h in np.broadcast_to(host, (n,))]
         self.f_left = np.concatenate([self.f_left, np.broadcast_to(size, (n,)).astype(float)])
         self.f_links = np.vstack([self.f_links, links])
@@ -482,8 +482,8 @@ class Storage:
         read &= (dc.vms.state[vms] == VmState.BOOTING) & (dc.vms.host[vms] == hosts)
         for init in np.unique(s.boot_init_s[vms[read]]):
             group = vms[read][s.boot_init_s[vms[read]] == init]
-            self.sim.engine.at(now + float(init), lambda g=group, h=hosts[read][
-                s.boot_init_s[vms[read]] == init]: self._booted(g, h))
+            on = hosts[read][s.boot_init_s[vms[read]] == init]
+            self.sim.engine.at(now + float(init), partial(self._booted, group, on))
 
     def _booted(self, vms: np.ndarray, hosts: np.ndarray) -> None:
         dc, now = self.sim.dc, self.sim.engine.now

@@ -56,7 +56,7 @@ class LinkLoad:
         self.r_mig = np.zeros(n_l)
         self.r_rep = np.zeros(n_l)
         self.r_demand = np.zeros(n_v)  # both ways
-        self.r_sent = np.zeros(n_v)
+        self.r_sent: np.ndarray = np.zeros(n_v)
         self.p = {k: np.zeros(n_l) for k in ("vm", "migration", "replication")}
         self.demand_b = np.zeros(n_v)  # whole run, bytes
         self.sent_b = np.zeros(n_v)

@@ -25,7 +25,7 @@ def build_moves(b: _Builder, hosts: Hosts, vms: Vms, storage: StorageSetup | Non
     groups = list(dict.fromkeys(vms.group))
     by_vm_group = np.array(vms.group)
     write_of = {g.name: g.write_rate for g in b.spec.vms}
-    data = np.zeros(len(vms))
+    data: np.ndarray = np.zeros(len(vms))
     if storage is not None:
         # What is copied is the data written, thin or thick (unwritten blocks are skipped).
         mine = storage.disk_vm >= 0

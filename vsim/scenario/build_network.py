@@ -49,7 +49,7 @@ def build_traffic(b: _Builder, vms: Vms) -> TrafficSetup | None:
         if g.network_trace is None:
             continue
         table = trace_columns(b, k, g, vms, g.network_trace, "network_trace", ("net_tx", "net_rx"))
-        if table is not None:
+        if table is not None and table.net_tx is not None and table.net_rx is not None:
             mine = np.flatnonzero(np.array(vms.group) == g.name)
             sent.append(RateSeries(mine, table.step_s, np.ascontiguousarray(table.net_tx.T)))
             received.append(RateSeries(mine, table.step_s, np.ascontiguousarray(table.net_rx.T)))

@@ -121,8 +121,8 @@ def build_storage(b: _Builder, hosts: Hosts, vms: Vms) -> StorageSetup | None:
     exists, thin = disks.array("exists", bool), disks.array("thin", bool)
     taken = np.where(thin, disks.array("used"), disks.array("size")) * exists
     at_start = np.bincount(disks.array("store", np.int64), weights=taken, minlength=len(names))
-    for k in np.flatnonzero(at_start > cap):
-        b.fail(("datastores", int(k), "capacity"),
+    for k in np.flatnonzero(at_start > cap).tolist():
+        b.fail(("datastores", k, "capacity"),
                f"datastore {names[k]!r} cannot hold what is on it at the start: "
                f"{format_quantity(at_start[k], 'bytes')} (thick disks whole, thin disks as "
                f"written) on {format_quantity(cap[k], 'bytes')}",
