@@ -61,10 +61,14 @@ SECTION_FIGURES: dict[str, set[str]] = {
     "sec-timeslice": {"fig-timeslice-ready", "fig-timeslice-latency"},
     "sec-memory": {"fig-memory-swapped", "fig-memory-slowdown", "fig-memory-time",
                    "fig-memory-swap-traffic"},
+    "sec-storage": {"fig-storage-fill", "fig-storage-throughput", "fig-storage-paused",
+                    "fig-storage-deploys", "fig-storage-boots", "fig-storage-boot-storm"},
     "sec-availability": {"fig-avail-rto", "fig-avail-capacity", "fig-avail-data-loss"},
     "sec-energy": {"fig-host-energy"},
     "sec-jobs": {"fig-job-times"},
     "sec-migrations": {"fig-migration-timeline", "fig-migration-time", "fig-migration-downtime"},
+    "sec-network": {"fig-network-links", "fig-network-busiest", "fig-network-unserved"},
+    "sec-moves": {"fig-moves-waves"},
     "sec-events": set(),
 }
 EVERY_RUN = {"sec-summary", "sec-datacenter", "sec-heatmap", "sec-ready", "sec-energy",
@@ -119,11 +123,51 @@ jobs:
 # production site failed over to the recovery site by a DR plan; two Monte Carlo replications.
 AVAILABILITY = AVAILABILITY_TINY.replace("name: avail-tiny", "name: browser-availability")
 
+# Storage, networks and moves: four app VMs moved to a cloud site in two waves over a shared
+# uplink (which their vNIC traffic also wants), four desktops linked-cloned from a template that
+# boot at start, and a VM that fills a small thin datastore and is paused.
+STORAGE = """
+name: browser-storage
+seed: 1
+duration: 3 h
+period: 10 min
+sites:
+  - {name: onprem, uplink: 1 Gbit/s}
+  - {name: cloud, uplink: 10 Gbit/s}
+hosts:
+  - {name: old, count: 2, site: onprem, cores: 32, core_speed: 2 GHz, ram: 512 GiB,
+     network: 10 Gbit/s}
+  - {name: new, count: 2, site: cloud, cores: 32, core_speed: 2 GHz, ram: 512 GiB,
+     network: 10 Gbit/s}
+datastores:
+  - {name: san, site: onprem, capacity: 10 TiB, bandwidth: 400 MB/s}
+  - {name: small, site: onprem, capacity: 30 GiB}
+templates:
+  - name: gold
+    disk: {size: 20 GiB, used: 5 GiB, format: vmdk, provisioning: thin, datastore: san}
+networks:
+  - {name: lan}
+vms:
+  - {name: app, count: 4, ram: 8 GiB, hosts: old, write_rate: 1 MB/s, dirty_rate: 0,
+     disks: [{size: 100 GiB, format: vmdk, provisioning: thin, used: 10 GB, datastore: san}],
+     nics: [{network: lan, traffic: 100 Mbit/s, external: true}], workload: cpu}
+  - {name: desk, count: 4, ram: 2 GiB, hosts: old, template: gold, clone: linked,
+     boot_at_start: true, boot: {io: 500 MB, read_rate: 100 MB/s, init: 30 s}, workload: cpu}
+  - {name: filler, count: 1, ram: 2 GiB, hosts: old, write_rate: 10 MiB/s,
+     disks: [{size: 100 GiB, format: qcow2, used: 20 GiB, new_writes: 100%, datastore: small}]}
+moves:
+  - {name: exit, vms: app, to: new, start: 1 h, waves: {size: 2}}
+workloads:
+  cpu: {kind: constant, level: 30%}
+"""
+
 RUNS = {
     "plain": (PLAIN, EVERY_RUN),
     "everything": (EVERYTHING, EVERY_RUN | {"sec-timeslice", "sec-memory", "sec-jobs",
                                             "sec-migrations"}),
     "availability": (AVAILABILITY, EVERY_RUN | {"sec-availability"}),
+    "storage": (STORAGE, EVERY_RUN | {"sec-storage", "sec-migrations", "sec-network",
+                                      "sec-moves"}),
 }
 
 # Recorders, first in <head> so they see errors raised while plotly.js itself loads.
@@ -256,6 +300,10 @@ def test_scenarios_give_the_data_their_sections_need(runs) -> None:
     assert everything.tables["jobs"]["finish_s"].notna().any()
     avail = runs["availability"][0]
     assert (avail.tables["outages"]["how"] == "dr").any()
+    storage = runs["storage"][0]
+    assert storage.summary["storage"]["vms_paused"] > 0 and len(storage.tables["boots"])
+    assert len(storage.tables["deploys"]) and len(storage.tables["moves"])
+    assert (storage.tables["vm_traffic"]["unserved_frac"] > 0).any()
     for name in ("plain", "availability"):
         assert "memory" not in runs[name][0].summary and "timeslice" not in runs[name][0].summary
         assert runs[name][0].tables.get("jobs") is None

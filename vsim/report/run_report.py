@@ -23,6 +23,7 @@ from vsim.report import aggregate as agg
 from vsim.report import availability as av
 from vsim.report import figures as figs
 from vsim.report import memory as mem
+from vsim.report import storage as st
 from vsim.report import timeslice as ts
 from vsim.report.formatting import (
     format_clock,
@@ -411,6 +412,143 @@ def _memory_section(ctx: _Context) -> _Section | None:
     return _Section("sec-memory", "Memory overcommit", "".join(parts))
 
 
+def _storage_section(ctx: _Context) -> _Section | None:
+    stores = ctx.table("datastores", ["time_s", "datastore", "used_bytes", "provisioned_bytes",
+                                      "capacity_bytes", "fill_frac"])
+    if stores is None:
+        return None
+    storage = ctx.summary.get("storage") or {}
+    shown = st.shown_datastores(stores)
+    total = stores["datastore"].nunique()
+    which = "" if len(shown) == total else f" The {len(shown)} of {total} datastores that ran fullest."
+    rows = st.thin_by(stores, "datastore", shown)
+    events = ctx.table("events", ["time_s", "kind", "subject"])
+    full = None if events is None else events[events["kind"].astype(str) == "datastore_full"]
+    parts = ["<h3>Datastore fill</h3>",
+             figure_div(st.fill_figure(rows, full, ctx.tdiv, ctx.tunit), "fig-storage-fill"),
+             _caption("Space written (solid) and space promised to the disks on it (dashed: thin "
+                      "disks' full sizes, thick disks, snapshots, clones), as shares of each "
+                      "datastore's capacity, mean over each period. Dashed above 100 % is thin "
+                      "overcommit; the solid line reaching 100 % is a full datastore (×), whose "
+                      "writing VMs are paused." + which)]
+    if agg.has_columns(rows, ["transfer_bytes_s", "vm_write_bytes_s"]):
+        parts += ["<h3>Datastore throughput</h3>",
+                  figure_div(st.throughput_figure(rows, ctx.tdiv, ctx.tunit),
+                             "fig-storage-throughput"),
+                  _caption("Bytes per second the datastore moved for clones, snapshot "
+                           "consolidations and boot reads (solid), and the VMs' own writes "
+                           "(dotted), mean over each period." + which)]
+    if "vms_paused" in stores.columns and (stores["vms_paused"] > 0).any():
+        hours = storage.get("vm_hours_paused")
+        parts += ["<h3>VMs paused for want of space</h3>",
+                  figure_div(st.paused_figure(stores, ctx.tdiv, ctx.tunit), "fig-storage-paused"),
+                  _caption("VMs paused because a datastore they write to was full, per datastore"
+                           + (f"; {float(hours):,.3g} VM-hours paused in all"
+                              if hours is not None else "") + ".")]
+    if storage.get("datastores"):
+        parts += ["<h3>Per datastore</h3>", st.datastore_table(storage["datastores"]),
+                  _caption("Peak used: the most written at once; provisioned / capacity: the "
+                           "thin overcommit at the end; peak transfers: the highest period mean.")]
+    deploys = ctx.table("deploys", ["template", "clone", "deploy_s", "bytes_copied",
+                                    "space_bytes"])
+    if deploys is not None:
+        clone = deploys["clone"].astype(str)
+        lines = {f"{kind} clones": deploys.loc[clone == kind, "deploy_s"].to_numpy(dtype=float)
+                 for kind in sorted(clone.unique())}
+        parts += ["<h3>Deploying VMs from templates</h3>",
+                  figure_div(st.duration_cdf_figure(lines, "deploy time", "VMs"),
+                             "fig-storage-deploys"),
+                  _caption(f"Empirical CDF of the time from asking for each of {len(deploys):,} "
+                           "clones to it being ready to start, by clone kind: a full clone "
+                           "copies the template's data (and waits for room on its datastore), a "
+                           "linked clone only creates a delta disk."),
+                  st.deploy_table(deploys),
+                  _caption("Space per VM: what the clone holds on its datastore at the end of "
+                           "the run (for a linked clone, its delta disk only).")]
+    boots = ctx.table("boots", ["began_s", "ended_s", "boot_s"])
+    if boots is not None:
+        boot_s = boots["boot_s"].to_numpy(dtype=float)
+        parts += ["<h3>Boots</h3>",
+                  figure_div(st.duration_cdf_figure({"all VMs": boot_s}, "boot time", "VMs"),
+                             "fig-storage-boots"),
+                  _caption(f"Empirical CDF of the boot time of {len(boots):,} VMs that booted "
+                           "when they first started; boots read their disks from the datastore "
+                           "together, so a storm of them takes longer each. Median "
+                           f"{format_duration(float(np.nanmedian(boot_s)))}, longest "
+                           f"{format_duration(float(np.nanmax(boot_s)))}."),
+                  figure_div(st.boot_storm_figure(boots, ctx.tdiv, ctx.tunit),
+                             "fig-storage-boot-storm"),
+                  _caption("The boot storm's shape: VMs booting at each instant, and VMs done "
+                           "booting so far (right axis).")]
+    return _Section("sec-storage", "Storage", "".join(parts))
+
+
+def _network_section(ctx: _Context) -> _Section | None:
+    links = ctx.table("links", ["time_s", "link", "capacity_bytes_s", "carried_bytes_s",
+                                "utilisation"])
+    if links is None:
+        return None
+    network = ctx.summary.get("network") or {}
+    shown = st.busiest_links(links)
+    if not shown:
+        return _Section("sec-network", "Network",
+                        _caption(f"None of the {links['link'].nunique():,} limited links carried "
+                                 "any traffic."))
+    rows = st.thin_by(links, "link", shown)
+    parts = ["<h3>Busiest links</h3>",
+             figure_div(st.links_figure(rows, shown, ctx.tdiv, ctx.tunit), "fig-network-links"),
+             _caption(f"Utilisation (traffic carried over capacity, mean over each period) of "
+                      f"the {len(shown)} links with the busiest period, of "
+                      f"{links['link'].nunique():,} limited links; a host NIC and a site uplink "
+                      "are a link each way (-out, -in).")]
+    if agg.has_columns(rows, ["vm_bytes_s", "migration_bytes_s", "replication_bytes_s"]):
+        parts += [f"<h3>What filled {html.escape(shown[0])}</h3>",
+                  figure_div(st.busiest_link_figure(rows, shown[0], ctx.tdiv, ctx.tunit),
+                             "fig-network-busiest"),
+                  _caption("The busiest link's traffic, stacked by what sent it: the VMs' vNIC "
+                           "traffic, live migrations (of moves and drains too) and replication "
+                           "to a recovery site; dotted: its capacity. Senders share a full link "
+                           "max-min fairly."),
+                  st.link_table(links, shown, network.get("busiest_links") or []),
+                  _caption("Peak: the highest utilisation at any instant (for the links the "
+                           "summary lists); busiest period and mean: over the period means; "
+                           "shares: of all the bytes the link carried.")]
+    traffic = ctx.table("vm_traffic", ["unserved_frac"])
+    if traffic is not None and (traffic["unserved_frac"] > 0).any():
+        worst = traffic["unserved_frac"].max()
+        overall = network.get("vm_traffic_unserved_frac")
+        parts += ["<h3>VM traffic not delivered</h3>",
+                  figure_div(st.unserved_figure(traffic), "fig-network-unserved"),
+                  _caption(f"{len(traffic):,} VMs with vNIC traffic, by the share of the traffic "
+                           "they wanted to send and receive that full links (or port-group "
+                           f"shaping) held back; worst {format_value('x_frac', float(worst))}"
+                           + (f", {format_value('x_frac', float(overall))} over all VMs"
+                              if overall is not None else "") + ".")]
+    return _Section("sec-network", "Network", "".join(parts))
+
+
+def _moves_section(ctx: _Context) -> _Section | None:
+    moves = ctx.table("moves", ["move", "wave", "vm", "wave_start_s", "copy_end_s", "moved_s",
+                                "sent_bytes", "status"])
+    if moves is None:
+        return None
+    end = ctx.summary.get("sim_time_s")
+    waves = st.wave_rows(moves, float(end) if isinstance(end, numbers.Real) else None)
+    body = (
+        "<h3>Waves</h3>"
+        + figure_div(st.waves_figure(waves, ctx.tdiv, ctx.tunit), "fig-moves-waves")
+        + _caption("A row per wave of each move, in the order they started. Upper bar: the "
+                   "disk copies over the WAN, from the wave's start to its last copy done "
+                   "(copies share the links, and each must also carry what its VM writes "
+                   "meanwhile). Lower, hatched bar: the memory live migrations, from the first "
+                   "VM whose disks are across to the last VM running at its destination. A wave "
+                   "still under way at the end of the run is drawn to the end.")
+        + "<h3>Per move</h3>" + st.move_table(waves)
+        + _caption("Data sent: the disks' data and the writes made while they were copied.")
+    )
+    return _Section("sec-moves", "Moves", body)
+
+
 def _availability_section(ctx: _Context) -> _Section | None:
     present = [ctx.tables.get(n) for n in ("outages", "host_failures")]
     if all(t is None for t in present):
@@ -486,10 +624,13 @@ _SECTIONS = (
     _ready_section,
     _timeslice_section,
     _memory_section,
+    _storage_section,
     _availability_section,
     _energy_section,
     _jobs_section,
     _migrations_section,
+    _network_section,
+    _moves_section,
     _events_section,
 )
 
