@@ -303,3 +303,13 @@ def test_datastore_table_from_the_summary() -> None:
         ["ds1", "100 GiB", "90 GiB", "100 GiB", "220 GiB", "2.2 ×", "100 %", "200 MiB/s"],
         ["ds2", "1 GiB", "–", "–", "–", "–", "–", "–"],
     ]
+
+
+def test_rates_in_bytes_per_second_are_formatted_as_bandwidth_and_sections_not_repeated() -> None:
+    from vsim.report.formatting import format_value, summary_rows
+
+    # 1.2e9 B/s = 9.6e9 bit/s: a bandwidth, not a duration (the name ends in _s).
+    assert format_value("storage.datastores.ds.peak_transfer_bytes_s", 1.2e9) == "9.6 Gbit/s"
+    rows = summary_rows({"hosts": 2, "storage": {"vms_paused": 3}, "network": {"x": 1.0},
+                         "moves": {"m": {"vms": 1}}})
+    assert not any(str(r[0]).startswith(("storage", "network", "moves")) for r in rows)

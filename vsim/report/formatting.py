@@ -60,7 +60,8 @@ _LABELS = {
 }
 # Shown in the page header instead, or redundant with another row (energy is shown in kWh).
 _SKIP = {"scenario", "description", "seed", "energy_j"}
-_OWN_SECTION = {"availability"}  # summary parts a report section of their own shows in full
+# Summary parts a report section of their own shows in full.
+_OWN_SECTION = {"availability", "storage", "network", "moves"}
 
 
 def format_duration(seconds: float) -> str:
@@ -123,6 +124,8 @@ def format_value(key: str, value: Any) -> str:
         return f"{value * 100:.3g} %"
     if name.endswith("_kwh"):
         return f"{value:,.4g} kWh" if abs(value) < 1e4 else f"{value:,.0f} kWh"
+    if name.endswith("_bytes_s"):
+        return format_quantity(value, "bandwidth")
     if name.endswith("_s"):
         return format_duration(value)
     suffixes = {"_j": "energy", "_w": "power", "_hz": "frequency", "_bytes": "bytes"}
