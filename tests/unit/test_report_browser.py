@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from conftest import AVAILABILITY_TINY
+from test_report_storage import STORAGE_TINY
 
 import vsim
 from vsim.report import write_report
@@ -123,43 +124,9 @@ jobs:
 # production site failed over to the recovery site by a DR plan; two Monte Carlo replications.
 AVAILABILITY = AVAILABILITY_TINY.replace("name: avail-tiny", "name: browser-availability")
 
-# Storage, networks and moves: four app VMs moved to a cloud site in two waves over a shared
-# uplink (which their vNIC traffic also wants), four desktops linked-cloned from a template that
-# boot at start, and a VM that fills a small thin datastore and is paused.
-STORAGE = """
-name: browser-storage
-seed: 1
-duration: 3 h
-period: 10 min
-sites:
-  - {name: onprem, uplink: 1 Gbit/s}
-  - {name: cloud, uplink: 10 Gbit/s}
-hosts:
-  - {name: old, count: 2, site: onprem, cores: 32, core_speed: 2 GHz, ram: 512 GiB,
-     network: 10 Gbit/s}
-  - {name: new, count: 2, site: cloud, cores: 32, core_speed: 2 GHz, ram: 512 GiB,
-     network: 10 Gbit/s}
-datastores:
-  - {name: san, site: onprem, capacity: 10 TiB, bandwidth: 400 MB/s}
-  - {name: small, site: onprem, capacity: 30 GiB}
-templates:
-  - name: gold
-    disk: {size: 20 GiB, used: 5 GiB, format: vmdk, provisioning: thin, datastore: san}
-networks:
-  - {name: lan}
-vms:
-  - {name: app, count: 4, ram: 8 GiB, hosts: old, write_rate: 1 MB/s, dirty_rate: 0,
-     disks: [{size: 100 GiB, format: vmdk, provisioning: thin, used: 10 GB, datastore: san}],
-     nics: [{network: lan, traffic: 100 Mbit/s, external: true}], workload: cpu}
-  - {name: desk, count: 4, ram: 2 GiB, hosts: old, template: gold, clone: linked,
-     boot_at_start: true, boot: {io: 500 MB, read_rate: 100 MB/s, init: 30 s}, workload: cpu}
-  - {name: filler, count: 1, ram: 2 GiB, hosts: old, write_rate: 10 MiB/s,
-     disks: [{size: 100 GiB, format: qcow2, used: 20 GiB, new_writes: 100%, datastore: small}]}
-moves:
-  - {name: exit, vms: app, to: new, start: 1 h, waves: {size: 2}}
-workloads:
-  cpu: {kind: constant, level: 30%}
-"""
+# Storage, networks and moves: the report tests' scenario (a move in two waves over a shared
+# uplink, linked clones that boot at start, a VM that fills a small datastore), with CPU load.
+STORAGE = STORAGE_TINY
 
 RUNS = {
     "plain": (PLAIN, EVERY_RUN),

@@ -255,20 +255,17 @@ templates:
 networks:
   - {name: lan}
 vms:
-  - name: app
-    count: 4
-    ram: 8 GiB
-    hosts: old
-    write_rate: 1 MB/s
-    dirty_rate: 0
-    disks: [{size: 100 GiB, format: vmdk, provisioning: thin, used: 10 GB, datastore: san}]
-    nics: [{network: lan, traffic: 100 Mbit/s, external: true}]
+  - {name: app, count: 4, ram: 8 GiB, hosts: old, write_rate: 1 MB/s, dirty_rate: 0,
+     disks: [{size: 100 GiB, format: vmdk, provisioning: thin, used: 10 GB, datastore: san}],
+     nics: [{network: lan, traffic: 100 Mbit/s, external: true}], workload: cpu}
   - {name: desk, count: 4, ram: 2 GiB, hosts: old, template: gold, clone: linked,
-     boot_at_start: true, boot: {io: 500 MB, read_rate: 100 MB/s, init: 30 s}}
+     boot_at_start: true, boot: {io: 500 MB, read_rate: 100 MB/s, init: 30 s}, workload: cpu}
   - {name: filler, count: 1, ram: 2 GiB, hosts: old, write_rate: 10 MiB/s,
      disks: [{size: 100 GiB, format: qcow2, used: 20 GiB, new_writes: 100%, datastore: small}]}
 moves:
   - {name: exit, vms: app, to: new, start: 1 h, waves: {size: 2}}
+workloads:
+  cpu: {kind: constant, level: 30%}
 """
 
 STORAGE_FIGURES = ["fig-storage-fill", "fig-storage-throughput", "fig-storage-paused",

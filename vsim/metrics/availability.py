@@ -18,7 +18,8 @@ from scipy.special import stdtrit
 from vsim.model.datacenter import Datacenter
 from vsim.model.interfaces import RunTotals
 
-__all__ = ["availability_summary", "host_failure_columns", "outage_columns", "over_replications"]
+__all__ = ["availability_summary", "distribution", "host_failure_columns", "outage_columns",
+           "over_replications"]
 
 Columns = dict[str, Any]
 
@@ -76,7 +77,8 @@ def host_failure_columns(totals: RunTotals, dc: Datacenter, replication: int = 0
     }
 
 
-def _stats(x: np.ndarray) -> dict[str, float | None]:
+def distribution(x: np.ndarray) -> dict[str, float | None]:
+    """Count, mean, median, 95th percentile and maximum of ``x`` (NaN left out)."""
     x = x[~np.isnan(x)]
     if x.size == 0:
         return {"n": 0, "mean": None, "p50": None, "p95": None, "max": None}
@@ -100,14 +102,14 @@ def availability_summary(out: Columns, fails: Columns, totals: RunTotals) -> dic
                       for k in ("ha", "dr", "repair")},
         "not_restarted": int(np.count_nonzero(~restarted & (how != "departed"))),
         "vm_hours_lost": float(down.sum() / 3600.0),
-        "rto_s": _stats(down[restarted]),
-        "rto_by_priority": {str(p): _stats(down[restarted & (prio == p)])
+        "rto_s": distribution(down[restarted]),
+        "rto_by_priority": {str(p): distribution(down[restarted & (prio == p)])
                             for p in sorted(set(prio.tolist()), reverse=True)},
         "restart_attempts_max": int(np.max(out["attempts"], initial=0)),
         "admission": {"refused": totals.admission_refused, "clusters": totals.admission},
     }
     if dr.any():
-        summary["data_loss_s"] = _stats(np.asarray(out["data_loss_s"], dtype=float)[dr])
+        summary["data_loss_s"] = distribution(np.asarray(out["data_loss_s"], dtype=float)[dr])
     if totals.replication:
         summary["replication"] = totals.replication
     return summary

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from vsim.metrics.availability import distribution
 from vsim.metrics.columns import Categories, Columns
 from vsim.model.datacenter import Datacenter
 
@@ -48,14 +49,6 @@ def storage_tables(records: dict[str, Any], dc: Datacenter) -> dict[str, Columns
     return {"datastores": rows, "deploys": deploys, "boots": boots}
 
 
-def _stats(x: np.ndarray) -> dict[str, float | None]:
-    x = x[~np.isnan(x)]
-    if x.size == 0:
-        return {"n": 0, "mean": None, "p50": None, "p95": None, "max": None}
-    return {"n": int(x.size), "mean": float(x.mean()), "p50": float(np.percentile(x, 50)),
-            "p95": float(np.percentile(x, 95)), "max": float(x.max())}
-
-
 def storage_summary(records: dict[str, Any], tables: dict[str, Columns]) -> dict[str, Any]:
     """Per datastore: capacity, peak and final use, provisioned (overcommit) and the time it was
     full; deploy and boot times; VMs paused for want of space and for how long in all."""
@@ -78,10 +71,10 @@ def storage_summary(records: dict[str, Any], tables: dict[str, Columns]) -> dict
     deploys = tables["deploys"]
     return {
         "datastores": stores,
-        "deploy_s": _stats(np.asarray(deploys["deploy_s"], dtype=float)),
+        "deploy_s": distribution(np.asarray(deploys["deploy_s"], dtype=float)),
         "deploy_bytes_copied": float(np.sum(np.asarray(deploys["bytes_copied"], dtype=float))),
-        "space_per_deployed_vm_bytes": _stats(np.asarray(deploys["space_bytes"], dtype=float)),
-        "boot_s": _stats(np.asarray(tables["boots"]["boot_s"], dtype=float)),
+        "space_per_deployed_vm_bytes": distribution(np.asarray(deploys["space_bytes"], dtype=float)),
+        "boot_s": distribution(np.asarray(tables["boots"]["boot_s"], dtype=float)),
         "vms_paused": int(np.count_nonzero(paused > 0)),
         "vm_hours_paused": float(paused.sum() / 3600.0),
     }
