@@ -2,7 +2,7 @@
 #   make run    create .venv, install vsim, run the default scenario (results/quickstart/<run-id>/)
 #   make test   create .venv, install vsim with its test tools (and, when root, QEMU for the KVM
 #               backend's tests and Chromium for the report's browser tests), run lint, layering
-#               checks and tests
+#               checks, type checks and tests
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -22,6 +22,7 @@ run: $(BIN)/vsim
 lint: $(BIN)/vsim
 	$(BIN)/ruff check vsim tests benchmarks workloads notebooks
 	$(BIN)/lint-imports
+	$(BIN)/mypy vsim
 
 kvm-deps:
 	tools/install-kvm-deps.sh

@@ -51,7 +51,7 @@ class Result:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def save(self, out: str | Path | None = None, *,
-             extra: Mapping[str, Callable[[Path], None]] | None = None) -> Path:
+             extra: Mapping[str, Callable[[Path], object]] | None = None) -> Path:
         """Write the result folder and return it. ``out`` is the folder to create (default
         ``results/<scenario>/<run-id>``). The folder appears complete or not at all: everything
         is written under a temporary name and renamed at the end. ``extra`` maps file names to
@@ -66,7 +66,7 @@ class Result:
             self.meta["peak_memory_bytes"] = _peak_memory()
             path.write_text(_json(self.meta), encoding="utf-8")
 
-        writers: dict[str, Callable[[Path], None]] = {
+        writers: dict[str, Callable[[Path], object]] = {
             "scenario.yaml": lambda path: path.write_text(
                 yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8"),
             "": self.tables.write,  # the Parquet tables, into the folder itself
@@ -83,7 +83,7 @@ def new_result_folder(name: str, suffix: str = "") -> Path:
     return _unique(Path("results") / name / (f"{stamp}-{suffix}" if suffix else stamp))
 
 
-def write_folder(target: Path, writers: Mapping[str, Callable[[Path], None]]) -> Path:
+def write_folder(target: Path, writers: Mapping[str, Callable[[Path], object]]) -> Path:
     """Create the folder ``target`` from ``writers`` (file name -> function writing that file;
     the name "" gets the folder itself). It appears complete or not at all: everything is written
     under a temporary name and renamed at the end."""

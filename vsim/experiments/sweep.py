@@ -276,7 +276,7 @@ def run_task(task: RunTask) -> dict[str, Any]:
         loaded = parse_scenario(task.scenario_yaml, file=task.scenario_file,
                                 base_dir=Path(task.base_dir), overrides=list(task.overrides))
         result = run(loaded, task.seed)
-        extra: dict[str, Callable[[Path], None]] = {}
+        extra: dict[str, Callable[[Path], object]] = {}
         report = task.report
         if report is not None and loaded.spec.output.report:
             extra["report.html"] = lambda p: report(p, result.tables, result.summary, result.meta)

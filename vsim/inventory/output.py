@@ -197,7 +197,7 @@ def _complete(base: dict[str, Any], groups: list[VmGroupDraft]) -> list[str]:
     if nets:
         base["networks"] = nets
     stores = list(base.get("datastores") or [])
-    known = {d.get("name") for d in stores if isinstance(d, dict)}
+    known = {str(d["name"]) for d in stores if isinstance(d, dict) and d.get("name")}
     provisioned: dict[str, int] = {}
     for group in groups:
         for disk in group.members[0].disks:

@@ -39,7 +39,7 @@ __all__ = ["CsvTable", "cells_of", "number", "read_csv_table", "read_vinfo"]
 _MIB = 2**20
 
 # field → the header spellings that carry it (compared in lower case, spaces collapsed).
-_COLUMNS = {
+_COLUMNS: dict[str, tuple[str, ...]] = {
     "name": ("VM", "vInfoVMName"),
     "power": ("Powerstate", "vInfoPowerstate"),
     "template": ("Template", "vInfoTemplate"),

@@ -122,7 +122,7 @@ def measure_cpu(ws: Workspace, points: list[CpuPoint], *, accel: str = "tcg", re
                 settle_s: float = 1.0, duration_s: float = 6.0, boot_timeout_s: float = 60.0,
                 quantile: float = 0.9, progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Rows of the measured ``cpu`` table: one per guest, point and repeat."""
-    options = {"accel": accel, "settle_s": settle_s, "duration_s": duration_s,
+    options: dict[str, Any] = {"accel": accel, "settle_s": settle_s, "duration_s": duration_s,
                "boot_timeout_s": boot_timeout_s, "quantile": quantile}
     rows: list[dict[str, Any]] = []
     best_alone: dict[int, float] = {}

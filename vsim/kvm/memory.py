@@ -126,7 +126,7 @@ def measure_memory(ws: Workspace, points: list[MemoryPoint], *, accel: str = "tc
                    boot_timeout_s: float = 180.0,
                    progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Rows of the measured ``memory`` table: one per point and repeat."""
-    options = {"accel": accel, "settle_s": settle_s, "duration_s": duration_s,
+    options: dict[str, Any] = {"accel": accel, "settle_s": settle_s, "duration_s": duration_s,
                "boot_timeout_s": boot_timeout_s}
     swap = ZramSwap(int(2 * max(p.memory_bytes for p in points)))
     ws.on_close(swap.close)

@@ -188,7 +188,9 @@ class Recorder:
             "host_info": self._host_info(),
             "vm_info": self._vm_info(),
         }
-        out["events"]["kind"] = Categories(out["events"]["kind"].codes, tuple(kinds))
+        codes = out["events"]["kind"]
+        assert isinstance(codes, Categories)
+        out["events"]["kind"] = Categories(codes.codes, tuple(kinds))
         if self.hosts_table:
             out["hosts"] = _concat(self._host_chunks, "state", HOST_STATE_NAMES)
             if "mem_state" in out["hosts"]:

@@ -141,7 +141,7 @@ class _Datacenter:
         pv, pt = self.pairs()
         cap_in = 0.1 * np.minimum(self.request[pv], self.s.pe_mips[pt])
         n_h = len(self.mips)
-        total = np.bincount(src[on], weights=cap[on], minlength=n_h)
+        total = np.bincount(src[on], weights=cap[on], minlength=n_h).astype(float)
         total += np.bincount(pt, weights=cap_in, minlength=n_h)
         over = total > self.mips
         scale = np.where(over, self.mips / np.where(total > 0, total, 1), 1.0)
@@ -256,7 +256,7 @@ class _Datacenter:
         return Planner(self).run()
 
     def start(self, t: float, plan: list[tuple[int, int]], events: list, seq: list[int]) -> None:
-        touched = set()
+        touched: set[int] = set()
         for vm, target in plan:
             self.moves.append((vm, target))
             self.mig_in[target].append(vm)

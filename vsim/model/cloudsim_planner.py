@@ -97,10 +97,11 @@ class Planner:
             self.lin, self.vm_lin = self.hist[:, :k] @ w, dc.hist[:, :k] @ w
             # Whether the trimmed history has k values: a nonzero value k or more back. A host's
             # with a VM added has them when either has (the values are >= 0) ...
-            self.long, self.vm_long = self.hist[:, k - 1:].any(axis=1), dc.hist[:, k - 1:].any(axis=1)
+            self.long = np.asarray(self.hist[:, k - 1:].any(axis=1))
+            self.vm_long = np.asarray(dc.hist[:, k - 1:].any(axis=1))
             # ... unless a negative entry (rounding left by a VM taken off) cancels the VM's value
             # exactly: such hosts get the exact test (the flag stays up for the tick).
-            self.negative = (self.hist < 0).any(axis=1)
+            self.negative = np.asarray((self.hist < 0).any(axis=1))
 
     # Host state as CloudSim's policy sees it --------------------------------------------
 
@@ -128,8 +129,8 @@ class Planner:
                     n -= 1  # CloudSim trims zeros at the old end of the (newest-first) history
                 out[i] = self.detector.one(float(util[i]), row[:n][::-1])
             return out
-        ordered, n = self._trimmed(hist)
-        return self.detector(util, ordered, n)
+        ordered, lengths = self._trimmed(hist)
+        return self.detector(util, ordered, lengths)
 
     def _refresh_one(self, h: int) -> None:
         mips = float(self.dc.mips[h])
@@ -275,8 +276,10 @@ class Planner:
                 c = np.array(cands)
                 hist = dc.hist[c][:, ::-1]
                 n = dc.hist_len[c]
-                pick = int(c[dc.s.selection(dc.s.vm_ram_mb[c].astype(float),
-                                            dc.request[c] / dc.s.vm_mips[c], hist, n)])
+                select = dc.s.selection
+                assert select is not None  # set with the policy
+                pick = int(c[select(dc.s.vm_ram_mb[c].astype(float),
+                                    dc.request[c] / dc.s.vm_mips[c], hist, n)])
                 leaving.append(pick)
                 self.add(pick, h, -1.0)
                 if not self.overloaded(np.array([h]))[0]:

@@ -53,14 +53,16 @@ class Hosts:
     boot_time_s: np.ndarray
     power: PowerCurves
     state: np.ndarray  # HostState, uint8
-    nic_bytes_s: np.ndarray | None = None  # network bandwidth per host (default 1 Gbit/s)
+    # Optional arrays given as None are filled with their defaults in __post_init__, so they
+    # are arrays on every instance.
+    nic_bytes_s: np.ndarray = None  # type: ignore[assignment]  # per host (default 1 Gbit/s)
     # The hypervisor's time-slicing costs (see cpu.contention_loss); default none.
-    switch_loss: np.ndarray | None = None
-    interference: np.ndarray | None = None
+    switch_loss: np.ndarray = None  # type: ignore[assignment]
+    interference: np.ndarray = None  # type: ignore[assignment]
     # Memory admission (hosts whose memory is modelled): what reservations may take (RAM less
     # the free memory the hypervisor keeps) and the swap space for the unreserved rest.
-    mem_reservable: np.ndarray | None = None
-    swap_size: np.ndarray | None = None
+    mem_reservable: np.ndarray = None  # type: ignore[assignment]
+    swap_size: np.ndarray = None  # type: ignore[assignment]
     # Commitments of the VMs placed on each host (STARTING or RUNNING).
     vcpus_used: np.ndarray = field(init=False)
     ram_used: np.ndarray = field(init=False)
@@ -118,10 +120,10 @@ class Vms:
     arrival_s: np.ndarray
     lifetime_s: np.ndarray
     # A VM-host rule: the host group (index into Hosts.group_names) the VM must run in; -1 any.
-    host_group: np.ndarray | None = None
+    host_group: np.ndarray = None  # type: ignore[assignment]
     # Memory admission: reserved host memory (reservation and overhead) and swap space needed.
-    mem_reserved: np.ndarray | None = None
-    swap_need: np.ndarray | None = None
+    mem_reserved: np.ndarray = None  # type: ignore[assignment]
+    swap_need: np.ndarray = None  # type: ignore[assignment]
     state: np.ndarray = field(init=False)
     host: np.ndarray = field(init=False)
     migrating_to: np.ndarray = field(init=False)
@@ -198,12 +200,15 @@ class Datacenter:
 
     def view(self) -> PlacementView:
         h, v = self.hosts, self.vms
+        ro = _readonly
         return PlacementView(
-            *(_readonly(a) for a in (
-                h.cores, h.capacity_hz, h.ram_bytes, h.state, h.vcpus_used, h.ram_used,
-                h.reservation_used_hz, h.vm_count, h.cpu_committed_hz, v.vcpus, v.ram_bytes,
-                v.reservation_hz, v.capacity_hz, v.priority,
-            )),
+            host_cores=ro(h.cores), host_capacity_hz=ro(h.capacity_hz),
+            host_ram_bytes=ro(h.ram_bytes), host_state=ro(h.state),
+            host_vcpus_used=ro(h.vcpus_used), host_ram_used=ro(h.ram_used),
+            host_reservation_used_hz=ro(h.reservation_used_hz), host_vm_count=ro(h.vm_count),
+            host_cpu_committed_hz=ro(h.cpu_committed_hz), vm_vcpus=ro(v.vcpus),
+            vm_ram_bytes=ro(v.ram_bytes), vm_reservation_hz=ro(v.reservation_hz),
+            vm_capacity_hz=ro(v.capacity_hz), vm_priority=ro(v.priority),
             power=h.power,
             host_mem_reservable=_readonly(h.mem_reservable),
             host_mem_reserved=_readonly(h.mem_reserved_used),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -593,7 +594,7 @@ class Simulation:
         ends = now + v.lifetime_s[vm_ids]
         finite = np.isfinite(ends)
         for end in np.unique(ends[finite]):
-            self.engine.at(float(end), lambda ids=vm_ids[finite & (ends == end)]: self._on_departure(ids))
+            self.engine.at(float(end), partial(self._on_departure, vm_ids[finite & (ends == end)]))
 
     def _place_queued(self) -> None:
         v = self.dc.vms
@@ -740,15 +741,15 @@ class Simulation:
         v = self.dc.vms
         eng = self.engine
         for t, group in _by_time(v.arrival_s):
-            eng.at(t, lambda ids=group: self._on_arrival(ids))
+            eng.at(t, partial(self._on_arrival, group))
         for src in self.sources:
-            eng.every(src.step_s, lambda k, s=src: self._on_sample(s, k))
+            eng.every(src.step_s, partial(self._on_sample, src))
         if self.memory is not None:
             for src in self.memory.sources:
-                eng.every(src.step_s, lambda k, s=src: self._on_memory_sample(s, k))
+                eng.every(src.step_s, partial(self._on_memory_sample, src))
         if self.jobs is not None:
             for t, group in _by_time(self.jobs.submit_s):
-                eng.at(t, lambda ids=group: self._on_submit(ids))
+                eng.at(t, partial(self._on_submit, group))
         eng.at(0.0, self._note_initially_empty)
         self.windows.schedule()
         if self.avail is not None:
@@ -759,12 +760,12 @@ class Simulation:
             self.moves.schedule()
         if self.traffic is not None:
             for sending, series in ((True, self.traffic.s.sent), (False, self.traffic.s.received)):
-                for src in series:
-                    eng.every(src.step_s, lambda k, s=src, out=sending:
-                              self._on_traffic_sample(s, k, out))
+                for rates in series:
+                    eng.every(rates.step_s, partial(self._on_traffic_sample, rates,
+                                                    sending=sending))
         if self.storage is not None:
-            for src in self.storage.s.write_series:
-                eng.every(src.step_s, lambda k, s=src: self._on_write_sample(s, k))
+            for rates in self.storage.s.write_series:
+                eng.every(rates.step_s, partial(self._on_write_sample, rates))
         eng.every(self.period_s, self._on_period)
         if self.consolidation is not None:
             c = self.consolidation.interval_s

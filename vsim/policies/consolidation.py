@@ -332,10 +332,10 @@ class DynamicConsolidation:
             if skip:
                 pending.append(source)
                 continue
-            for h in pending:
-                if not sources_done[h]:
-                    sources_done[h] = True
-                    allowed[h] = False
+            for earlier in pending:
+                if not sources_done[earlier]:
+                    sources_done[earlier] = True
+                    allowed[earlier] = False
             pending.clear()
             if sources_done[source]:
                 continue  # it has received VMs in the meantime

@@ -157,7 +157,7 @@ def _seconds_scale(values: np.ndarray) -> tuple[float, str]:
 def duration_cdf_figure(lines: Mapping[str, np.ndarray], x_title: str, counted: str) -> Any:
     """One empirical CDF of durations per line (its legend says how many it has), in s, min or
     h by the median, on a log axis when they spread over more than a decade."""
-    pooled = np.concatenate([np.asarray(v, dtype=float) for v in lines.values()] or [[]])
+    pooled = np.concatenate([np.asarray(v, dtype=float) for v in lines.values()] or [np.zeros(0)])
     pooled = pooled[np.isfinite(pooled)]
     scale, unit = _seconds_scale(pooled)
     log, top = log_scale(pooled), float(pooled.max(initial=0.0))

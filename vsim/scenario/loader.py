@@ -262,21 +262,21 @@ def with_calibration(data: dict[str, Any], base_dir: Path, file: str | None,
     name = data.get("calibration")
     if name is None:
         return data
-    where = {"path": "calibration", "line": lines.get(("calibration",))}
+    line = lines.get(("calibration",))
     if not isinstance(name, str):
         raise ScenarioError([Problem("a calibration is the path of a file written by `vsim "
-                                     "calibrate`", **where)], file=file)
+                                     "calibrate`", path="calibration", line=line)], file=file)
     path = (base_dir / name) if not Path(name).is_absolute() else Path(name)
     try:
         values = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("scenario")
     except OSError:
-        raise ScenarioError([Problem(f"no calibration file {path}", **where,
+        raise ScenarioError([Problem(f"no calibration file {path}", path="calibration", line=line,
                                      hint="write one with `vsim calibrate`")], file=file) from None
     except (yaml.YAMLError, AttributeError):
         values = None
     if not isinstance(values, dict):
         raise ScenarioError([Problem(f"{path} is not a calibration file (no scenario: section)",
-                                     **where, hint="write one with `vsim calibrate`")],
+                                     path="calibration", line=line, hint="write one with `vsim calibrate`")],
                             file=file)
     out = copy.deepcopy(data)
     if isinstance(values.get("migration"), dict) and isinstance(out.get("migration", {}), dict):

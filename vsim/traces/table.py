@@ -34,8 +34,8 @@ class DemandTable:
     cpu: np.ndarray  # float64, shape (n, T)
     names: tuple[str, ...]
     source: str
-    start_s: np.ndarray = field(default=None)  # type: ignore[assignment]  # float64 (n,)
-    lifetime_s: np.ndarray = field(default=None)  # type: ignore[assignment]  # float64 (n,)
+    start_s: np.ndarray = field(default=None)  # type: ignore[arg-type]  # float64 (n,)
+    lifetime_s: np.ndarray = field(default=None)  # type: ignore[arg-type]  # float64 (n,)
     memory: np.ndarray | None = None  # float64 (n, T), 0..1
     disk_read: np.ndarray | None = None  # float64 (n, T), bytes/s
     disk_write: np.ndarray | None = None

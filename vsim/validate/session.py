@@ -158,12 +158,12 @@ def validate(kind: str, measured: pd.DataFrame, calibration: Calibration,
             "naive_outcomes_right": int((outcome.to_numpy() == "completed").sum()),
         }
     elif kind == "cpu":
-        points = cpu_points(measured)
-        predicted = keyed(predict_cpu(points, calibration.cpu, model))
-        naive = keyed(naive_cpu(points))
+        cpu = cpu_points(measured)
+        predicted = keyed(predict_cpu(cpu, calibration.cpu, model))
+        naive = keyed(naive_cpu(cpu))
         errors = error_table(measured, predicted, naive, ["point", "guest"], ["share"],
                              ["guests", "vcpus", "host_cores"])
-        extra = {"points": len(points), "model": model}
+        extra = {"points": len(cpu), "model": model}
     elif kind == "memory":
         measured = measured[measured.slowdown.notna()]  # the OOM killer ended QEMU there
         if measured.empty:

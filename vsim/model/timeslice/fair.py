@@ -209,7 +209,7 @@ class Fair:
         if n == 1:
             return []
         cur = self.h.cur
-        load = [self.load[p] + (cur[p].weight if cur[p] is not None else 0) for p in range(n)]
+        load = [self.load[p] + (c.weight if (c := cur[p]) is not None else 0) for p in range(n)]
         busiest = max(range(n), key=lambda k: (load[k], -k))
         idlest = min(range(n), key=lambda k: (load[k], k))
         gap = load[busiest] - load[idlest]

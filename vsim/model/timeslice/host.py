@@ -484,7 +484,7 @@ class HostSlicer:
         """Everything the schedule's future depends on, times taken relative to now: one flat
         tuple (fixed length per host) and the policy's own."""
         now, end = self.now, self.end
-        key = [-1 if v is None else v.id for v in self.last]
+        key: list[object] = [-1 if v is None else v.id for v in self.last]
         # Once a vCPU has run past the rate limit, how long ago it was switched in no longer
         # matters.
         limit = -self.policy.ratelimit_ns - 1
