@@ -96,6 +96,17 @@ BENCHMARKS = [
               "the same with every host failing about once a year (about 160 failures), HA "
               "restarts under percentage admission control and boot storms",
               "<= 2 x ha-2k-none", relative_to="ha-2k-none", max_ratio=2.0),
+    Benchmark("storage-2k-off", HERE / "scenarios" / "storage-2k.yaml",
+              ("--no-report", "--set", "output.vms_table=false", "--set", "datastores=[]",
+               "--set", "networks=[]", "--set", "vms.0.disks=[]", "--set", "vms.0.snapshots=null",
+               "--set", "vms.0.nics=[]"),
+              "2k hosts in 10 sites, 40k VMs, 30 days at hourly samples, no storage or network "
+              "model", "for information"),
+    Benchmark("storage-2k", HERE / "scenarios" / "storage-2k.yaml",
+              ("--no-report", "--set", "output.vms_table=false"),
+              "the same with a thin disk per VM growing with its writes, nightly snapshots and "
+              "their consolidations, and two vNICs per VM (datastore and link tables)",
+              "<= 2.5 x storage-2k-off", relative_to="storage-2k-off", max_ratio=2.5),
     Benchmark("fluid-20k+vms-table", HERE / "scenarios" / "fluid-20k.yaml", ("--no-report",),
               "the same, with the per-VM table (11.5 M rows)", "for information"),
 ]

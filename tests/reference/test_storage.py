@@ -147,7 +147,10 @@ def test_consolidation_frees_the_delta_and_resumes_paused_vms() -> None:
     # 2 flows x 2 crossings of 100 MiB/s: 25 MiB/s each, 5120 / 25 = 204.8 s; then the space is
     # free again and the VMs resume.
     done = 5400 + 5 * 1024 / 25
-    assert [t for t, _, _ in events_of(r, "snapshot_consolidated")] == pytest.approx([done] * 2)
+    # One event for the group: its two VMs' 5 GiB deltas.
+    assert events_of(r, "snapshot_consolidated") == [(pytest.approx(done), "db",
+                                                       "2 VM(s), 10 GiB freed")]
+    assert events_of(r, "snapshot_taken") == [(1800.0, "db", "2 VM(s)")]
     assert [t for t, _, _ in events_of(r, "vm_resumed")] == pytest.approx([done] * 2)
     assert r.summary["storage"]["vm_hours_paused"] == pytest.approx(2 * (done - full_at) / 3600)
 

@@ -125,6 +125,8 @@ class Storage:
         self.peak_used = self.used()
         self._wake = Wakeup(sim, self.next_event_at, self._on_wake)
         self._wake_at = np.nan
+        self._stale = True  # disks, snapshots, pauses or write rates changed since the last settle
+        self._last_writing = np.zeros(n_v, dtype=bool)
 
     # --- space ------------------------------------------------------------------------------------
 
@@ -255,6 +257,7 @@ class Storage:
 
     def on_departed(self, ids: np.ndarray) -> None:
         """Deleted VMs free their disks (and stop their copies and boots)."""
+        self._stale = True
         self._advance(self.sim.engine.now)
         gone = np.zeros(len(self.sim.dc.vms), dtype=bool)
         gone[ids] = True
@@ -266,6 +269,7 @@ class Storage:
 
     def set_write_rate(self, vms: np.ndarray, bytes_s: np.ndarray) -> None:
         """The VMs now write ``bytes_s`` (a trace moved on); growth follows at the settle."""
+        self._stale = True
         self._advance(self.sim.engine.now)
         self.s.vm_write_rate[vms] = bytes_s
 
@@ -280,6 +284,14 @@ class Storage:
     def _settle(self) -> None:
         self._resume_where_space()
         self._start_copies()
+        writing = self._writing()
+        # Most instants change neither the disks nor who writes (a new CPU sample): then the
+        # growth rates and the next thing due stand.
+        if not (self._stale or self._flows_changed
+                or not np.array_equal(writing, self._last_writing)):
+            return
+        self._stale = False
+        self._last_writing = writing
         self._set_growth()
         if self.full.any():
             self._pause_writers(np.flatnonzero(self.full), announce=False)
@@ -309,6 +321,7 @@ class Storage:
         return now + max(min(times), 0.0)
 
     def _on_wake(self) -> None:
+        self._stale = True
         now = self.sim.engine.now
         self._wake_at = np.nan
         self._advance(now)
@@ -343,6 +356,7 @@ class Storage:
                                    "paused")
         if vms.size == 0:
             return
+        self._stale = True
         self.paused[vms] = True
         self.paused_on[vms] = where
         self._paused_since[vms] = now
@@ -364,6 +378,7 @@ class Storage:
                           f"space freed on datastore {s.store_names[store]}")
 
     def _unpause(self, vms: np.ndarray, why: str) -> None:
+        self._stale = True
         if vms.size == 0:
             return
         now = self.sim.engine.now
@@ -377,6 +392,7 @@ class Storage:
         self.sim.changed()
 
     def _create_disks(self, vms: np.ndarray) -> None:
+        self._stale = True
         mine = np.isin(self.s.disk_vm, vms)
         self.exists[mine] = True
 
@@ -390,15 +406,15 @@ class Storage:
         self.sim.arrive(vms)
 
     def _take_snapshot(self, vms: np.ndarray, every: float, keep: float, growth: float) -> None:
+        self._stale = True
         now = self.sim.engine.now
         self._advance(now)
         s = self.s
         mine = np.isin(s.disk_vm, vms) & self.exists & ~self.snap_open & (self.delta == 0)
         self.snap_open[mine] = True
         self.snap_growth[mine] = growth
-        taken = np.unique(s.disk_vm[mine])
-        self.sim.obs.events(now, "snapshot_taken", [self.sim.dc.vms.name[i] for i in taken],
-                            [""] * taken.size)
+        # One event per VM group, not per VM: a nightly snapshot of 40,000 VMs is one thing.
+        self._group_events("snapshot_taken", np.unique(s.disk_vm[mine]), "")
         disks = np.flatnonzero(mine)
         self.sim.engine.at(now + keep, partial(self._consolidate, disks))
         if np.isfinite(every):
@@ -406,6 +422,7 @@ class Storage:
         self._settle()
 
     def _consolidate(self, disks: np.ndarray) -> None:
+        self._stale = True
         self._advance(self.sim.engine.now)
         s = self.s
         disks = disks[self.exists[disks] & self.snap_open[disks]]
@@ -459,6 +476,7 @@ class Storage:
         self.f_rate = max_min_rates(self.f_links, self.f_cap, self.capacity)
 
     def _finish_flows(self, done: np.ndarray) -> None:
+        self._stale = True
         s, now, dc = self.s, self.sim.engine.now, self.sim.dc
         kinds = np.asarray(self.f_kind)[done]
         vms = np.asarray(self.f_vm, dtype=np.int64)[done]
@@ -472,11 +490,10 @@ class Storage:
             self._deployed(copies)
         merged = disks[kinds == _CONSOLIDATE]
         if merged.size:
-            freed = self.delta[merged].sum()
+            vms = s.disk_vm[merged]
+            freed = np.bincount(vms, weights=self.delta[merged], minlength=len(dc.vms))
             self.delta[merged] = 0.0
-            names = [dc.vms.name[v] for v in np.unique(s.disk_vm[merged])]
-            self.sim.obs.events(now, "snapshot_consolidated", names,
-                                [f"{format_quantity(freed, 'bytes')} freed in all"] * len(names))
+            self._group_events("snapshot_consolidated", np.unique(vms), "freed", freed)
         read = (kinds == _BOOT_READ)
         # A boot still counts only if the VM is still booting on the host it started on.
         read &= (dc.vms.state[vms] == VmState.BOOTING) & (dc.vms.host[vms] == hosts)
@@ -497,6 +514,18 @@ class Storage:
         self.sim.obs.events(now, "vm_booted", [dc.vms.name[i] for i in vms],
                             [f"{now - b:.1f} s after it started" for b in self.boot_began[vms]])
         self.sim.changed()
+
+    def _group_events(self, kind: str, vms: np.ndarray, what: str,
+                      amount: np.ndarray | None = None) -> None:
+        """One event per VM group of ``vms``: subject the group, detail how many VMs (and how
+        many bytes of ``amount``, per VM, in all)."""
+        groups = np.array(self.sim.dc.vms.group, dtype=object)[vms]
+        for g in dict.fromkeys(groups.tolist()):
+            mine = vms[groups == g]
+            detail = f"{mine.size} VM(s)"
+            if amount is not None:
+                detail += f", {format_quantity(float(amount[mine].sum()), 'bytes')} {what}"
+            self.sim.obs.event(self.sim.engine.now, kind, str(g), detail)
 
     # --- records ----------------------------------------------------------------------------------
 
