@@ -314,6 +314,69 @@ def test_vdisk_tab_gives_each_vm_its_disks() -> None:
         "old99: in the vDisk tab but in no other file read: its disks are not used"]
 
 
+def _workbook(path: Path, sheets: dict[str, Path]) -> Path:
+    """An .xlsx like RVTools writes: one sheet per tab, the CSV samples' cells as values
+    (numbers as numbers, True/False as booleans)."""
+    import csv
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.remove(book.active)
+    for name, source in sheets.items():
+        sheet = book.create_sheet(name)
+        for k, row in enumerate(csv.reader(source.read_text(encoding="utf-8").splitlines())):
+            cells: list[object] = []
+            for cell in row:
+                if k and cell in ("True", "False"):
+                    cells.append(cell == "True")
+                else:
+                    try:
+                        cells.append(int(cell) if k else cell)
+                    except ValueError:
+                        cells.append(cell)
+            sheet.append(cells)
+    book.save(path)
+    return path
+
+
+def test_an_rvtools_workbook_reads_as_its_csv_tabs(tmp_path: Path) -> None:
+    book = _workbook(tmp_path / "RVTools_export_all.xlsx",
+                     {"vInfo": DATA / "vinfo.csv", "vCPU": DATA / "vinfo.csv",
+                      "vDisk": DATA / "vdisk.csv"})
+    [from_book] = read_inventories([book])
+    vinfo, _ = read_inventories([DATA / "vinfo.csv", DATA / "vdisk.csv"])
+    # The same VMs, with the vDisk sheet's disks, as from the two CSV tabs.
+    assert from_book.vms == vinfo.vms and from_book.templates == vinfo.templates == 1
+    notes = [n.render() for n in from_book.notes]
+    assert "old99: in the vDisk tab but in no other file read: its disks are not used" in notes
+    # Without a vDisk sheet: vInfo's totals, as from the vInfo CSV alone.
+    only = _workbook(tmp_path / "vinfo-only.xlsx", {"vInfo": DATA / "vinfo.csv"})
+    assert read_inventories([only])[0].vms == read_inventories([DATA / "vinfo.csv"])[0].vms
+
+
+def test_bad_workbooks_are_one_clear_error(tmp_path: Path) -> None:
+    no_vinfo = _workbook(tmp_path / "disks.xlsx", {"vDisk": DATA / "vdisk.csv"})
+    with pytest.raises(VsimError, match="no vInfo sheet"):
+        read_inventories([no_vinfo])
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"not a zip file")
+    with pytest.raises(VsimError, match=r"broken.xlsx.*not a readable .xlsx workbook"):
+        read_inventories([broken])
+    old = tmp_path / "old.xls"
+    old.write_bytes(b"\xd0\xcf\x11\xe0")
+    with pytest.raises(VsimError, match="Excel 97-2003"):
+        read_inventories([old])
+    # A bad cell names the sheet and the row.
+    rows = (DATA / "vinfo.csv").read_text(encoding="utf-8").splitlines()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([rows[0], rows[1].replace(",2,", ",two,", 1), *rows[2:]]),
+                   encoding="utf-8")
+    with pytest.raises(VsimError, match=r"bad-cell.xlsx \(sheet vInfo\):2: CPUs 'two' of VM "
+                       r"'app01' is not a number"):
+        read_inventories([_workbook(tmp_path / "bad-cell.xlsx", {"vInfo": bad})])
+
+
 def test_vdisk_tab_without_vm_column(tmp_path: Path) -> None:
     path = tmp_path / "vdisk.csv"
     path.write_text("Disk,Capacity MiB\nHard disk 1,1024\n")
@@ -322,7 +385,7 @@ def test_vdisk_tab_without_vm_column(tmp_path: Path) -> None:
 
 def test_unknown_file_types_are_refused(tmp_path: Path) -> None:
     for name, expected in [("vms.json", "unknown inventory file type '.json'"),
-                           ("RVTools.xlsx", "a spreadsheet, not a CSV"),
+                           ("RVTools.xls", "an Excel 97-2003 workbook"),
                            ("missing.csv", "no such file")]:
         path = tmp_path / name
         if name != "missing.csv":

@@ -35,6 +35,7 @@ from vsim.inventory.output import (
 from vsim.inventory.ovf import read_ova, read_ovf, read_ovf_bytes
 from vsim.inventory.rvtools import read_csv_table, read_vinfo
 from vsim.inventory.vdisk import apply_vdisk, is_vdisk, read_vdisk
+from vsim.inventory.workbook import read_workbook
 
 __all__ = [
     "Disk",
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 _KNOWN = ".ovf (OVF descriptor), .ova (OVF package), .xml (libvirt domain from `virsh dumpxml`, " \
-         "or an OVF) or .csv (RVTools vInfo or vDisk)"
+         "or an OVF), .xlsx (an RVTools workbook) or .csv (RVTools vInfo or vDisk)"
 
 
 def read_inventory(path: str | Path) -> Inventory:
@@ -75,9 +76,11 @@ def read_inventory(path: str | Path) -> Inventory:
         return read_vdisk(table) if is_vdisk(table) else read_vinfo(table)
     if suffix == ".xml":
         return _read_xml(read_bytes(path), path)
-    if suffix in (".xlsx", ".xls"):
-        raise bad_input(path, "a spreadsheet, not a CSV",
-                        hint="save RVTools' vInfo tab as CSV, or export with RVTools' -csv")
+    if suffix == ".xlsx":
+        return read_workbook(path)
+    if suffix == ".xls":
+        raise bad_input(path, "an Excel 97-2003 workbook, which vsim does not read",
+                        hint="save it as .xlsx, or save the vInfo tab as CSV")
     raise bad_input(path, f"unknown inventory file type {suffix or '(no extension)'!r}",
                     hint=f"give {_KNOWN}")
 
