@@ -9,7 +9,7 @@ from pydantic import BeforeValidator, WithJsonSchema
 
 from vsim.units import parse_quantity
 
-__all__ = ["Bandwidth", "BandwidthLimit", "Bytes", "BytesLimit", "Delay", "Duration", "Fraction", "Frequency", "Interval", "Lifetime", "Limit", "Power", "RamSize", "Rate", "Speed", "Time", "Work"]
+__all__ = ["Bandwidth", "BandwidthLimit", "Bytes", "BytesLimit", "Delay", "Duration", "Fraction", "Frequency", "Interval", "Lifetime", "Limit", "Power", "RamSize", "Rate", "Speed", "Time", "Work", "bytes_or_share"]
 
 
 def _quantity(kind: str, example: str, *, allow: tuple[str, ...] = (), positive: bool = False,
@@ -56,3 +56,34 @@ Bandwidth = _quantity("bandwidth", "1 Gbit/s", positive=True)
 Rate = _quantity("bandwidth", "20 MiB/s")
 BandwidthLimit = _quantity("bandwidth", "128 MiB/s", allow=("unlimited", "none"), positive=True)
 BytesLimit = _quantity("bytes", "8 GiB", allow=("unlimited", "none"))
+
+
+def bytes_or_share(what: str, of: str, example: str) -> Any:
+    """A size written in bytes ('512 MiB', held as a float) or as a share of ``of`` ('25%', kept
+    as text until the whole is known); ``what`` names it in errors."""
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, str) and value.strip().endswith("%"):
+            share = parse_quantity(value, "fraction")
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"a share of {of} is between 0% and 100%, got {value!r}")
+            return value.strip()
+        try:
+            number = parse_quantity(value, "bytes")
+        except ValueError:
+            raise ValueError(f"cannot read {value!r} as {what}; write bytes like {example!r} "
+                             f"or a share of {of} like '25%'") from None
+        if number < 0:
+            raise ValueError(f"must not be negative, got {value!r}")
+        return number
+
+    return Annotated[
+        str | float, BeforeValidator(parse),
+        WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}],
+                        "description": f"bytes such as {example!r}, or a share of {of} such as "
+                                       "'25%'"}),
+    ]
+
+
+WorkingSet = bytes_or_share("a working set", "RAM", "512 MiB")
+BytesOrShare = bytes_or_share("a disk size", "the disk", "12 GiB")

@@ -19,7 +19,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    WithJsonSchema,
     model_validator,
 )
 
@@ -47,6 +46,7 @@ from vsim.scenario.quantities import (
     Speed,
     Time,
     Work,
+    WorkingSet,
 )
 from vsim.scenario.schema_ha import BootSpec, DrSpec, FailureSpec, HaSpec
 from vsim.scenario.schema_storage import (
@@ -300,27 +300,6 @@ def _trace_share(value: Any) -> Any:
 
 
 TraceShare = Annotated[str, BeforeValidator(_trace_share)]
-
-
-def _working_set(value: Any) -> Any:
-    if isinstance(value, str) and value.strip().endswith("%"):
-        parse_quantity(value, "fraction")
-        return value.strip()
-    try:
-        number = parse_quantity(value, "bytes")
-    except ValueError:
-        raise ValueError(f"cannot read {value!r} as a working set; write bytes like '512 MiB' "
-                         "or a share of RAM like '25%'") from None
-    if number < 0:
-        raise ValueError(f"must not be negative, got {value!r}")
-    return number
-
-
-WorkingSet = Annotated[
-    str | float, BeforeValidator(_working_set),
-    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}],
-                    "description": "bytes such as '512 MiB', or a share of RAM such as '25%'"}),
-]
 
 
 class ActiveFromWorkload(Strict):

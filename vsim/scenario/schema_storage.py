@@ -11,11 +11,19 @@ host's uplinks with migrations and replication.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field
 
-from vsim.scenario.quantities import BandwidthLimit, Fraction, Interval, RamSize, Rate, Time
+from vsim.scenario.quantities import (
+    BandwidthLimit,
+    BytesOrShare,
+    Fraction,
+    Interval,
+    RamSize,
+    Rate,
+    Time,
+)
 from vsim.units import parse_quantity
 
 __all__ = ["DISK_FORMATS", "BytesOrShare", "DatastoreSpec", "DiskSpec", "NetworkSpec", "NicSpec",
@@ -31,26 +39,6 @@ class _Strict(BaseModel):
 # a raw image is a preallocated file. (qemu-img(1); vSphere "Virtual Disk Provisioning Policies";
 # Hyper-V New-VHD -Dynamic default in Hyper-V Manager.)
 DISK_FORMATS: dict[str, str] = {"qcow2": "thin", "vmdk": "thick", "vhdx": "thin", "raw": "thick"}
-
-
-def _bytes_or_share(value: Any) -> Any:
-    """'12 GiB' as bytes, or '30%' kept as text (a share of the disk's size)."""
-    if isinstance(value, str) and value.strip().endswith("%"):
-        share = parse_quantity(value, "fraction")
-        if not 0.0 <= share <= 1.0:
-            raise ValueError(f"a share of the disk is between 0% and 100%, got {value!r}")
-        return value.strip()
-    number = parse_quantity(value, "bytes")
-    if number < 0:
-        raise ValueError(f"must not be negative, got {value!r}")
-    return number
-
-
-BytesOrShare = Annotated[
-    str | float, BeforeValidator(_bytes_or_share),
-    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}],
-                    "description": "bytes such as '12 GiB', or a share of the disk such as '30%'"}),
-]
 
 
 def resolve_share(value: str | float, whole: float) -> float:
