@@ -84,3 +84,37 @@ def test_a_move_to_an_unknown_host_group_is_one_clear_error() -> None:
     with pytest.raises(vsim.ScenarioError, match=r"moves.0.to: no host group 'nwe'.*did you mean "
                        "'new'"):
         vsim.run(scenario(text))
+
+
+def test_a_cold_move_shuts_down_copies_at_full_speed_and_boots_at_the_destination() -> None:
+    r = run_text(EXIT.format(gap="0", extra=", mode: cold, boot: 2 min"))
+    # Shut down at the wave's start, so nothing is written meanwhile: four 25 GB copies at
+    # 125 / 4 = 31.25 MB/s each take 800 s; then 2 min to boot on a cloud host (already on).
+    copy = 25e9 / 31.25e6
+    wave = copy + 120
+    moves = r.tables["moves"]
+    assert moves["copy_end_s"].to_numpy() == pytest.approx([3600 + copy] * 4
+                                                           + [3600 + wave + copy] * 4)
+    assert moves["moved_s"].to_numpy() == pytest.approx([3600 + wave] * 4
+                                                        + [3600 + 2 * wave] * 4)
+    assert moves["down_s"].to_numpy() == pytest.approx([wave] * 8)
+    assert moves["sent_bytes"].to_numpy() == pytest.approx(25e9)  # nothing to re-send
+    assert len(r.tables["migrations"]) == 0  # no live migration at all
+    # While down (at the end of the period from 1 h) the VM is on no host; afterwards it runs
+    # in the cloud.
+    vms = r.tables["vms"]
+    app0 = vms[vms["vm"] == 0].set_index("time_s")
+    assert app0.loc[3600.0, "state"] == "down" and app0.loc[3600.0, "host"] == -1
+    assert app0.iloc[-1]["host"] in (2, 3) and app0.iloc[-1]["state"] == "running"
+
+
+def test_a_cold_move_waits_for_a_destination_host_to_boot() -> None:
+    text = EXIT.format(gap="0", extra=", mode: cold, boot: 2 min").replace(
+        "network: 10 Gbit/s}\ndatastores", "network: 10 Gbit/s, initially: off}\ndatastores")
+    r = run_text(text)
+    # The cloud hosts are off: the first copies' end powers one on (2 min, the default boot
+    # time), and the VMs boot on it once it is on.
+    copy = 25e9 / 31.25e6
+    moves = r.tables["moves"]
+    first = moves[moves["wave"] == 1]
+    assert first["moved_s"].to_numpy() == pytest.approx(3600 + copy + 120 + 120)

@@ -73,6 +73,8 @@ def move_tables(records: dict[str, Any], dc: Datacenter) -> dict[str, Columns]:
         "copy_start_s": records["copy_start_s"],
         "copy_end_s": records["copy_end_s"],
         "moved_s": records["done_s"],
+        # Cold moves: from the shutdown to running at the destination (live: see migrations).
+        "down_s": np.where(records["cold"], records["done_s"] - records["off_s"], np.nan),
         "status": Categories(np.asarray(records["phase"], dtype=np.int32), _PHASES),
     }}
 

@@ -311,6 +311,15 @@ class Datacenter:
         v.start_s[waiting] = now
         return waiting
 
+    def shut_down(self, vm_ids: np.ndarray) -> None:
+        """Running VMs are powered off to be started elsewhere (a cold move): on no host, down,
+        until :meth:`restart` boots them again."""
+        v = self.vms
+        assert np.all(v.state[vm_ids] == VmState.RUNNING)
+        self._commit(vm_ids, v.host[vm_ids].astype(np.int64), -1.0)
+        v.host[vm_ids] = -1
+        v.state[vm_ids] = VmState.DOWN
+
     def remove(self, vm_ids: np.ndarray, now: float) -> None:
         """VMs leave their hosts for good (departure); a migration under way is abandoned. A VM
         that is down leaves from nowhere."""

@@ -436,6 +436,8 @@ class Simulation:
         self._admit()
         if self.avail is not None:
             self.avail.on_host_on(host)
+        if self.moves is not None:
+            self.moves.on_host_on()
         self.changed()
 
     def _note_empty(self, host: int) -> None:

@@ -53,6 +53,7 @@ def build_moves(b: _Builder, hosts: Hosts, vms: Vms, storage: StorageSetup | Non
             target_site=int(sites[0]), start_s=m.start, wave_size=m.waves.size, gap_s=m.waves.gap,
             max_concurrent=math.inf if m.max_concurrent is None else m.max_concurrent,
             disk_bytes=data[ids], write_rate=np.array([write_of.get(vms.group[i], 0.0)
-                                                       for i in ids])))
+                                                       for i in ids]),
+            cold=m.mode == "cold", boot_s=m.boot))
     b.raise_if_failed()
     return out

@@ -625,6 +625,10 @@ class MoveSpec(Strict):
     waves: MoveWaves = MoveWaves()
     max_concurrent: int | None = Field(None, ge=1, description="disk copies at a time "
                                        "(default: a whole wave)")
+    mode: Literal["live", "cold"] = Field(
+        "live", description="live: copy the disks while the VM runs, then live-migrate it; "
+        "cold: shut it down, copy its disks, boot it at the destination")
+    boot: Time = Field(120.0, description="cold: from power-on at the destination to running")
 
 
 class PowerManagementSpec(Strict):
