@@ -245,3 +245,15 @@ def test_a_vm_that_starts_writing_on_a_full_datastore_is_paused_at_once() -> Non
     late = [t for t, s, _ in events_of(r, "vm_paused") if s == "late"]
     assert late == [3600.0]  # it starts at 1 h and its first write finds no room
     assert r.summary["storage"]["datastores"]["ds1"]["peak_fill_frac"] == pytest.approx(1.0)
+
+
+def test_the_datastore_table_gives_what_the_vms_wrote_in_each_period() -> None:
+    r = thin(capacity="1 TiB")
+    rows = r.tables["datastores"].set_index("time_s")
+    # First 10 minutes: the apps write 4 x 10 MiB/s throughout; the two clones 1 MiB/s each
+    # from their deploy at 204.8 s (a clone's copy is transfer, not a VM write).
+    first = (4 * 10 * MiB * 600 + 2 * 1 * MiB * (600 - 204.8)) / 600
+    assert rows.loc[0.0, "vm_write_bytes_s"] == pytest.approx(first)
+    assert rows.loc[600.0, "vm_write_bytes_s"] == pytest.approx(42 * MiB)
+    # Copies: 2 x 10 GiB read and written on ds1 (4 x 10 GiB through it) in the first period.
+    assert rows.loc[0.0, "transfer_bytes_s"] == pytest.approx(4 * 10 * GiB / 600)

@@ -121,6 +121,7 @@ class Storage:
         self._paused_since = np.full(n_v, np.nan)
         self.moved = np.zeros(len(setup.store_names))  # bytes moved by flows this period
         self.written = np.zeros(len(setup.store_names))  # bytes written by VMs this period
+        self._store_write: np.ndarray = np.zeros(len(setup.store_names))  # bytes/s written now
         self.rows: dict[str, list[Any]] = {k: [] for k in _STORE_COLUMNS}
         self.peak_used = self.used()
         self._wake = Wakeup(sim, self.next_event_at, self._on_wake)
@@ -153,10 +154,7 @@ class Storage:
             self.alloc = np.minimum(self.alloc + self.grow * dt,
                                     np.where(growing, s.disk_size, self.alloc))
             self.delta = np.minimum(self.delta + self.dgrow * dt, s.disk_size)
-        vm_w = self._writing() * s.vm_write_rate
-        self.written += np.bincount(s.disk_store, weights=vm_w[np.maximum(s.disk_vm, 0)]
-                                    * (s.disk_vm >= 0) * s.disk_write_share * self.exists,
-                                    minlength=len(s.store_names)) * dt
+        self.written += self._store_write * dt  # at the rates set since the last settle
         if len(self.f_left):
             done = np.minimum(self.f_rate * dt, self.f_left)
             self.f_left = self.f_left - done
@@ -177,6 +175,7 @@ class Storage:
         vm = np.maximum(s.disk_vm, 0)
         w = np.where((s.disk_vm >= 0) & self.exists, self._writing()[vm] * s.vm_write_rate[vm]
                      * s.disk_write_share, 0.0)
+        self._store_write = np.bincount(s.disk_store, weights=w, minlength=len(s.store_names))
         self.dgrow = np.where(self.snap_open & (self.delta < s.disk_size), w * self.snap_growth, 0.0)
         self.grow = np.where(~self.snap_open & s.disk_thin & (self.alloc < s.disk_size),
                              w * s.disk_new_writes, 0.0)
