@@ -86,7 +86,8 @@ class Moves:
         self.src = np.full(n, -1, dtype=np.int64)  # the host a VM's copy leaves from
         self.sent = np.zeros(n)
         self.rate = np.zeros(n)
-        # 0 waiting, 1 copying disks, 2 waiting for a host, 3 migrating memory, 4 done, 5 failed
+        # 0 waiting, 1 copying disks, 2 waiting for a host, 3 migrating memory (cold: booting at
+        # the destination), 4 done, 5 skipped (gone, or not running when its turn came)
         self.phase = np.zeros(n, dtype=np.int8)
         self.t = {k: np.full(n, np.nan) for k in ("wave_start", "copy_start", "copy_end", "done",
                                                   "off")}
