@@ -257,3 +257,16 @@ def test_the_datastore_table_gives_what_the_vms_wrote_in_each_period() -> None:
     assert rows.loc[600.0, "vm_write_bytes_s"] == pytest.approx(42 * MiB)
     # Copies: 2 x 10 GiB read and written on ds1 (4 x 10 GiB through it) in the first period.
     assert rows.loc[0.0, "transfer_bytes_s"] == pytest.approx(4 * 10 * GiB / 600)
+
+
+def test_a_full_clone_that_does_not_fit_waits_for_room() -> None:
+    r = thin(capacity="45 GiB")
+    # At 0: the template's 10 GiB + 4 x 5 GiB = 30 GiB. dev-0's 10 GiB copy fits (40 GiB);
+    # dev-1's would make 50 GiB: it waits, and nothing ever frees room for it.
+    assert events_of(r, "deploy_waiting") == [(0.0, "dev-1", "no room on its datastore for the "
+                                                            "clone")]
+    d = r.tables["deploys"].set_index("name")
+    # dev-0 copies alone: twice through ds1's 200 MiB/s, 100 MiB/s, 10 GiB in 102.4 s.
+    assert d.loc["dev-0", "deploy_s"] == pytest.approx(10 * 1024 / 100)
+    assert np.isnan(d.loc["dev-1", "deployed_s"])
+    assert np.isnan(r.tables["vm_info"].set_index("name").loc["dev-1", "start_s"])

@@ -280,6 +280,11 @@ class Datacenter:
         self._commit(vm_ids, host_ids, +1.0)
         v.state[vm_ids] = VmState.BOOTING
 
+    def begin_boot(self, vm_ids: np.ndarray) -> None:
+        """VMs just started on their host boot first (they run once :meth:`booted`)."""
+        assert np.all(self.vms.state[vm_ids] == VmState.RUNNING)
+        self.vms.state[vm_ids] = VmState.BOOTING
+
     def booted(self, vm_ids: np.ndarray) -> None:
         """Restarted VMs finished booting: they run."""
         assert np.all(self.vms.state[vm_ids] == VmState.BOOTING)

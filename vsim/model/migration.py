@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from vsim.model.datacenter import Datacenter
-from vsim.model.network import Links, max_min_rates
+from vsim.model.network import Links, link_load, max_min_rates
 from vsim.model.precopy import (
     EPS_S,
     IS_FLOWING,
@@ -297,6 +297,12 @@ class MigrationFabric(PrecopyRounds):
         if not np.array_equal(scale, self.net_scale[follow]):
             self.net_scale[follow] = scale
             self._changed_flows = True
+
+    def link_bytes_s(self) -> np.ndarray:
+        """The migrations' load on every link now (bytes/s, by link id)."""
+        ids = self.flowing() if self.active.size else np.zeros(0, dtype=np.int64)
+        return link_load(self.links.path(self.source[ids], self.dest[ids]), self.rate[ids],
+                         len(self.links.capacity))
 
     def set_own_traffic(self, vms: np.ndarray, bytes_s: np.ndarray) -> None:
         """The VMs' own traffic (each way) is now ``bytes_s`` (a trace moved on)."""

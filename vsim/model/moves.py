@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vsim.model.datacenter import HostState, VmState
-from vsim.model.network import max_min_rates
+from vsim.model.network import link_load, max_min_rates
 from vsim.model.wakeup import Wakeup
 
 if TYPE_CHECKING:
     from vsim.model.migration import Finished
     from vsim.model.simulation import Simulation
 
-__all__ = ["MoveSpec", "Moves", "migration_load"]
+__all__ = ["MoveSpec", "Moves"]
 
 _EPS = 1.0  # bytes
 
@@ -52,20 +52,6 @@ class MoveSpec:
     boot_s: float = 0.0  # cold: from power-on at the destination to running
 
 
-def migration_load(sim: Simulation) -> np.ndarray:
-    """The live migrations' load on every link now (bytes/s, by link id)."""
-    fab = sim.fabric
-    links = fab.links
-    out = np.zeros(len(links.capacity))
-    ids = fab.flowing() if fab.active.size else np.zeros(0, dtype=np.int64)
-    if ids.size:
-        paths = links.path(fab.source[ids], fab.dest[ids])
-        valid = paths >= 0
-        out += np.bincount(paths[valid], weights=np.broadcast_to(
-            fab.rate[ids][:, None], paths.shape)[valid], minlength=len(out))
-    return out
-
-
 class Moves:
     """Every move of one simulation."""
 
@@ -84,6 +70,7 @@ class Moves:
         self.write = (np.concatenate([s.write_rate for s in specs]) if n else np.zeros(0)).astype(float)
         self.write[self.cold] = 0.0  # a VM that is off writes nothing
         self.src = np.full(n, -1, dtype=np.int64)  # the host a VM's copy leaves from
+        self.site = np.array([specs[m].target_site for m in self.move], dtype=np.int64)
         self.sent = np.zeros(n)
         self.rate = np.zeros(n)
         # 0 waiting, 1 copying disks, 2 waiting for a host, 3 migrating memory (cold: booting at
@@ -181,12 +168,11 @@ class Moves:
         self.rate[:] = 0.0
         if on.size:
             links = self.sim.fabric.links
-            host = self.src[on]
-            site = np.array([self.specs[m].target_site for m in self.move[on]], dtype=np.int64)
             # Live migrations (the cutovers of earlier copies among them) go first: the copies
             # share what they leave of each link.
-            left = np.maximum(links.capacity - migration_load(self.sim), 0.0)
-            self.rate[on] = max_min_rates(links.to_site(host, site), np.full(on.size, np.inf), left)
+            left = np.maximum(links.capacity - self.sim.fabric.link_bytes_s(), 0.0)
+            self.rate[on] = max_min_rates(links.to_site(self.src[on], self.site[on]),
+                                          np.full(on.size, np.inf), left)
         when = self.next_event_at()
         if when != self._wake_at:  # a new wake-up only when the next thing due moved
             self._wake_at = when
@@ -289,11 +275,8 @@ class Moves:
         on = np.flatnonzero(self.phase == 1)
         out = np.zeros(len(links.capacity))
         if on.size:
-            site = np.array([self.specs[m].target_site for m in self.move[on]], dtype=np.int64)
-            paths = links.to_site(self.src[on], site)
-            valid = paths >= 0
-            out += np.bincount(paths[valid], weights=np.broadcast_to(
-                self.rate[on][:, None], paths.shape)[valid], minlength=len(out))
+            paths = links.to_site(self.src[on], self.site[on])
+            out += link_load(paths, self.rate[on], len(out))
         return out
 
     def records(self) -> dict[str, Any]:

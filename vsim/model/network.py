@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Links", "max_min_rates"]
+__all__ = ["Links", "link_load", "max_min_rates"]
 
 
 class Links:
@@ -121,3 +121,11 @@ def max_min_rates(paths: np.ndarray, caps: np.ndarray, capacity: np.ndarray) -> 
                             minlength=n_l)
         active &= ~freeze
     return rates
+
+
+def link_load(paths: np.ndarray, rates: np.ndarray, n_links: int) -> np.ndarray:
+    """What flows at ``rates`` put on every link (bytes/s by link id): ``paths[f]`` lists flow
+    f's links, -1 padding."""
+    valid = paths >= 0
+    weights = np.broadcast_to(np.asarray(rates, dtype=float)[:, None], paths.shape)[valid]
+    return np.bincount(paths[valid], weights=weights, minlength=n_links).astype(float)

@@ -38,7 +38,7 @@ import math
 
 import numpy as np
 
-from vsim.model.network import Links, max_min_rates
+from vsim.model.network import Links, link_load, max_min_rates
 
 __all__ = ["Replication"]
 
@@ -352,7 +352,4 @@ class Replication:
         """Replication's load on every link now (bytes/s, by link id)."""
         rates = self.rate_bytes_s[self._flows]
         rates = np.where(np.isinf(rates), 0.0, rates)  # an instant transfer occupies no time
-        valid = self._paths >= 0
-        weights = np.broadcast_to(rates[:, None], self._paths.shape)[valid]
-        return np.bincount(self._paths[valid], weights=weights,
-                           minlength=len(self.links.capacity)).astype(float)
+        return link_load(self._paths, rates, len(self.links.capacity))

@@ -215,24 +215,25 @@ class Storage:
             return
         s, now = self.s, self.sim.engine.now
         room = s.store_capacity - self.used()
-        vm_of = s.disk_vm
-        started = []
-        for vm in self.waiting.tolist():
-            mine = vm_of == vm
-            need = np.bincount(s.disk_store[mine], weights=self.alloc[mine],
-                               minlength=len(room))
-            if np.any(need > room):
-                if not self._told_waiting[vm]:
-                    self._told_waiting[vm] = True
-                    self.sim.obs.event(now, "deploy_waiting", self.sim.dc.vms.name[vm],
-                                       "no room on its datastore for the clone")
-                break  # first come, first served
-            room -= need
-            started.append(vm)
-        if not started:
+        # What each waiting clone's disks take on each datastore, summed in arrival order: the
+        # clones start up to the first that does not fit (first come, first served).
+        order = np.full(len(self.sim.dc.vms), -1, dtype=np.int64)
+        order[self.waiting] = np.arange(self.waiting.size)
+        mine = (s.disk_vm >= 0) & (order[np.maximum(s.disk_vm, 0)] >= 0)
+        need = np.zeros((self.waiting.size, len(room)))
+        np.add.at(need, (order[s.disk_vm[mine]], s.disk_store[mine]), self.alloc[mine])
+        fits = np.all(np.cumsum(need, axis=0) <= room, axis=1)
+        n = int(np.argmin(fits)) if not fits.all() else fits.size
+        if n < self.waiting.size:
+            vm = int(self.waiting[n])
+            if not self._told_waiting[vm]:
+                self._told_waiting[vm] = True
+                self.sim.obs.event(now, "deploy_waiting", self.sim.dc.vms.name[vm],
+                                   "no room on its datastore for the clone")
+        if n == 0:
             return
-        full = np.array(started, dtype=np.int64)
-        self.waiting = self.waiting[len(started):]
+        full = self.waiting[:n]
+        self.waiting = self.waiting[n:]
         self._create_disks(full)
         tpl = s.vm_template[full]
         base = s.template_disk[tpl]
@@ -247,7 +248,7 @@ class Storage:
             return
         self._advance(self.sim.engine.now)
         self.booted_once[boot] = True
-        dc.vms.state[boot] = VmState.BOOTING
+        dc.begin_boot(boot)
         self.boot_began[boot] = self.sim.engine.now
         host = dc.vms.host[boot].astype(np.int64)
         self._add_flows(_BOOT_READ, boot, -1, s.boot_io[boot], s.vm_store[boot], np.full(boot.size, -1),

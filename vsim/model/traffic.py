@@ -21,8 +21,7 @@ import numpy as np
 
 from vsim.model.datacenter import VmState
 from vsim.model.interfaces import RateSeries
-from vsim.model.moves import migration_load
-from vsim.model.network import Links, max_min_rates
+from vsim.model.network import Links, link_load, max_min_rates
 
 if TYPE_CHECKING:
     from vsim.model.simulation import Simulation
@@ -86,7 +85,7 @@ class LinkLoad:
         sim = self.sim
         self._advance(sim.engine.now)
         links, cap = self.links, self.links.capacity
-        self.r_mig = migration_load(sim)
+        self.r_mig = sim.fabric.link_bytes_s()
         if sim.moves is not None:
             self.r_mig = self.r_mig + sim.moves.link_bytes_s()  # their disk copies
         rep = sim.avail.replication if sim.avail is not None else None
@@ -136,7 +135,7 @@ class LinkLoad:
             rates = max_min_rates(paths, demand, left)
             rates = np.minimum(rates, demand)
             self.r_sent = np.bincount(np.concatenate(owner), weights=rates, minlength=len(v))
-            self.r_vm_link = _load(paths, rates, len(cap))
+            self.r_vm_link = link_load(paths, rates, len(cap))
         used = self.r_vm_link + self.r_mig + self.r_rep
         self.peak = np.maximum(self.peak, np.divide(used, cap, out=np.zeros(len(cap)),
                                                     where=np.isfinite(cap) & (cap > 0)))
@@ -164,12 +163,6 @@ class LinkLoad:
                 "link_names": link_names(links, self.sim.dc.hosts.name, self.sim.dc.site_names),
                 "peak_utilisation": self.peak[self.limited], "limited": self.limited,
                 "vm_demand_bytes": self.demand_b.copy(), "vm_sent_bytes": self.sent_b.copy()}
-
-
-def _load(paths: np.ndarray, rates: np.ndarray, n_links: int) -> np.ndarray:
-    valid = paths >= 0
-    weights = np.broadcast_to(rates[:, None], paths.shape)[valid]
-    return np.bincount(paths[valid], weights=weights, minlength=n_links).astype(float)
 
 
 def link_names(links: Links, hosts: list[str], sites: list[str]) -> list[str]:

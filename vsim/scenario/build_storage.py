@@ -26,21 +26,30 @@ _LINKED_DELTA_BYTES = 2.0**20  # a new linked clone's delta: its descriptor and 
 
 
 class _Disks:
-    """The disk rows as they are added."""
+    """The disk rows as they are added: one disk spec at a time, for all the VMs that have it."""
 
     def __init__(self) -> None:
-        self.cols: dict[str, list[float]] = {k: [] for k in (
+        self.cols: dict[str, list[np.ndarray]] = {k: [] for k in (
             "vm", "store", "size", "thin", "used", "new_writes", "exists")}
+        self.n = 0
 
-    def add(self, vm: int, store: int, size: float, thin: bool, used: float, new_writes: float,
-            exists: bool) -> int:
-        for k, v in (("vm", vm), ("store", store), ("size", size), ("thin", thin),
-                     ("used", min(used, size)), ("new_writes", new_writes), ("exists", exists)):
-            self.cols[k].append(float(v))
-        return len(self.cols["vm"]) - 1
+    def add(self, vms: np.ndarray | int, store: int, size: float, thin: bool, used: float,
+            new_writes: float, exists: bool) -> int:
+        """Rows for ``vms`` (-1: a template's base); returns the first row's index."""
+        vm = np.atleast_1d(np.asarray(vms, dtype=float))
+        for k, v in (("store", store), ("size", size), ("thin", thin), ("used", min(used, size)),
+                     ("new_writes", new_writes), ("exists", exists)):
+            self.cols[k].append(np.full(vm.size, float(v)))
+        self.cols["vm"].append(vm)
+        self.n += vm.size
+        return self.n - vm.size
 
     def array(self, key: str, dtype: type = float) -> np.ndarray:
-        return np.array(self.cols[key], dtype=dtype)
+        parts = self.cols[key]
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
+    def store_of(self, row: int) -> int:
+        return int(self.array("store", np.int64)[row])
 
 
 def build_storage(b: _Builder, hosts: Hosts, vms: Vms) -> StorageSetup | None:
@@ -182,28 +191,23 @@ def _group_disks(b: _Builder, k: int, g: VmGroup, home: int, store, disks: _Disk
             return
         tpl = tpl_names.index(g.template)
     kind = {None: CLONE_NONE, "full": CLONE_FULL, "linked": CLONE_LINKED}[g.clone]
-    for i in ids:
-        clone[i] = kind
-        template[i] = tpl
-        deploy = kind != CLONE_NONE
-        if tpl >= 0:
-            t = templates[tpl]
-            base = tpl_disk[tpl]
-            if kind == CLONE_LINKED:
-                # The delta lives with the base; boots read the base there.
-                at = disks.cols["store"][base]
-                disks.add(i, int(at), t.disk.size, True, _LINKED_DELTA_BYTES,
-                                      t.disk.new_writes, False)
-                vm_store[i] = int(at)
-            else:
-                disks.add(i, home, t.disk.size, t.disk.thin,
-                                      resolve_share(t.disk.used, t.disk.size), t.disk.new_writes,
-                                      not deploy)
-                vm_store[i] = home
+    vms = np.asarray(ids, dtype=np.int64)
+    clone[vms] = kind
+    template[vms] = tpl
+    vm_store[vms] = home
+    deploy = kind != CLONE_NONE  # the disks are created when the VM is deployed
+    if tpl >= 0:
+        t = templates[tpl]
+        if kind == CLONE_LINKED:
+            # The delta lives with the base; boots read the base there.
+            at = disks.store_of(tpl_disk[tpl])
+            disks.add(vms, at, t.disk.size, True, _LINKED_DELTA_BYTES, t.disk.new_writes, False)
+            vm_store[vms] = at
         else:
-            vm_store[i] = home
-        for j, d in enumerate(g.disks):
-            where = store(d.datastore, ("vms", k, "disks", j, "datastore")) if d.datastore else home
-            disks.add(i, where, d.size, d.thin, resolve_share(d.used, d.size), d.new_writes,
-                      not deploy)
+            disks.add(vms, home, t.disk.size, t.disk.thin, resolve_share(t.disk.used, t.disk.size),
+                      t.disk.new_writes, not deploy)
+    for j, d in enumerate(g.disks):
+        where = store(d.datastore, ("vms", k, "disks", j, "datastore")) if d.datastore else home
+        disks.add(vms, where, d.size, d.thin, resolve_share(d.used, d.size), d.new_writes,
+                  not deploy)
 
