@@ -519,7 +519,8 @@ class Storage:
                       amount: np.ndarray | None = None) -> None:
         """One event per VM group of ``vms``: subject the group, detail how many VMs (and how
         many bytes of ``amount``, per VM, in all)."""
-        groups = np.array(self.sim.dc.vms.group, dtype=object)[vms]
+        names = self.sim.dc.vms.group
+        groups = np.array([names[v] for v in vms.tolist()], dtype=object)  # only these VMs'
         for g in dict.fromkeys(groups.tolist()):
             mine = vms[groups == g]
             detail = f"{mine.size} VM(s)"
