@@ -42,7 +42,7 @@ validation: $(BIN)/vsim kvm-deps
 	    $(VALIDATION)/cpu-timeslice $(VALIDATION)/memory
 	mkdir -p $(VALIDATION)
 	$(BIN)/vsim kvm measure migration --memory 384MiB --working-set 96MiB \
-	    --bandwidth 48MiB/s,96MiB/s --dirty-rate 8MiB/s,32MiB/s --repeats 2 \
+	    --bandwidth 48MiB/s,96MiB/s,128MiB/s --dirty-rate 8MiB/s,32MiB/s --repeats 2 \
 	    --out $(VALIDATION)/.fit/migration
 	$(BIN)/vsim kvm measure cpu --guests 2,4 --repeats 2 --out $(VALIDATION)/.fit/cpu
 	$(BIN)/vsim kvm measure migration --repeats 2 --out $(VALIDATION)/.check/migration

@@ -217,6 +217,54 @@ def test_the_continuous_test_does_not_cut_round_0() -> None:
     assert done.downtime_s == pytest.approx(MIB / b + 0.02)
 
 
+# A guest whose 1000 MB are half zero pages, with a 40 MB tail of non-zero memory scanned after
+# them; 100 MB/s of max-bandwidth, 1 GB/s of NIC for the stop-and-copy, 1 MB/s dirtied.
+TAIL = replace(PURE, switchover_check="continuous", max_bandwidth_bytes_s=100e6,
+               zero_page_frac=0.5, round0_tail_bytes=40e6, fresh_page_bytes_s=500e6)
+
+
+def test_qemu_switches_over_inside_round_0_at_a_window_end_in_the_tail() -> None:
+    # Round 0 sends 500 MB at 100 MB/s. Until the scan is past the zero pages QEMU's estimate
+    # counts them, so the test cannot pass before the tail begins at 460 MB, at 4.6 s; there the
+    # pending bytes are 40 MB left + 4.6 MB dirtied > 0.3 s x 100 MB/s = 30 MB. They fit once
+    # 500 - 100 t + t <= 30, at t = 470 / 99 = 4.7475 s, and the test is made at the next end of
+    # a 100 ms window, 4.8 s: 20 MB of round 0 are left, 4.8 MB were dirtied.
+    m, nic, d = 1000e6, 1e9, 1e6
+    f = fabric(TAIL, [m], [d], nic=nic)
+    f.request(0, 0, 1, 0.0, "test")
+    (done,) = f.run_alone()
+    first, dirtied = 500e6 - 4.8 * 100e6, 4.8 * d
+    pause = (first + dirtied) / nic + first / 500e6  # 24.8 ms on the link, 40 ms for new pages
+    assert done.rounds == 1
+    assert done.bytes == pytest.approx(500e6 + dirtied)
+    assert done.downtime_s == pytest.approx(pause)
+    assert done.ended_s == pytest.approx(4.8 + pause)
+
+
+def test_without_windows_the_pause_sends_exactly_the_limit() -> None:
+    # The same guest tested at (almost) every moment: it pauses at t = 470 / 99 s, when the
+    # pending bytes are exactly 30 MB, of which 500 - 100 t are the rest of round 0.
+    m, nic, d = 1000e6, 1e9, 1e6
+    t = 470 / 99
+    f = fabric(replace(TAIL, rate_window_s=1e-9), [m], [d], nic=nic)
+    f.request(0, 0, 1, 0.0, "test")
+    (done,) = f.run_alone()
+    first = 500e6 - 100e6 * t
+    assert done.downtime_s == pytest.approx(30e6 / nic + first / 500e6, rel=1e-6)
+    assert done.ended_s == pytest.approx(t + done.downtime_s, rel=1e-6)
+
+
+def test_without_a_tail_round_0_is_sent_whole() -> None:
+    # round0_tail 0 (the default): the zero pages keep the estimate high to the end of round 0
+    # (5 s); then the 5 MB dirtied fit, and the pause sends them and nothing new.
+    m, nic, d = 1000e6, 1e9, 1e6
+    f = fabric(replace(TAIL, round0_tail_bytes=0.0), [m], [d], nic=nic)
+    f.request(0, 0, 1, 0.0, "test")
+    (done,) = f.run_alone()
+    assert done.downtime_s == pytest.approx(5 * d / nic)
+    assert done.ended_s == pytest.approx(5.0 + 5 * d / nic)
+
+
 def test_the_per_host_limit_queues_migrations() -> None:
     f = fabric(replace(PURE, max_per_host=1), [GIB, GIB], [0.0, 0.0])
     f.request(0, 0, 1, 0.0, "test")

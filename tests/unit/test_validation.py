@@ -6,6 +6,7 @@ known parameters, so that the fits must recover them.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,42 @@ def test_the_migration_fit_recovers_the_parameters_that_made_the_measurements() 
     assert fitted.resume_s == pytest.approx(truth.resume_s, abs=2e-4)
     assert fitted.loopback_bytes_s == pytest.approx(truth.loopback_bytes_s, rel=0.02)
     assert fitted.bandwidth_scale == pytest.approx(truth.bandwidth_scale, rel=0.01)
+
+
+def test_a_pause_inside_round_0_gives_the_tail_and_the_speed_for_new_pages() -> None:
+    # Four pauses after later rounds fix resume and loopback; a fifth guest (96 MiB/s, 8 MiB/s)
+    # paused with 6 MiB of round 0 unsent: the bytes sent before the pause fall short of its
+    # non-zero memory by that much, and its downtime holds 6 MiB / 300 MB/s = 21 ms besides the
+    # link. QEMU tests at the end of 100 ms windows, 96 MiB/s x 0.1 s apart in bytes, so the tail
+    # is 6 MiB plus half a window, less the per-byte part of the footprint.
+    truth = MigrationCalibration(footprint_bytes=40 * MIB, footprint_per_byte=64 / 4096,
+                                 loopback_bytes_s=1.2e9, resume_s=0.006, device_state_bytes=0.0)
+    points = [MigrationPoint(memory_bytes=384 * MIB, working_set_bytes=96 * MIB,
+                             dirty_rate_bytes_s=d * MIB, max_bandwidth_bytes_s=b * MIB)
+              for b in (48, 96) for d in (8, 32)]
+    measured = _measured_migrations(points, truth)
+    wire = 1 + 8 / 4096
+    first, resent, fresh = 6 * MIB, 10 * MIB, 300e6
+    row = measured.iloc[2].copy()  # 96 MiB/s, 8 MiB/s
+    non_zero = (row.memory_bytes - row.zero_bytes) * wire
+    row["point"], row["downtime_bytes"] = 4, first + resent
+    row["bytes"] = non_zero - first + first + resent
+    row["downtime_s"] = truth.resume_s + (first + resent) / truth.loopback_bytes_s + first / fresh
+    fitted = fit_migration(pd.concat([measured, row.to_frame().T], ignore_index=True)
+                           .astype(measured.dtypes.to_dict()))
+    assert fitted.resume_s == pytest.approx(truth.resume_s, abs=2e-4)
+    assert fitted.fresh_page_bytes_s == pytest.approx(fresh, rel=0.02)
+    window = 96 * MIB * wire * 0.1
+    assert fitted.tail_bytes == pytest.approx(first + window / 2 - 64 / 4096 * 384 * MIB)
+    assert fitted.tail_for(256 * MIB) == pytest.approx(fitted.tail_bytes + 4 * MIB)
+
+
+def test_without_a_pause_inside_round_0_there_is_no_tail() -> None:
+    points = [MigrationPoint(dirty_rate_bytes_s=d * MIB, max_bandwidth_bytes_s=32 * MIB)
+              for d in (4, 16)]
+    fitted = fit_migration(_measured_migrations(points, MigrationCalibration()))
+    assert fitted.tail_bytes == 0.0 and fitted.tail_for(256 * MIB) == 0.0
+    assert fitted.fresh_page_bytes_s == math.inf
 
 
 def test_validation_of_a_perfect_guest_has_no_error_and_right_outcomes() -> None:

@@ -73,7 +73,8 @@ class MigrationFabric(PrecopyRounds):
         if params.model == "ram-over-bandwidth":
             # The peers' model: RAM over the slower NIC and nothing else.
             params = replace(params, setup_s=0.0, resume_s=0.0, device_state_bytes=0.0,
-                             page_overhead_bytes=0.0, zero_page_frac=0.0, cpu_cycles_per_byte=0.0)
+                             page_overhead_bytes=0.0, zero_page_frac=0.0, cpu_cycles_per_byte=0.0,
+                             round0_tail_bytes=0.0, fresh_page_bytes_s=math.inf)
             self.dirty_max = np.zeros_like(self.dirty_max)
         self.p = params
         self.links = links
@@ -97,6 +98,7 @@ class MigrationFabric(PrecopyRounds):
         self.round_elapsed = np.zeros(n)
         self.sent = np.zeros(n)
         self.post_bytes = np.zeros(n)  # what post-copy pulls after the switch-over
+        self.first_copy = np.zeros(n)  # bytes of round 0 left to the pause: new to the destination
         self.throttle = np.zeros(n)
         self.high = np.zeros(n, dtype=np.int64)  # rounds in a row with a high dirty rate
         self.source = np.full(n, -1, dtype=np.int64)
@@ -205,6 +207,7 @@ class MigrationFabric(PrecopyRounds):
         self.high[vm] = 0
         self.downtime[vm] = 0.0
         self.forced[vm] = False
+        self.first_copy[vm] = 0.0
         self.is_post[vm] = self.p.model == "postcopy"
         self.paused_since[vm] = np.nan
 
@@ -376,6 +379,8 @@ class MigrationFabric(PrecopyRounds):
                     self.forced[vm] = True
                     d = ROUND_STOP
                 if d == ROUND_STOP:
+                    if self.round[vm] == 0:
+                        self.first_copy[vm] = self.left[vm]
                     self._pause(vm, Phase.STOPCOPY, n + device, now)
                 else:  # throttle step, then the next round
                     t = self.throttle[vm]
@@ -387,7 +392,8 @@ class MigrationFabric(PrecopyRounds):
             elif ph in (PHASE_STOPCOPY, PHASE_SWITCHOVER):
                 self.sent[vm] += self.left[vm]
                 self.phase[vm] = Phase.RESUME
-                self.left[vm] = p.resume_s
+                self.left[vm] = p.resume_s + self.first_copy[vm] / p.fresh_page_bytes_s
+                self.first_copy[vm] = 0.0
                 self._flow_event(vm)
             elif ph == PHASE_RESUME:
                 self.downtime[vm] += now - self.paused_since[vm]

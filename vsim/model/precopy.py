@@ -47,6 +47,17 @@ class MigrationParams:
     throttle_max: float = 0.99  # QEMU's CPU_THROTTLE_PCT_MAX
     throttle_trigger: float = 0.5  # QEMU throttle-trigger-threshold: dirtied / sent in a round
     zero_page_frac: float = 0.0  # share of RAM that is zero pages, not sent in round 0
+    # The non-zero bytes the scan of round 0 meets after the zero pages (the top of a fresh guest's
+    # RAM holds its initrd and the kernel's early allocations). QEMU's pending estimate counts
+    # every page not yet scanned at full size, so until the zero pages are scanned it stays above
+    # the limit; in this tail it is what is left plus what was dirtied, tested at the end of each
+    # rate-limit window, and where a window ends in the tail decides how much of round 0 the pause
+    # must send. 0: round 0 always ends before the VM can pause.
+    round0_tail_bytes: float = 0.0
+    rate_window_s: float = 0.1  # QEMU's rate-limit window (BUFFER_DELAY), from the start of round 0
+    # The destination's speed for the pages it receives for the first time while the VM is paused
+    # (the rest of round 0): it allocates and clears memory for each. inf: no extra time.
+    fresh_page_bytes_s: float = math.inf
     page_bytes: float = 4096.0
     page_overhead_bytes: float = 8.0  # header per page on the wire
     setup_s: float = 0.05  # connection, dirty logging on
@@ -152,8 +163,29 @@ class PrecopyRounds:
     def _early_stop(self, ids: np.ndarray, left: np.ndarray, elapsed: np.ndarray) -> np.ndarray:
         """Seconds from now until what is left of the current round plus what was dirtied since
         it began fits in the downtime limit (QEMU's continuous test); inf where that does not
-        happen before the round ends. Dirtied bytes grow at the dirty rate up to the working set,
-        so the pending bytes are piecewise linear in time and each piece is solved exactly."""
+        happen before the round ends."""
+        u = self._fits_in(ids, left, elapsed)
+        return np.where(u < left / self.rate[ids] - EPS_S, u, np.inf)
+
+    def _round0_stop(self, ids: np.ndarray, left: np.ndarray, elapsed: np.ndarray) -> np.ndarray:
+        """The same for round 0 (see ``round0_tail_bytes``): the test passes from the moment the
+        scan is past the zero pages and the rest fits, and is made at the next window end."""
+        p = self.p
+        if p.round0_tail_bytes <= 0:
+            return np.full(len(ids), np.inf)
+        rate = self.rate[ids]
+        tail = np.minimum(p.round0_tail_bytes * p.wire_factor, self.round_bytes[ids])
+        passes = np.maximum(self._fits_in(ids, left, elapsed), np.maximum(left - tail, 0.0) / rate)
+        w = p.rate_window_s
+        at = np.ceil((elapsed + passes) / w - 1e-9) * w if w > 0 else elapsed + passes
+        u = np.maximum(at - elapsed, 0.0)
+        return np.where(u < left / rate - EPS_S, u, np.inf)
+
+    def _fits_in(self, ids: np.ndarray, left: np.ndarray, elapsed: np.ndarray) -> np.ndarray:
+        """Seconds from now until what is left of the round plus what was dirtied since it began
+        fits in the downtime limit (inf: never). Dirtied bytes grow at the dirty rate up to the
+        working set, so the pending bytes are piecewise linear in time and each piece is solved
+        exactly."""
         p = self.p
         rate = self.rate[ids]
         d = self.dirty[ids] * p.wire_factor
@@ -167,9 +199,8 @@ class PrecopyRounds:
             u_b = (left + cap - room) / rate
             full_at = np.where(d > 0, cap / d - elapsed, np.inf)
             ok_b = np.maximum(u_b, 0.0) >= full_at - EPS_S
-        u = np.minimum(np.where(ok_a, np.maximum(u_a, 0.0), np.inf),
-                       np.where(ok_b, np.maximum(u_b, 0.0), np.inf))
-        return np.where(u < left / rate - EPS_S, u, np.inf)
+        return np.minimum(np.where(ok_a, np.maximum(u_a, 0.0), np.inf),
+                          np.where(ok_b, np.maximum(u_b, 0.0), np.inf))
 
     def _roll(self, ids: np.ndarray, horizon: np.ndarray | float, commit: bool) -> np.ndarray:
         """Run the pre-copy rounds of ``ids`` forward by ``horizon`` seconds each (``inf``: until
@@ -194,9 +225,10 @@ class PrecopyRounds:
             to_end = left[going] / rate[going]
             if continuous:
                 u = self._early_stop(ids[going], left[going], elapsed[going])
-                # Not in round 0: QEMU's estimate counts every page not yet scanned, and there
-                # the zero pages (most of a guest's memory) keep it above the limit.
-                u[rounds[going] == 0] = np.inf
+                first = rounds[going] == 0
+                if first.any():
+                    g0 = going[first]
+                    u[first] = self._round0_stop(ids[g0], left[g0], elapsed[g0])
                 cut = np.isfinite(u) & (used[going] + u <= horizon[going] + EPS_S)
                 if cut.any():
                     g, du = going[cut], u[cut]

@@ -585,6 +585,15 @@ class MigrationSpec(Strict):
         "throttle its vCPUs (caps then force); postcopy: switch over and pull the rest")
     auto_converge: AutoConverge = AutoConverge()
     zero_pages: Fraction = Field(0.0, description="share of RAM never written: not sent")
+    round0_tail: Bytes = Field(
+        0.0, description="non-zero memory scanned after the zero pages (a fresh guest's initrd and "
+        "early kernel allocations at the top of its RAM): once round 0 reaches it, QEMU's "
+        "switch-over test applies; 0: the VM pauses only after round 0")
+    rate_window: Interval = Field(0.1, description="QEMU's rate-limit window: the switch-over "
+                                  "test inside round 0 is made at the end of each")
+    fresh_page_bandwidth: BandwidthLimit = Field(
+        math.inf, description="destination's speed for pages it receives for the first time "
+        "while the VM is paused (it allocates memory for each); unlimited: no extra time")
     page_size: RamSize = 4096.0
     page_overhead: Bytes = Field(8.0, description="header bytes per page on the wire")
     setup: Time = 0.05

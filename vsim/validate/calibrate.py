@@ -1,10 +1,14 @@
 """Fitting the models' free parameters to measured tables (scipy.optimize).
 
 Migration: the guest's memory footprint and QEMU's setup time are read straight off the
-measurements (QEMU reports the zero pages it skipped and its setup time); the speed of the unthrottled stop-and-copy and the resume time come from a
-robust line (Theil-Sen) through the downtimes against the bytes sent while the guest was paused; what QEMU's rate limiter really lets through
-(``bandwidth_scale``) is then fitted by least squares on the simulator's own predictions of total
-time and bytes sent.
+measurements (QEMU reports the zero pages it skipped and its setup time). The speed of the
+unthrottled stop-and-copy and the resume time come from a robust line (Theil-Sen) through the
+downtimes against the bytes sent while the guest was paused, over the pauses that came after a
+later round than round 0. Pauses inside round 0 also send pages the destination never had: how
+many is read off the bytes sent before the pause, and gives the guest's tail (the non-zero memory
+above its zero pages) and the destination's speed for such pages. What QEMU's rate limiter really
+lets through (``bandwidth_scale``) is then fitted by least squares on the simulator's own
+predictions of total time and bytes sent.
 
 CPU: for each CPU model its two costs (fluid: ``switch_loss`` and ``interference``; time-slicing:
 the cost of a context switch and the interference) by least squares on the simulator's predicted
@@ -28,9 +32,12 @@ from scipy.stats import theilslopes
 from vsim.errors import VsimError
 from vsim.kvm.cpu import CpuPoint
 from vsim.kvm.migration import MigrationPoint
+from vsim.model.precopy import MigrationParams
 from vsim.validate.cpu import CpuCalibration, predict_cpu
 from vsim.validate.memory import MemoryCalibration, predict_memory
 from vsim.validate.migration import MigrationCalibration, predict_migration
+
+RATE_WINDOW_S = MigrationParams().rate_window_s
 
 __all__ = ["Calibration", "cpu_points", "fit_cpu", "fit_memory", "fit_migration", "load_calibration",
            "migration_points", "save_calibration"]
@@ -90,16 +97,42 @@ def fit_migration(measured: pd.DataFrame, start: MigrationCalibration | None = N
         per_byte = start.footprint_per_byte
         footprint = float(np.median(used - per_byte * mem))
     setup = float(np.median(done.setup_s))
-    # downtime = resume + bytes / loopback, by the median of pairwise slopes (Theil-Sen), not
-    # least squares: a few switch-overs take twice as long for the same bytes.
+    # What the pause sent for the first time: the part of round 0 not sent before it (0 where
+    # the guest paused after a later round, having sent round 0 whole and more).
+    wire = 1.0 + 8.0 / 4096.0
+    nonzero = (done.memory_bytes - done.zero_bytes).to_numpy(float) * wire
+    before = (done.bytes - done.downtime_bytes).to_numpy(float)
+    first = np.maximum(nonzero - before, 0.0)
     x, y = done.downtime_bytes.to_numpy(float), done.downtime_s.to_numpy(float)
-    slope, intercept = theilslopes(y, x)[:2] if len(np.unique(x)) >= 2 else (0.0, 0.0)
+    # downtime = resume + bytes / loopback (+ first / fresh pages): the line by the median of
+    # pairwise slopes (Theil-Sen) over the pauses that sent nothing new, not least squares.
+    later = first == 0
+    xl, yl = x[later], y[later]
+    slope, intercept = theilslopes(yl, xl)[:2] if len(np.unique(xl)) >= 2 else (0.0, 0.0)
     if slope > 0:
         loopback, resume = 1.0 / float(slope), max(0.0, float(intercept))
-    else:  # one point, or noise: the median speed, nothing to resume
-        loopback, resume = float(np.median(x[y > 0] / y[y > 0])), 0.0
+    elif (yl > 0).any():  # one point, or noise: the median speed, nothing to resume
+        loopback, resume = float(np.median(xl[yl > 0] / yl[yl > 0])), 0.0
+    else:
+        loopback, resume = start.loopback_bytes_s, start.resume_s
+    tail, fresh = 0.0, float("inf")
+    new = first > 0
+    if new.any():
+        # QEMU tests for the switch-over at the end of each rate-limit window, once round 0 is
+        # past the zero pages; what was left of the tail then is ``first``, so the tail was at
+        # least that and less than that plus one window's bytes: take the middle.
+        window = (done.max_bandwidth_bytes_s.to_numpy(float) * start.bandwidth_scale * wire
+                  * RATE_WINDOW_S)
+        whole = first[new] + window[new] / 2.0
+        tail = max(float(np.median(whole - per_byte * done.memory_bytes.to_numpy(float)[new])), 0.0)
+        # Every byte of the pause crosses the link; the destination's work on new pages adds.
+        extra = y[new] - resume - x[new] / loopback
+        speeds = first[new][extra > 0] / extra[extra > 0]
+        if speeds.size:
+            fresh = float(np.median(speeds))
     c = replace(start, footprint_bytes=footprint, footprint_per_byte=per_byte, setup_s=setup,
-                resume_s=resume, loopback_bytes_s=loopback, device_state_bytes=0.0)
+                resume_s=resume, loopback_bytes_s=loopback, device_state_bytes=0.0,
+                tail_bytes=tail, fresh_page_bytes_s=fresh)
     points = migration_points(done)
     means = done.groupby("point", sort=True)[["duration_s", "bytes"]].mean()
 

@@ -10,11 +10,16 @@ calibration knows about this guest image and QEMU enters as scenario values:
   rest of its RAM is zero pages, which round 0 skips;
 * ``bandwidth_scale``: what QEMU's rate limiter really lets through, over ``max-bandwidth``;
 * ``loopback``: the speed of the unthrottled stop-and-copy (the hosts' "NIC");
+* ``tail``: the guest's non-zero memory above its zero pages (the initrd and the kernel's early
+  allocations, which Linux makes from the top of RAM down), a fixed part and the same part per
+  byte of RAM as the footprint; where QEMU switches over inside round 0, the rest of this tail is
+  sent while the guest is paused, at ``fresh_pages``, the destination's speed for pages it never had;
 * ``setup``, ``resume``, ``device_state``: the migration model's own parameters.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -38,6 +43,12 @@ class MigrationCalibration:
     setup_s: float = 0.002
     resume_s: float = 0.005
     device_state_bytes: float = 0.25 * MIB
+    tail_bytes: float = 0.0
+    fresh_page_bytes_s: float = math.inf
+
+    def tail_for(self, memory_bytes: float) -> float:
+        """The tail of a guest of ``memory_bytes``: 0 (none seen) stays 0."""
+        return self.tail_bytes + self.footprint_per_byte * memory_bytes if self.tail_bytes > 0 else 0.0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MigrationCalibration:
@@ -77,6 +88,9 @@ def scenario_for(p: MigrationPoint, c: MigrationCalibration, name: str = "valida
             "setup": c.setup_s,
             "resume": c.resume_s,
             "device_state": c.device_state_bytes,
+            "round0_tail": c.tail_for(p.memory_bytes),
+            "fresh_page_bandwidth": (c.fresh_page_bytes_s if math.isfinite(c.fresh_page_bytes_s)
+                                     else "unlimited"),
             "dirty_follows_cpu": False,
         },
         "maintenance": [{"name": "move", "hosts": "src", "start": 0.0}],
