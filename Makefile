@@ -34,7 +34,7 @@ test: lint kvm-deps test-deps
 	$(BIN)/python -m pytest -q
 
 # The published model-against-guests results (results/validation/) and the calibration shipped
-# with vsim, regenerated on this machine (about 10 minutes; measure on an otherwise idle machine).
+# with vsim, regenerated on this machine (about 20 minutes; measure on an otherwise idle machine).
 # The calibration is fitted on one grid and checked on another, which validation then uses.
 VALIDATION = results/validation
 validation: $(BIN)/vsim kvm-deps
@@ -45,7 +45,7 @@ validation: $(BIN)/vsim kvm-deps
 	    --bandwidth 48MiB/s,96MiB/s,128MiB/s --dirty-rate 8MiB/s,32MiB/s --repeats 2 \
 	    --out $(VALIDATION)/.fit/migration
 	$(BIN)/vsim kvm measure cpu --guests 2,4 --repeats 2 --out $(VALIDATION)/.fit/cpu
-	$(BIN)/vsim kvm measure migration --repeats 2 --out $(VALIDATION)/.check/migration
+	$(BIN)/vsim kvm measure migration --repeats 3 --out $(VALIDATION)/.check/migration
 	$(BIN)/vsim kvm measure cpu --guests 1,2,3,4 --repeats 3 --out $(VALIDATION)/.check/cpu
 	$(BIN)/vsim kvm measure memory --ratio 1.15,1.25 --work 3000,6000 --repeats 2 \
 	    --out $(VALIDATION)/.fit/memory

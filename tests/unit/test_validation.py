@@ -7,6 +7,7 @@ known parameters, so that the fits must recover them.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +125,21 @@ def test_a_pause_inside_round_0_gives_the_tail_and_the_speed_for_new_pages() -> 
     window = 96 * MIB * wire * 0.1
     assert fitted.tail_bytes == pytest.approx(first + window / 2 - 64 / 4096 * 384 * MIB)
     assert fitted.tail_for(256 * MIB) == pytest.approx(fitted.tail_bytes + 4 * MIB)
+
+
+def test_a_calibrated_tail_reaches_the_simulated_guest() -> None:
+    # A guest that pauses inside round 0 (128 MiB/s, 4 MiB/s: the rest of round 0 and what was
+    # dirtied fit in 0.3 s x 128 MiB/s): its pause holds the pages of round 0 still unsent, which
+    # the destination takes at fresh_page_bytes_s. Two such speeds differ in downtime by those
+    # bytes times the difference of their inverses, and those bytes are some of the tail.
+    p = MigrationPoint(dirty_rate_bytes_s=4 * MIB, max_bandwidth_bytes_s=128 * MIB)
+    c = MigrationCalibration(tail_bytes=8 * MIB)
+    (slow,) = predict_migration([p], replace(c, fresh_page_bytes_s=100e6)).itertuples()
+    (fast,) = predict_migration([p], replace(c, fresh_page_bytes_s=400e6)).itertuples()
+    first = (slow.downtime_s - fast.downtime_s) / (1 / 100e6 - 1 / 400e6)
+    assert slow.rounds == fast.rounds == 1
+    assert 0 < first <= c.tail_for(p.memory_bytes) * (1 + 8 / 4096)
+    assert slow.bytes == pytest.approx(fast.bytes)
 
 
 def test_without_a_pause_inside_round_0_there_is_no_tail() -> None:
