@@ -271,7 +271,8 @@ def test_time_slicing_costs_apply_only_where_vcpus_queue() -> None:
 
 
 def test_a_scenario_takes_its_unset_values_from_a_calibration_file(tmp_path: Path) -> None:
-    c = Calibration(MigrationCalibration(setup_s=0.004, resume_s=0.007, device_state_bytes=2 * MIB),
+    c = Calibration(MigrationCalibration(setup_s=0.004, resume_s=0.007, device_state_bytes=2 * MIB,
+                                         fresh_page_bytes_s=6e8),
                     CpuCalibration(0.03, 0.02), {"accel": "tcg"})
     save_calibration(c, tmp_path / "cal.yaml")
     assert load_calibration(tmp_path / "cal.yaml") == c
@@ -288,6 +289,7 @@ def test_a_scenario_takes_its_unset_values_from_a_calibration_file(tmp_path: Pat
     spec = vsim.load_scenario(tmp_path / "s.yaml").spec
     assert spec.migration.setup == 0.004 and spec.migration.device_state == 2 * MIB
     assert spec.migration.resume == 0.05  # the scenario's own value wins
+    assert spec.migration.fresh_page_bandwidth == 6e8 and spec.migration.round0_tail == 0.0
     assert spec.hosts[0].hypervisor.switch_loss == 0.01
     assert spec.hosts[0].hypervisor.interference == 0.02
 

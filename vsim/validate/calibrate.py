@@ -19,6 +19,7 @@ Memory: the cost of a fault, by least squares on the logarithm of the predicted 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,11 @@ class Calibration:
     def scenario_values(self) -> dict[str, Any]:
         """What a scenario's ``calibration:`` brings in (see vsim.scenario.loader)."""
         m = self.migration
+        # The tail describes the measured guest image, not a scenario's VMs; the speed for new
+        # pages is the destination host's, and matters only where a scenario declares a tail.
+        fresh = m.fresh_page_bytes_s if math.isfinite(m.fresh_page_bytes_s) else "unlimited"
         return {"migration": {"setup": m.setup_s, "resume": m.resume_s,
-                              "device_state": m.device_state_bytes},
+                              "device_state": m.device_state_bytes, "fresh_page_bandwidth": fresh},
                 "hypervisor": self.cpu.hypervisor("fluid"),
                 "hypervisor_timeslice": {k: v for k, v in self.cpu.hypervisor("timeslice").items()
                                          if k in ("switch_cost", "interference")}}
