@@ -106,7 +106,8 @@ def fit_migration(measured: pd.DataFrame, start: MigrationCalibration | None = N
     wire = 1.0 + 8.0 / 4096.0
     nonzero = (done.memory_bytes - done.zero_bytes).to_numpy(float) * wire
     before = (done.bytes - done.downtime_bytes).to_numpy(float)
-    first = np.maximum(nonzero - before, 0.0)
+    # Under a MiB is bookkeeping (headers of zero pages, device state), not a part of round 0.
+    first = np.where(nonzero - before > 2.0**20, nonzero - before, 0.0)
     x, y = done.downtime_bytes.to_numpy(float), done.downtime_s.to_numpy(float)
     # downtime = resume + bytes / loopback (+ first / fresh pages): the line by the median of
     # pairwise slopes (Theil-Sen) over the pauses that sent nothing new, not least squares.
