@@ -19,7 +19,6 @@ Memory: the cost of a fault, by least squares on the logarithm of the predicted 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,8 @@ from vsim.validate.cpu import CpuCalibration, predict_cpu
 from vsim.validate.memory import MemoryCalibration, predict_memory
 from vsim.validate.migration import MigrationCalibration, predict_migration
 
-RATE_WINDOW_S = MigrationParams().rate_window_s
+# QEMU's page header and rate-limit window, as the migration model has them.
+WIRE_FACTOR, RATE_WINDOW_S = MigrationParams().wire_factor, MigrationParams().rate_window_s
 
 __all__ = ["Calibration", "cpu_points", "fit_cpu", "fit_memory", "fit_migration", "load_calibration",
            "migration_points", "save_calibration"]
@@ -56,9 +56,9 @@ class Calibration:
         m = self.migration
         # The tail describes the measured guest image, not a scenario's VMs; the speed for new
         # pages is the destination host's, and matters only where a scenario declares a tail.
-        fresh = m.fresh_page_bytes_s if math.isfinite(m.fresh_page_bytes_s) else "unlimited"
         return {"migration": {"setup": m.setup_s, "resume": m.resume_s,
-                              "device_state": m.device_state_bytes, "fresh_page_bandwidth": fresh},
+                              "device_state": m.device_state_bytes,
+                              "fresh_page_bandwidth": m.fresh_page_bandwidth()},
                 "hypervisor": self.cpu.hypervisor("fluid"),
                 "hypervisor_timeslice": {k: v for k, v in self.cpu.hypervisor("timeslice").items()
                                          if k in ("switch_cost", "interference")}}
@@ -103,8 +103,7 @@ def fit_migration(measured: pd.DataFrame, start: MigrationCalibration | None = N
     setup = float(np.median(done.setup_s))
     # What the pause sent for the first time: the part of round 0 not sent before it (0 where
     # the guest paused after a later round, having sent round 0 whole and more).
-    wire = 1.0 + 8.0 / 4096.0
-    nonzero = (done.memory_bytes - done.zero_bytes).to_numpy(float) * wire
+    nonzero = (done.memory_bytes - done.zero_bytes).to_numpy(float) * WIRE_FACTOR
     before = (done.bytes - done.downtime_bytes).to_numpy(float)
     # Under a MiB is bookkeeping (headers of zero pages, device state), not a part of round 0.
     first = np.where(nonzero - before > 2.0**20, nonzero - before, 0.0)
@@ -126,8 +125,8 @@ def fit_migration(measured: pd.DataFrame, start: MigrationCalibration | None = N
         # QEMU tests for the switch-over at the end of each rate-limit window, once round 0 is
         # past the zero pages; what was left of the tail then is ``first``, so the tail was at
         # least that and less than that plus one window's bytes: take the middle.
-        window = (done.max_bandwidth_bytes_s.to_numpy(float) * start.bandwidth_scale * wire
-                  * RATE_WINDOW_S)
+        window = (done.max_bandwidth_bytes_s.to_numpy(float) * start.bandwidth_scale
+                  * WIRE_FACTOR * RATE_WINDOW_S)
         whole = first[new] + window[new] / 2.0
         tail = max(float(np.median(whole - per_byte * done.memory_bytes.to_numpy(float)[new])), 0.0)
         # Every byte of the pause crosses the link; the destination's work on new pages adds.

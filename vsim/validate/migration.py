@@ -13,7 +13,7 @@ calibration knows about this guest image and QEMU enters as scenario values:
 * ``tail``: the guest's non-zero memory above its zero pages (the initrd and the kernel's early
   allocations, which Linux makes from the top of RAM down), a fixed part and the same part per
   byte of RAM as the footprint; where QEMU switches over inside round 0, the rest of this tail is
-  sent while the guest is paused, at ``fresh_pages``, the destination's speed for pages it never had;
+  sent while the guest is paused, at ``fresh_page_bytes_s``, the destination's speed for pages it never had;
 * ``setup``, ``resume``, ``device_state``: the migration model's own parameters.
 """
 
@@ -45,6 +45,10 @@ class MigrationCalibration:
     device_state_bytes: float = 0.25 * MIB
     tail_bytes: float = 0.0
     fresh_page_bytes_s: float = math.inf
+
+    def fresh_page_bandwidth(self) -> float | str:
+        """``fresh_page_bytes_s`` as a scenario writes it (``unlimited`` for no extra time)."""
+        return self.fresh_page_bytes_s if math.isfinite(self.fresh_page_bytes_s) else "unlimited"
 
     def tail_for(self, memory_bytes: float) -> float:
         """The tail of a guest of ``memory_bytes``: 0 (none seen) stays 0."""
@@ -89,8 +93,7 @@ def scenario_for(p: MigrationPoint, c: MigrationCalibration, name: str = "valida
             "resume": c.resume_s,
             "device_state": c.device_state_bytes,
             "round0_tail": c.tail_for(p.memory_bytes),
-            "fresh_page_bandwidth": (c.fresh_page_bytes_s if math.isfinite(c.fresh_page_bytes_s)
-                                     else "unlimited"),
+            "fresh_page_bandwidth": c.fresh_page_bandwidth(),
             "dirty_follows_cpu": False,
         },
         "maintenance": [{"name": "move", "hosts": "src", "start": 0.0}],
