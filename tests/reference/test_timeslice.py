@@ -24,9 +24,11 @@ Derivations used repeatedly:
   (n - 1) x 4 ms under CFS. Whatever the order, the mean wait between two slices of a vCPU is
   (n - 1) slices (it is ready (n - 1)/n of the time in window/(n x slice) gaps), so the longest
   is at least that.
-* A context switch of ``s`` seconds is charged to the incoming vCPU as ready time and its slice
-  starts after it: one switch per slice loses s / (slice + s) of the pCPU, s / 30.005 ms under
-  credit; under CFS the slice ends at the tick, so the switch eats into the 4 ms turn: s / 4 ms.
+* A context switch of ``s`` seconds is the incoming vCPU's ready time. Xen sets the slice timer
+  when it chooses the vCPU, before the switch, so under credit the switch eats into the 30 ms
+  slice; under CFS the slice ends at the tick, so it eats into the 4 ms turn. One switch per
+  turn loses s / 30 ms of the pCPU under credit and s / 4 ms under CFS, and with n hogs on one
+  pCPU there are exactly window / 30 ms (window / 4 ms) switches.
 * Cache interference ``x`` slows a vCPU by 1 / (1 + x k) while k others wait on its pCPU; with n
   CPU-bound vCPUs on one pCPU k = n - 1 at every dispatch. It changes no scheduling decision, so
   run time is unchanged and work = run / (1 + x (n - 1)).
@@ -341,12 +343,13 @@ def test_switch_cost_is_lost_once_per_slice(name, n):
     s, window = 5e-6, 36.0
     r = run(1, hogs(n), POLICIES[name](), window, 1.0, profile=Profile(switch_s=s))
     c = r.counters
-    # credit: a switch, then a 30 ms slice; CFS: a switch at each 4 ms tick, inside the turn.
-    lost = s / (CREDIT_SLICE + s) if name == "credit" else s / CFS_TICK
-    # Whole switches only: the count in the window is off by at most one from window / cycle.
-    assert 1 - c["run_s"].sum() / window == pytest.approx(lost, abs=s / window)
+    # credit: a 30 ms slice that starts with the switch; CFS: a switch at each 4 ms tick, inside
+    # the turn. Either way a whole number of turns fits in 36 s: 1200 of credit, 9000 of CFS.
+    turn = CREDIT_SLICE if name == "credit" else CFS_TICK
+    lost = s / turn
+    assert 1 - c["run_s"].sum() / window == pytest.approx(lost, rel=1e-9)
     assert r.switch_overhead_s == pytest.approx(window - c["run_s"].sum(), abs=1e-9)
-    assert c["switches"].sum() == pytest.approx(lost * window / s, abs=1)
+    assert c["switches"].sum() == round(window / turn)
     # The switch is the incoming vCPU's ready time: nothing else is lost, and it is shared
     # evenly (each vCPU loses the same share, within one switch).
     assert conserved(r) == pytest.approx(np.full(n, window), abs=1e-9)
@@ -405,10 +408,11 @@ BATCH_CASES = [
         "2p-5-caps": (2, [1, 1, 1, 1, 1], CAPS5, 0.0),
         "2p-5-weights-caps": (2, [2, 1, 1, 1, 1], [0.25, INF, 0.5, INF, INF], 0.0),
     }.items()],
-    # A repeat needs every timer back in phase: with a switch cost, credit's 30 ms slices drift
-    # against its ticks and CFS's one-vCPU pCPUs never end a slice, so the cases differ.
+    # A repeat needs every timer back in phase: CFS's one-vCPU pCPUs never end a slice, so the
+    # cases with a switch cost differ.
     pytest.param("credit", 2, [1, 2, 3], [0.5, INF, 0.3], 0.0, id="credit-2p-3-weights-caps"),
     pytest.param("credit", 1, [1, 2, 3], [INF, 0.5, INF], 3e-6, id="credit-1p-3-switch"),
+    pytest.param("credit", 1, [1, 1, 1, 1], [INF] * 4, 4e-6, id="credit-1p-4-switch"),
     pytest.param("fair", 2, [1, 2, 1, 2, 1], [0.5, INF, 0.3, INF, 0.7], 0.0,
                  id="fair-2p-5-weights-caps"),
     pytest.param("fair", 2, [1, 1, 1, 1, 1], CAPS5, 3e-6, id="fair-2p-5-switch"),

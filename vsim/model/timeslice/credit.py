@@ -15,6 +15,9 @@ Xen Hypervisor*, 2007; Cherkasova et al., SIGMETRICS PER 2007):
 * Priorities change only at accounting (OVER if credit < 0, else UNDER) and at ticks (boost
   lost). A vCPU that earned more than one slice of credit stops earning and keeps half; credit
   never sinks below minus one slice.
+* A slice is timed from the scheduling decision: the slice timer and the vCPU's credit burn
+  both start when the scheduler chooses it, so the context switch that brings it in is part of
+  its 30 ms and is paid from its credit.
 * Load balancing: a CPU whose best queued vCPU is OVER (or that has none) takes a better one
   from another CPU's queue; an idle CPU takes anything runnable.
 
@@ -38,6 +41,7 @@ _PRI = attrgetter("pri")
 
 class Credit:
     name = "credit"
+    slice_includes_switch = True  # the slice timer is set when the vCPU is chosen
 
     def __init__(self, *, slice_s: float = 0.030, tick_s: float = 0.010, accounting_ticks: int = 3,
                  ratelimit_s: float = 0.001, boost: bool = True) -> None:
@@ -112,17 +116,11 @@ class Credit:
     def slice_ns(self, v: Vcpu, p: int, now: int) -> int:
         return self.slice
 
-    def _burn(self, v: Vcpu, now: int) -> None:
-        start = max(v.since, v.charged)
-        if now > start:
-            v.credit -= now - start
-        v.charged = now
-
     def charge(self, v: Vcpu, ran: int, now: int) -> None:
-        # _burn, written out: this runs at the end of every slice
-        start = v.since if v.since > v.charged else v.charged
-        if now > start:
-            v.credit -= now - start
+        # Burnt from the last charge or, after a switch, from the scheduling decision
+        # (``pick``): Xen times the vCPU from there, so it pays for the switch that brings it in.
+        if now > v.charged:
+            v.credit -= now - v.charged
         v.charged = now
         if self.caps.any:
             self.caps.charge(v, ran)
@@ -140,9 +138,8 @@ class Credit:
             if v is not None:
                 if v.pri == BOOST:
                     v.pri = UNDER
-                start = v.since if v.since > v.charged else v.charged  # _burn, written out
-                if now > start:
-                    v.credit -= now - start
+                if now > v.charged:  # the burn of ``charge``
+                    v.credit -= now - v.charged
                 v.charged = now
                 active.add(v.id)
         if self.ticks % self.epoch_ticks:

@@ -42,6 +42,7 @@ NICE_0 = 1024
 class Fair:
     name = "fair"
     ratelimit_ns = 0
+    slice_includes_switch = False  # the slice ends at a tick, whenever the switch was
 
     def __init__(self, *, latency_s: float = 0.006, min_granularity_s: float = 0.00075,
                  wakeup_granularity_s: float = 0.001, tick_s: float = 0.004,

@@ -301,6 +301,8 @@ class HostSlicer:
                 rate = 1.0 / (1.0 + self.interference * waiting)
         v.rate = rate
         length = pol.slice_ns(v, p, now)
+        if start > now and pol.slice_includes_switch:
+            length -= start - now
         if v.burst_left < _INF:
             burst = ceil(v.burst_left / rate)
             if burst < length:

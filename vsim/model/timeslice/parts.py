@@ -119,6 +119,9 @@ class Policy(Protocol):
     tick_ns: int
     epoch_ticks: int  # ticks after which every periodic timer of the policy is back in phase
     ratelimit_ns: int
+    # True: a slice is timed from the scheduling decision, so the context switch that follows it
+    # is part of the slice (Xen); False: from the vCPU's first instruction.
+    slice_includes_switch: bool
 
     def setup(self, host: HostSlicer) -> None: ...
     def enqueue(self, v: Vcpu, now: int, woken: bool) -> int: ...
