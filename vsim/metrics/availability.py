@@ -13,7 +13,6 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.special import stdtrit
 
 from vsim.model.datacenter import Datacenter
 from vsim.model.interfaces import RunTotals
@@ -139,8 +138,10 @@ def over_replications(per_run: list[dict[str, Any]], confidence: float = 0.95) -
         mean = float(values.mean())
         sd = float(values.std(ddof=1)) if values.size > 1 else math.nan
         if values.size > 1 and sd > 0:
-            # Student's t quantile from scipy.special: scipy.stats costs half a second to import
-            # in every run, and a sweep's workers import it once each.
+            # Student's t quantile from scipy.special, imported here: scipy.stats costs half a
+            # second to import and scipy.special a seventh, and most runs have one replication.
+            from scipy.special import stdtrit
+
             half = stdtrit(values.size - 1, (1 + confidence) / 2) * sd / math.sqrt(values.size)
             lo, hi = mean - half, mean + half
         else:
