@@ -43,7 +43,8 @@ class ScenarioError(VsimError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        lines = [p.render(self.file) for p in self.problems]
+        # The same problem found through several paths (a workload every VM group uses) once.
+        lines = list(dict.fromkeys(p.render(self.file) for p in self.problems))
         if len(lines) == 1:
             return lines[0]
         return f"{len(lines)} problems in {self.file or 'the scenario'}:\n" + "\n".join(

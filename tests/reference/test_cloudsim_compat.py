@@ -87,7 +87,8 @@ def test_cloudsim_semantics_refuses_what_it_cannot_model() -> None:
 
 def test_the_day_is_a_field() -> None:
     # Every shipped day runs; 20110306 has 898 traces, so 898 VMs in blocks of ceil(898 / 4).
-    s = run_compat("dvfs", **{"workloads.trace.day": "20110306"}).summary
+    # `workload.date` is the short form of the workload's own field.
+    s = run_compat("dvfs", **{"workload.date": "20110306"}).summary
     assert s["vms"] == 898
     groups = vsim.run(vsim.load_scenario(
         PLANETLAB / "dvfs.yaml", overrides={**COMPAT, "workloads.trace.day": "20110306"}

@@ -85,6 +85,12 @@ CASES = [
     row("unknown-planetlab-day", planetlab("20990101"),
         ["workloads.pl.day", "no PlanetLab day '20990101'", "20110303", "pick one of those days"],
         line_of="day:"),
+    row("set-workload-date-unknown-day", planetlab("20110303"),
+        ["workloads.pl.day", "no PlanetLab day '20990101'", "pick one of those days"],
+        args=("--set", "workload.date=20990101"), line_of="day:"),
+    row("set-workload-date-without-planetlab", BASE,
+        ["workload.date", "PlanetLab workloads, and it has none", "workloads.NAME.day"],
+        args=("--set", "workload.date=20110306")),
     row("set-index-out-of-range", BASE,
         ["hosts.3", "no item 3 in a list of 1", "list items count from 0"],
         args=("--set", "hosts.3.count=2")),
@@ -244,3 +250,27 @@ def test_a_failure_trace_with_a_missing_column_names_file_and_column(tmp_path: P
     assert "failures.0.trace" in done.stderr and "outages.csv" in done.stderr
     assert "missing column(s) duration" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_workload_date_sets_every_planetlab_day_and_nothing_else() -> None:
+    from vsim.scenario.loader import apply_overrides
+
+    data = {"workloads": {"a": {"kind": "planetlab", "day": "20110303"},
+                          "b": {"kind": "planetlab", "day": "all", "tile_days": 3},
+                          "c": {"kind": "constant", "level": "50%"}}}
+    where: list[tuple] = []
+    out = apply_overrides(data, ["workload.date=20110306"], where)
+    assert out["workloads"]["a"] == {"kind": "planetlab", "day": 20110306}  # typed later
+    assert out["workloads"]["b"] == {"kind": "planetlab", "day": 20110306, "tile_days": 3}
+    assert out["workloads"]["c"] == data["workloads"]["c"]
+    assert data["workloads"]["a"]["day"] == "20110303"  # the input is left as it was
+    assert where == [("workloads", "a", "day"), ("workloads", "b", "day")]
+
+
+def test_one_problem_found_twice_is_said_once() -> None:
+    from vsim.errors import Problem, ScenarioError
+
+    twice = ScenarioError([Problem("no such day", path="workloads.pl.day", line=3)] * 2, file="s.yaml")
+    assert str(twice) == "s.yaml:3: workloads.pl.day: no such day"
+    two = ScenarioError([Problem("a"), Problem("b")], file="s.yaml")
+    assert str(two).startswith("2 problems in s.yaml:")

@@ -99,6 +99,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any],
     data = copy.deepcopy(data)
     pairs = overrides.items() if isinstance(overrides, dict) else [_split(o) for o in overrides]
     for key, value in pairs:
+        if key in TRACE_DATE_KEYS:
+            _set_trace_date(data, key, value, resolved)
+            continue
         parts = key.split(".")
         node: Any = data
         loc: list[str | int] = []
@@ -125,6 +128,28 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any],
         if resolved is not None:
             resolved.append(tuple(loc))
     return data
+
+
+# ``--set workload.date=20110306``: the day of every PlanetLab workload of the scenario, so that
+# one scenario file per policy serves every trace date.
+TRACE_DATE_KEYS = ("workload.date", "workload.day")
+
+
+def _set_trace_date(data: dict[str, Any], key: str, value: Any,
+                    resolved: list[Loc] | None) -> None:
+    workloads = data.get("workloads")
+    if not isinstance(workloads, dict):
+        workloads = {}
+    names = [name for name, w in workloads.items()
+             if isinstance(w, dict) and w.get("kind") == "planetlab"]
+    if not names:
+        raise ScenarioError([Problem(
+            f"{key} sets the day of the scenario's PlanetLab workloads, and it has none",
+            path=key, hint="set a workload's own field instead, e.g. workloads.NAME.day=...")])
+    for name in names:
+        workloads[name]["day"] = value
+        if resolved is not None:
+            resolved.append(("workloads", name, "day"))
 
 
 def _split(item: str) -> tuple[str, Any]:
