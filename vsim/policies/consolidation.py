@@ -61,6 +61,8 @@ class PowerAwarePlacer:
         self.ram = p.host_ram_used.copy()
         self.capacity = p.host_capacity_hz
         self._roomiest: tuple[int, int] | None = None
+        self._lr_room: dict[tuple[float, int], tuple[float, int]] = {}  # see might_pass_screen
+        self._saved: tuple = (None, {})  # both caches as they were when a plan began
         self._log: list[tuple] | None = None  # undo records while a plan is tentative
         # Per-host limits of best_host's filters, fixed within a tick.
         self.vcpu_limit = p.host_cores * self.cpu_overcommit + _EPS
@@ -94,6 +96,7 @@ class PowerAwarePlacer:
         """Tentatively take ``vm`` off ``source`` and put it on ``dest`` (-1: nowhere)."""
         p = self.view.placement
         self._roomiest = None
+        self._lr_room = {}
         for h in (source, dest):
             if h >= 0 and self._log is not None:
                 self._log.append((h, self.demand[h], self.history[h].copy(), self.n_valid[h],
@@ -122,6 +125,7 @@ class PowerAwarePlacer:
     def tentative(self) -> None:
         """Start recording moves so that ``rollback`` can undo them exactly."""
         self._log = []
+        self._saved = (self._roomiest, self._lr_room)
 
     def commit(self) -> None:
         self._log = None
@@ -134,7 +138,8 @@ class PowerAwarePlacer:
             self.vcpus[h], self.ram[h] = vcpus, ram
             self._changed(h)
         self._log = None
-        self._roomiest = None
+        # The very same values are back, so are the caches of before the plan.
+        self._roomiest, self._lr_room = self._saved
 
     def room(self, allowed: np.ndarray) -> tuple[float, float]:
         """The most RAM and CPU room (bytes, Hz) of any allowed host (-inf if none)."""
@@ -165,6 +170,34 @@ class PowerAwarePlacer:
         cpu_room = self.capacity[cached[1]] - self.demand[cached[1]]
         return bool(p.vm_ram_bytes[vms].max() <= ram_room * (1 + _EPS)
                     and self.view.vm_demand_hz[vms].max() <= cpu_room * (1 + _EPS))
+
+    def might_pass_screen(self, vm: int, allowed: np.ndarray) -> bool:
+        """A quick necessary condition for ``best_host`` to find ``vm`` a host under LR: some
+        allowed host with room for its RAM and vCPUs could pass the screen. The screen refuses
+        host h when lin[h] + c / C[h] x vm_lin > 1 + margin (c the VM's capacity, C[h] the
+        host's), that is when c x vm_lin exceeds the host's room (1 + margin - lin[h]) x C[h];
+        hosts that the screen does not judge (empty ones, too short a history) have unlimited
+        room. Under underload most sources fail here: their first VM fits nowhere, since the
+        hosts with room under LR have no RAM left."""
+        if self.lr_weights is None:
+            return True
+        p = self.view.placement
+        key = (float(p.vm_ram_bytes[vm]), int(p.vm_vcpus[vm]))
+        cached = self._lr_room.get(key)
+        # Rooms change only with moves (which drop the cache) and hosts only leave `allowed`, so
+        # a cached maximum stays an upper bound; it is taken again once its host has left.
+        if cached is None or not allowed[cached[1]]:
+            fits = allowed & (p.host_cores >= key[1]) & (self.vcpus + key[1] <= self.vcpu_limit)
+            fits &= self.ram + key[0] <= self.ram_limit
+            if not fits.any():
+                return False
+            room = (1.0 + 2 * SCREEN_MARGIN - self.lin) * self.capacity
+            room[(self.demand <= 0) | (self.n_valid < len(self.lr_weights))] = np.inf
+            room = np.where(fits, room, -np.inf)
+            h = int(np.argmax(room))
+            cached = self._lr_room[key] = (float(room[h]), h)
+        need = p.vm_capacity_hz[vm] * self.vm_lin[vm]
+        return bool(need < cached[0])
 
     def best_host(self, vm: int, allowed: np.ndarray) -> int:
         """PABFD's choice for ``vm`` among ``allowed`` hosts, or -1."""
@@ -343,6 +376,8 @@ class DynamicConsolidation:
             allowed[source] = False
             vms = on_host[bounds[source]:bounds[source + 1]]
             vms = vms[np.argsort(-view.vm_demand_hz[vms], kind="stable")]
+            if vms.size and not placer.might_pass_screen(int(vms[0]), allowed):
+                continue  # its first VM finds no host: the plan would fail at once
             if not placer.might_fit(vms, allowed):
                 continue
             placer.tentative()
