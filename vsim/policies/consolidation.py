@@ -175,8 +175,8 @@ class PowerAwarePlacer:
         """A quick necessary condition for ``best_host`` to find ``vm`` a host under LR: some
         allowed host with room for its RAM and vCPUs could pass the screen. The screen refuses
         host h when lin[h] + c / C[h] x vm_lin > 1 + margin (c the VM's capacity, C[h] the
-        host's), that is when c x vm_lin exceeds the host's room (1 + margin - lin[h]) x C[h];
-        hosts that the screen does not judge (empty ones, too short a history) have unlimited
+        host's), that is when c x vm_lin exceeds the host's room (1 + margin - lin[h]) x C[h]
+        (taken with twice the margin, which rounding cannot cross); hosts that the screen does not judge (empty ones, too short a history) have unlimited
         room. Under underload most sources fail here: their first VM fits nowhere, since the
         hosts with room under LR have no RAM left."""
         if self.lr_weights is None:
