@@ -116,7 +116,7 @@ def test_a_pause_inside_round_0_gives_the_tail_and_the_speed_for_new_pages() -> 
     row = measured.iloc[2].copy()  # 96 MiB/s, 8 MiB/s
     non_zero = (row.memory_bytes - row.zero_bytes) * wire
     row["point"], row["downtime_bytes"] = 4, first + resent
-    row["bytes"] = non_zero - first + first + resent
+    row["bytes"] = (non_zero - first) + (first + resent)  # before the pause, then during it
     row["downtime_s"] = truth.resume_s + (first + resent) / truth.loopback_bytes_s + first / fresh
     fitted = fit_migration(pd.concat([measured, row.to_frame().T], ignore_index=True)
                            .astype(measured.dtypes.to_dict()))

@@ -38,7 +38,8 @@ from vsim.validate.memory import MemoryCalibration, predict_memory
 from vsim.validate.migration import MigrationCalibration, predict_migration
 
 # QEMU's page header and rate-limit window, as the migration model has them.
-WIRE_FACTOR, RATE_WINDOW_S = MigrationParams().wire_factor, MigrationParams().rate_window_s
+_QEMU = MigrationParams()
+WIRE_FACTOR, RATE_WINDOW_S = _QEMU.wire_factor, _QEMU.rate_window_s
 
 __all__ = ["Calibration", "cpu_points", "fit_cpu", "fit_memory", "fit_migration", "load_calibration",
            "migration_points", "save_calibration"]
