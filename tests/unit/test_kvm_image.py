@@ -11,7 +11,7 @@ import pytest
 
 from vsim.kvm.host import HostError
 from vsim.kvm.image import cpio_newc, extract_vmlinux
-from vsim.kvm.qemu import GuestSpec
+from vsim.kvm.qemu import Guest, GuestSpec
 
 
 def test_cpio_newc_is_read_back_by_cpio(tmp_path: Path) -> None:
@@ -47,3 +47,17 @@ def test_workload_arguments_cannot_reach_the_kernel_command_line_unchecked() -> 
         "vsim=dirty,1048576,4096,0")
     with pytest.raises(HostError, match="not plain words"):
         GuestSpec("g", ("spin", "1 init=/bin/sh")).append()
+
+
+def test_a_line_the_guest_is_still_writing_is_not_read(tmp_path: Path) -> None:
+    # The serial console is a file QEMU appends to while the experiments read it: a read can end
+    # inside a line ("vsim touch t=14.27942" before " pages=..." arrives), which must not count.
+    guest = Guest(GuestSpec("g", ("touch",)), tmp_path / "g", None)  # type: ignore[arg-type]
+    guest.serial_path.write_text("booting\nvsim ready t=1.0\nvsim touch t=2.5 pages=100\n"
+                                 "vsim touch t=3.5")
+    records = guest.records()
+    assert [(r.kind, r.fields) for r in records] == [
+        ("ready", {"t": "1.0"}), ("touch", {"t": "2.5", "pages": "100"})]
+    with guest.serial_path.open("a") as f:
+        f.write(" pages=180\n")
+    assert guest.records()[-1].fields == {"t": "3.5", "pages": "180"}

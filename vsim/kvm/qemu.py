@@ -104,7 +104,9 @@ class Guest:
         if not self.serial_path.exists():
             return []
         out = []
-        for line in self.serial_path.read_text(errors="replace").splitlines():
+        text = self.serial_path.read_text(errors="replace")
+        # The guest may be writing its last line as we read: a line counts once it has ended.
+        for line in text[:text.rfind("\n") + 1].splitlines():
             m = LINE.match(line.strip())
             if m:
                 pairs = (w.split("=", 1) for w in m.group(2).split())
