@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from vsim.model.timeslice.host import RUNNING, Vcpu
+from vsim.model.timeslice.parts import RUNNING, Vcpu
 
 if TYPE_CHECKING:
     from vsim.model.timeslice.host import HostSlicer

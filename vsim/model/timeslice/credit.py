@@ -31,7 +31,8 @@ import math
 from operator import attrgetter
 
 from vsim.model.timeslice.common import Caps, choose_cpu
-from vsim.model.timeslice.host import NS, RUNNING, THROTTLED, HostSlicer, Vcpu
+from vsim.model.timeslice.host import HostSlicer
+from vsim.model.timeslice.parts import NS, RUNNING, THROTTLED, Policy, Vcpu
 
 __all__ = ["Credit"]
 
@@ -39,9 +40,8 @@ BOOST, UNDER, OVER, IDLE = 0, 1, 2, 3
 _PRI = attrgetter("pri")
 
 
-class Credit:
+class Credit(Policy):
     name = "credit"
-    slice_includes_switch = True  # the slice timer is set when the vCPU is chosen
 
     def __init__(self, *, slice_s: float = 0.030, tick_s: float = 0.010, accounting_ticks: int = 3,
                  ratelimit_s: float = 0.001, boost: bool = True) -> None:
@@ -49,6 +49,7 @@ class Credit:
         self.tick_ns = round(tick_s * NS)
         self.epoch_ticks = accounting_ticks
         self.ratelimit_ns = round(ratelimit_s * NS)
+        self.slice_includes_switch = True  # the slice timer is set when the vCPU is chosen
         self.boost = boost
 
     def setup(self, host: HostSlicer) -> None:
@@ -71,13 +72,13 @@ class Credit:
         """Behind every vCPU of its priority or better."""
         q = self.q[p]
         pri = v.pri
-        if not q or q[-1].pri <= pri:
-            q.append(v)
-        else:
-            i = len(q) - 1
-            while i and q[i - 1].pri > pri:
-                i -= 1
-            q.insert(i, v)
+        i = len(q)
+        while i:
+            ahead = q[i - 1]
+            if ahead.pri <= pri:
+                break
+            i -= 1
+        q.insert(i, v)
         v.rq = p
 
     def enqueue(self, v: Vcpu, now: int, woken: bool) -> int:
@@ -97,7 +98,10 @@ class Credit:
         q = self.q[p]
         if not q and not any(self.q):  # the common case of a CPU going idle, cheaply
             return None
-        best = q[0].pri if q else IDLE
+        best = IDLE
+        if q:
+            head = q[0]
+            best = head.pri
         if best >= OVER:
             for k in range(1, self.h.n_pcpus):
                 peer = self.q[(p + k) % self.h.n_pcpus]

@@ -32,17 +32,16 @@ import heapq
 import math
 
 from vsim.model.timeslice.common import Caps, choose_cpu
-from vsim.model.timeslice.host import FOREVER, NS, RUNNING, THROTTLED, HostSlicer, Vcpu
+from vsim.model.timeslice.host import HostSlicer
+from vsim.model.timeslice.parts import FOREVER, NS, RUNNING, THROTTLED, Policy, Vcpu
 
 __all__ = ["Fair"]
 
 NICE_0 = 1024
 
 
-class Fair:
+class Fair(Policy):
     name = "fair"
-    ratelimit_ns = 0
-    slice_includes_switch = False  # the slice ends at a tick, whenever the switch was
 
     def __init__(self, *, latency_s: float = 0.006, min_granularity_s: float = 0.00075,
                  wakeup_granularity_s: float = 0.001, tick_s: float = 0.004,
@@ -53,6 +52,8 @@ class Fair:
         self.base = (latency_s, min_granularity_s, wakeup_granularity_s)
         self.scaling = scaling
         self.tick_ns = round(tick_s * NS)
+        self.ratelimit_ns = 0
+        self.slice_includes_switch = False  # the slice ends at a tick, whenever the switch was
         self.quota_ticks = max(1, round(quota_period_s / tick_s))
         self.balance_ticks = balance_ticks
         self.epoch_ticks = math.lcm(self.quota_ticks, balance_ticks)
@@ -132,7 +133,7 @@ class Fair:
                     busiest, most = k, len(qk)
             if busiest < 0:
                 return None
-            entry = min((e for e in self.q[busiest] if e[2].pin < 0), default=None)
+            entry = min([e for e in self.q[busiest] if e[2].pin < 0], default=None)
             if entry is None:
                 return None
             v = self._take(entry, busiest)
@@ -162,7 +163,11 @@ class Fair:
     def charge(self, v: Vcpu, ran: int, now: int) -> None:
         v.vruntime += ran * NICE_0 // v.weight
         q = self.q[v.rq]
-        low = q[0][0] if q and q[0][0] < v.vruntime else v.vruntime
+        low = v.vruntime
+        if q:
+            leftmost = q[0][0]
+            if leftmost < low:
+                low = leftmost
         if low > self.minv[v.rq]:
             self.minv[v.rq] = low
         if self.caps.any:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gc
 import math
+from array import array
 from heapq import heappop, heappush
 from math import ceil
 
@@ -52,6 +53,11 @@ __all__ = ["COSTOPPED", "COUNTERS", "FOREVER", "NS", "READY", "RUNNING", "SLEEPI
 _SLICE, _WAKE, _TICK, _COSCHED = range(4)
 _MAX_EPOCHS = 256  # states kept while looking for a repeating schedule
 _INF = math.inf
+
+
+def _ints(value: int, n: int) -> array:
+    # Integer arrays rather than lists: the compiled build reads them as C arrays.
+    return array("q", [value]) * n
 
 
 class HostSlicer:
@@ -88,20 +94,20 @@ class HostSlicer:
         self.skew_limit = round(self.profile.skew_limit_s * NS)
         self.cur: list[Vcpu | None] = [None] * pcpus
         self.last: list[Vcpu | None] = [None] * pcpus
-        self.end = [0] * pcpus
-        self.token = [0] * pcpus
-        self.idle_since = [0] * pcpus
-        self.idle_ns = [0] * pcpus
+        self.end = _ints(0, pcpus)
+        self.token = _ints(0, pcpus)
+        self.idle_since = _ints(0, pcpus)
+        self.idle_ns = _ints(0, pcpus)
         self.heap: list[tuple[int, int, int, int, int]] = []
         self.seq = 0
         self.now = 0
         self.overhead = 0
         self.dispatches = 0
         self.measure_from = 0
-        self.cos_token = [0] * len(vms)
-        self.cos_at = [0] * len(vms)
-        self.cos_due = [-1] * len(vms)  # when a pending co-scheduling check is due
-        self.switched_in = [0] * pcpus  # when the running vCPU was switched in (rate limit)
+        self.cos_token = _ints(0, len(vms))
+        self.cos_at = _ints(0, len(vms))
+        self.cos_due = _ints(-1, len(vms))  # when a pending co-scheduling check is due
+        self.switched_in = _ints(0, pcpus)  # when the running vCPU was switched in (rate limit)
         self.smp_vms = ([m for m, vs in enumerate(self.vm_vcpus) if len(vs) >= 2]
                         if self.profile.coschedule == "relaxed" else [])
         self._measuring = False
@@ -182,20 +188,22 @@ class HostSlicer:
         return self._result(base, window_s)
 
     def _loop(self, end: int) -> None:
-        heap, pol, vcpus, token, cur = self.heap, self.policy, self.vcpus, self.token, self.cur
+        heap, pol, vcpus, cur = self.heap, self.policy, self.vcpus, self.cur
         pop = heappop
-        slice_end, wake = self._slice_end, self._wake
-        while heap[0][0] <= end:  # never empty: the tick re-arms itself
+        while True:
+            t = heap[0][0]  # never empty: the tick re-arms itself
+            if t > end:
+                break
             t, _, kind, arg, tok = pop(heap)
             self.now = t
             if kind == _SLICE:
-                if tok == token[arg]:
-                    slice_end(arg)
+                if tok == self.token[arg]:
+                    self._slice_end(arg)
             elif kind == _WAKE:
                 v = vcpus[arg]
                 if v.state == SLEEPING:
                     v.idle += t - v.since
-                    wake(v, True)
+                    self._wake(v, True)
             elif kind == _TICK:
                 preempt, refilled = pol.tick(t)
                 for m in refilled:
@@ -434,7 +442,7 @@ class HostSlicer:
                         self._ready(v, woken=False)
                 return
             if lead > half:  # the running ones catch up; look again once the first has
-                catch = min(v.skew for v in vs if v.state == RUNNING and v.skew > half) - half
+                catch = min([v.skew for v in vs if v.state == RUNNING and v.skew > half]) - half
                 self.cos_due[m] = now + catch
                 self._push(now + catch, _COSCHED, m, self.cos_token[m])
             return

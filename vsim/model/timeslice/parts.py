@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -112,10 +112,12 @@ class Vcpu:
         self.weight = 1024
 
 
-class Policy(Protocol):
-    """A scheduling policy: run queues per physical CPU and what they decide."""
+class Policy:
+    """A scheduling policy: run queues per physical CPU and what they decide. The policies
+    derive from this class, which a compiled build of the model calls without Python's method
+    lookup; the attributes are set by each policy's ``__init__``."""
 
-    name: str
+    name = "policy"
     tick_ns: int
     epoch_ticks: int  # ticks after which every periodic timer of the policy is back in phase
     ratelimit_ns: int
@@ -123,24 +125,45 @@ class Policy(Protocol):
     # is part of the slice (Xen); False: from the vCPU's first instruction.
     slice_includes_switch: bool
 
-    def setup(self, host: HostSlicer) -> None: ...
-    def enqueue(self, v: Vcpu, now: int, woken: bool) -> int: ...
-    def requeue(self, v: Vcpu, p: int, now: int) -> None: ...
-    def pick(self, p: int, now: int) -> Vcpu | None: ...
-    def waiting(self, p: int) -> int: ...
+    def setup(self, host: HostSlicer) -> None:
+        raise NotImplementedError
+
+    def enqueue(self, v: Vcpu, now: int, woken: bool) -> int:
+        """Queue a vCPU that became runnable; returns the CPU whose queue it joined."""
+        raise NotImplementedError
+
+    def requeue(self, v: Vcpu, p: int, now: int) -> None:
+        """Queue again on CPU ``p`` a vCPU that was just taken off it, still runnable."""
+        raise NotImplementedError
+
+    def pick(self, p: int, now: int) -> Vcpu | None:
+        """Take the vCPU that runs next on CPU ``p`` off the queues (None: ``p`` idles)."""
+        raise NotImplementedError
+
+    def waiting(self, p: int) -> int:
+        raise NotImplementedError
+
     def slice_ns(self, v: Vcpu, p: int, now: int) -> int:
         """How long ``v`` may run now; ``FOREVER``: until a tick or a wake-up preempts it."""
-        ...
-    def charge(self, v: Vcpu, ran: int, now: int) -> None: ...
+        raise NotImplementedError
+
+    def charge(self, v: Vcpu, ran: int, now: int) -> None:
+        raise NotImplementedError
+
     def budget_ns(self, v: Vcpu) -> float:
         """What ``v`` may still run this cap period; asked only for vCPUs of capped VMs."""
-        ...
-    def preempts(self, v: Vcpu, cur: Vcpu, p: int, now: int) -> bool: ...
+        raise NotImplementedError
+
+    def preempts(self, v: Vcpu, cur: Vcpu, p: int, now: int) -> bool:
+        raise NotImplementedError
+
     def tick(self, now: int) -> tuple[list[int], list[int]]:
         """Periodic work; returns the CPUs whose vCPU must be preempted and the VMs whose cap
         was refilled."""
-        ...
-    def fingerprint(self) -> tuple: ...
+        raise NotImplementedError
+
+    def fingerprint(self) -> tuple:
+        raise NotImplementedError
 
 
 @dataclass

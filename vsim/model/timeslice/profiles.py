@@ -19,7 +19,7 @@ from typing import Any
 
 from vsim.model.timeslice.credit import Credit
 from vsim.model.timeslice.fair import Fair
-from vsim.model.timeslice.host import Policy, Profile
+from vsim.model.timeslice.parts import Policy, Profile
 
 __all__ = ["HYPERVISORS", "POLICIES", "Hypervisor", "make_policy"]
 
