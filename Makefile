@@ -10,7 +10,10 @@ SCENARIO ?= scenarios/quickstart.yaml
 
 .PHONY: run test lint bench workloads kvm-deps test-deps validation clean
 
-$(BIN)/vsim: pyproject.toml
+# The time-slicing model's compiled modules are rebuilt when their source changes.
+COMPILED_SRC = $(wildcard vsim/model/timeslice/*.pxd) $(patsubst %.pxd,%.py,$(wildcard vsim/model/timeslice/*.pxd))
+
+$(BIN)/vsim: pyproject.toml setup.py $(COMPILED_SRC)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

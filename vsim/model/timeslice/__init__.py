@@ -11,6 +11,7 @@ profiler). ``COMPILED`` says which are running.
 import importlib.util
 import os
 import sys
+import warnings
 from importlib.abc import MetaPathFinder
 from importlib.machinery import EXTENSION_SUFFIXES, ModuleSpec
 from pathlib import Path
@@ -19,9 +20,13 @@ _HERE = Path(__file__).parent
 _COMPILED_MODULES = ("parts", "host", "common", "credit", "fair")
 
 
+def _built(module: str) -> list[Path]:
+    return [p for suffix in EXTENSION_SUFFIXES for p in _HERE.glob(module + suffix)]
+
+
 def _compiled_is_current(module: str) -> bool:
     """A compiled build of ``module`` exists and is at least as new as its .py and .pxd."""
-    built = [p for suffix in EXTENSION_SUFFIXES for p in _HERE.glob(module + suffix)]
+    built = _built(module)
     if not built:
         return False
     sources = [_HERE / f"{module}.py", _HERE / f"{module}.pxd"]
@@ -41,10 +46,16 @@ class _SourceFinder(MetaPathFinder):
 
 
 # All compiled or none: the compiled modules share their C types with each other only.
-COMPILED = (os.environ.get("VSIM_PURE_PYTHON", "") in ("", "0")
-            and all(_compiled_is_current(m) for m in _COMPILED_MODULES))
-if not COMPILED and not any(isinstance(f, _SourceFinder) for f in sys.meta_path):
-    sys.meta_path.insert(0, _SourceFinder())
+_WANTED = os.environ.get("VSIM_PURE_PYTHON", "") in ("", "0")
+COMPILED = _WANTED and all(_compiled_is_current(m) for m in _COMPILED_MODULES)
+if not COMPILED:
+    if _WANTED and any(_built(m) for m in _COMPILED_MODULES):
+        warnings.warn("vsim's compiled time-slicing model is older than its source and is not "
+                      "used; rebuild it with `make` or `pip install -e .` (the Python build "
+                      "runs meanwhile, with the same results, several times slower)",
+                      stacklevel=2)
+    if not any(isinstance(f, _SourceFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _SourceFinder())
 
 from vsim.model.timeslice.credit import Credit  # noqa: E402
 from vsim.model.timeslice.fair import Fair  # noqa: E402

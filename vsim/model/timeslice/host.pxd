@@ -2,8 +2,8 @@
 cimport cython
 from vsim.model.timeslice.parts cimport Policy, Vcpu
 
-cdef int RUNNING, READY, SLEEPING, THROTTLED, COSTOPPED, _SLICE, _WAKE, _TICK, _COSCHED
-cdef long long FOREVER
+cdef int RUNNING, READY, SLEEPING, THROTTLED, COSTOPPED, _WAKE, _TICK, _COSCHED
+cdef long long FOREVER, _NO_TIMER
 cdef double _INF
 
 @cython.final
@@ -12,7 +12,7 @@ cdef class HostSlicer:
     cdef public object profile, rng, _extra, _extra_host
     cdef public Policy policy
     cdef public list vms, vcpus, vm_vcpus, cur, last, heap, smp_vms
-    cdef long long[::1] end, token, idle_since, idle_ns, cos_token, cos_at, cos_due, switched_in
+    cdef long long[::1] end, timer_at, timer_seq, idle_since, idle_ns, cos_token, cos_at, cos_due, switched_in
     cdef public long long seq, now, overhead, dispatches, measure_from, switch_ns, skew_limit, _skipped
     cdef public double interference
     cdef public bint relaxed, _measuring, closed
@@ -21,7 +21,7 @@ cdef class HostSlicer:
     cdef _push(self, long long t, int kind, int arg, long long token=*)
     cdef _arm(self, int p, long long t)
 
-    @cython.locals(t=cython.longlong, kind=cython.int, arg=cython.int, tok=cython.longlong, heap=list, vcpus=list, cur=list, pol=Policy,
+    @cython.locals(t=cython.longlong, kind=cython.int, arg=cython.int, tok=cython.longlong, s=cython.longlong, q=cython.int, n=cython.int, tq=cython.longlong, top=tuple, heap=list, vcpus=list, cur=list, pol=Policy,
                    v=Vcpu, p=cython.int)
     cdef _loop(self, long long end)
 

@@ -50,7 +50,8 @@ from vsim.model.timeslice.parts import (
 __all__ = ["COSTOPPED", "COUNTERS", "FOREVER", "NS", "READY", "RUNNING", "SLEEPING", "THROTTLED",
            "HostSlicer", "Policy", "Profile", "SliceResult", "Vcpu", "VcpuLoad", "VmLoad"]
 
-_SLICE, _WAKE, _TICK, _COSCHED = range(4)
+_WAKE, _TICK, _COSCHED = range(3)  # the kinds of events on the heap
+_NO_TIMER = (1 << 63) - 1  # a CPU's slice timer when it has none
 _MAX_EPOCHS = 256  # states kept while looking for a repeating schedule
 _INF = math.inf
 
@@ -95,7 +96,11 @@ class HostSlicer:
         self.cur: list[Vcpu | None] = [None] * pcpus
         self.last: list[Vcpu | None] = [None] * pcpus
         self.end = _ints(0, pcpus)
-        self.token = _ints(0, pcpus)
+        # Each CPU's slice timer (when it fires, and its sequence number among the heap's events),
+        # kept beside the heap: slices end or are cut short by the million, and a timer here is
+        # re-armed in place where one on the heap would leave a stale entry behind.
+        self.timer_at = _ints(_NO_TIMER, pcpus)
+        self.timer_seq = _ints(0, pcpus)
         self.idle_since = _ints(0, pcpus)
         self.idle_ns = _ints(0, pcpus)
         self.heap: list[tuple[int, int, int, int, int]] = []
@@ -129,8 +134,9 @@ class HostSlicer:
 
     def _arm(self, p: int, t: int) -> None:
         self.end[p] = t
-        self.token[p] += 1
-        self._push(t, _SLICE, p, self.token[p])
+        self.seq += 1
+        self.timer_at[p] = t
+        self.timer_seq[p] = self.seq
 
     def _draw(self, v: Vcpu) -> float:
         """A standard exponential (1 for fixed patterns), from a block drawn ahead. Blocks come
@@ -190,16 +196,25 @@ class HostSlicer:
     def _loop(self, end: int) -> None:
         heap, pol, vcpus, cur = self.heap, self.policy, self.vcpus, self.cur
         pop = heappop
+        n = self.n_pcpus
         while True:
-            t = heap[0][0]  # never empty: the tick re-arms itself
+            # The next event: the heap's first or, if earlier, a CPU's slice timer; between
+            # events due at the same nanosecond, the one scheduled first.
+            top = heap[0]  # never empty: the tick re-arms itself
+            t, s = top[0], top[1]
+            p = -1
+            for q in range(n):
+                tq = self.timer_at[q]
+                if tq < t or (tq == t and self.timer_seq[q] < s):
+                    t, s, p = tq, self.timer_seq[q], q
             if t > end:
                 break
-            t, _, kind, arg, tok = pop(heap)
             self.now = t
-            if kind == _SLICE:
-                if tok == self.token[arg]:
-                    self._slice_end(arg)
-            elif kind == _WAKE:
+            if p >= 0:
+                self._slice_end(p)
+                continue
+            _, _, kind, arg, tok = pop(heap)
+            if kind == _WAKE:
                 v = vcpus[arg]
                 if v.state == SLEEPING:
                     v.idle += t - v.since
@@ -321,11 +336,10 @@ class HostSlicer:
                 length = int(budget)
         t = start + length if length > 1 else start + 1
         self.end[p] = t
-        tok = self.token[p] + 1
-        self.token[p] = tok
         if length < FOREVER:  # a slice without end needs no timer: the policy preempts it
             self.seq += 1
-            heappush(self.heap, (t, self.seq, _SLICE, p, tok))
+            self.timer_at[p] = t
+            self.timer_seq[p] = self.seq
         if v.cos:
             self._cosched(v.vm)
 
@@ -346,7 +360,7 @@ class HostSlicer:
         self.policy.charge(v, ran, now)
         v.burst_left -= done  # CPU-bound: stays infinite
         self.cur[p] = None
-        self.token[p] += 1
+        self.timer_at[p] = _NO_TIMER
         v.since = now
         return v
 
