@@ -1,7 +1,7 @@
 # Types of common.py for the compiled build (Cython reads this beside the .py; Python ignores it).
 cimport cython
 from vsim.model.timeslice.host cimport HostSlicer
-from vsim.model.timeslice.parts cimport Vcpu
+from vsim.model.timeslice.parts cimport Vcpu, first_idle
 
 cdef int RUNNING
 
@@ -16,4 +16,5 @@ cdef class Caps:
     cpdef charge(self, Vcpu v, long long ran)
 
 
+@cython.locals(idle=cython.int)
 cpdef int choose_cpu(HostSlicer host, Vcpu v) except? -1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from vsim.model.timeslice.parts import RUNNING, Vcpu
+from vsim.model.timeslice.parts import RUNNING, Vcpu, first_idle
 
 if TYPE_CHECKING:
     from vsim.model.timeslice.host import HostSlicer
@@ -67,6 +67,5 @@ def choose_cpu(host: HostSlicer, v: Vcpu) -> int:
     cur = host.cur
     if cur[v.rq] is None:
         return v.rq
-    if None in cur:
-        return cur.index(None)
-    return v.rq
+    idle = first_idle(cur)
+    return idle if idle >= 0 else v.rq

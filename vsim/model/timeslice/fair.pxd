@@ -14,7 +14,8 @@ cdef class Fair(Policy):
     cdef public bint hrtick
     cdef public HostSlicer h
     cdef public long long latency, min_gran, wakeup_gran, nr_latency
-    cdef public list q, load, minv
+    cdef public list q
+    cdef long long[::1] load, minv
     cdef public Caps caps
 
     cpdef _move(self, Vcpu v, int p)

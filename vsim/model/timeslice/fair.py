@@ -28,8 +28,9 @@ the base slice (0.75 ms, scaled): ``Fair(latency_s=0.00075 * 8)`` approximates i
 
 from __future__ import annotations
 
-import heapq
 import math
+from array import array
+from heapq import heapify, heappop, heappush
 
 from vsim.model.timeslice.common import Caps, choose_cpu
 from vsim.model.timeslice.host import HostSlicer
@@ -69,8 +70,10 @@ class Fair(Policy):
         # Each CPU's run queue is a heap of (vruntime, id, vCPU): a queued thread's vruntime does
         # not change until it leaves the queue, and the leftmost is what every decision reads.
         self.q: list[list[tuple[int, int, Vcpu]]] = [[] for _ in range(n)]
-        self.load = [0] * n  # the weights queued on each CPU (the running thread's not included)
-        self.minv = [0] * n
+        # The weights queued on each CPU (the running thread's not included) and each queue's
+        # minimum vruntime; integer arrays, which the compiled build reads as C arrays.
+        self.load = array("q", [0]) * n
+        self.minv = array("q", [0]) * n
         self.caps = Caps(host, self.tick_ns * self.quota_ticks)
         self.ticks = 0
         for v in host.vcpus:
@@ -91,14 +94,14 @@ class Fair(Policy):
             v.rq = p
 
     def _push(self, v: Vcpu, p: int) -> None:
-        heapq.heappush(self.q[p], (v.vruntime, v.id, v))
+        heappush(self.q[p], (v.vruntime, v.id, v))
         self.load[p] += v.weight
 
     def _take(self, entry: tuple[int, int, Vcpu], p: int) -> Vcpu:
         """Take a queued thread that need not be the leftmost out of ``p``'s queue."""
         q = self.q[p]
         q.remove(entry)
-        heapq.heapify(q)
+        heapify(q)
         v = entry[2]
         self.load[p] -= v.weight
         return v
@@ -111,12 +114,12 @@ class Fair(Policy):
             floor = self.minv[p] - self.latency // 2
             if floor > v.vruntime:
                 v.vruntime = floor
-        heapq.heappush(self.q[p], (v.vruntime, v.id, v))
+        heappush(self.q[p], (v.vruntime, v.id, v))
         self.load[p] += v.weight
         return p
 
     def requeue(self, v: Vcpu, p: int, now: int) -> None:
-        heapq.heappush(self.q[p], (v.vruntime, v.id, v))
+        heappush(self.q[p], (v.vruntime, v.id, v))
         self.load[p] += v.weight
 
     def waiting(self, p: int) -> int:
@@ -139,7 +142,7 @@ class Fair(Policy):
             v = self._take(entry, busiest)
             self._move(v, p)
             return v
-        vruntime, _, v = heapq.heappop(q)
+        vruntime, _, v = heappop(q)
         self.load[p] -= v.weight
         if vruntime > self.minv[p]:
             self.minv[p] = vruntime

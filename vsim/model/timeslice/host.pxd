@@ -1,6 +1,6 @@
 # Types of host.py for the compiled build (Cython reads this beside the .py; Python ignores it).
 cimport cython
-from vsim.model.timeslice.parts cimport Policy, Vcpu
+from vsim.model.timeslice.parts cimport Policy, Vcpu, first_idle
 
 cdef int RUNNING, READY, SLEEPING, THROTTLED, COSTOPPED, _WAKE, _TICK, _COSCHED
 cdef long long FOREVER, _NO_TIMER
@@ -28,7 +28,7 @@ cdef class HostSlicer:
     @cython.locals(now=cython.longlong, b=cython.double)
     cdef _wake(self, Vcpu v, bint woken)
 
-    @cython.locals(now=cython.longlong, p=cython.int, allowed=cython.longlong)
+    @cython.locals(now=cython.longlong, p=cython.int, allowed=cython.longlong, idle=cython.int)
     cdef _ready(self, Vcpu v, bint woken)
 
     @cython.locals(now=cython.longlong, v=Vcpu, start=cython.longlong, rate=cython.double,
@@ -51,5 +51,6 @@ cdef class HostSlicer:
 
     @cython.locals(now=cython.longlong, limit=cython.longlong, half=cython.longlong,
                    stopped=cython.bint, running=cython.bint, lag=cython.longlong,
-                   lead=cython.longlong, s=cython.int, catch=cython.longlong, p=cython.int, vs=list)
+                   lead=cython.longlong, s=cython.int, catch=cython.longlong, p=cython.int, vs=list,
+                   held=list, leaders=list)
     cdef _cosched(self, int m)

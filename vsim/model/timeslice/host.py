@@ -44,6 +44,7 @@ from vsim.model.timeslice.parts import (
     Vcpu,
     VcpuLoad,
     VmLoad,
+    first_idle,
 )
 
 # The parts are re-exported: the policies and callers import them from here.
@@ -278,8 +279,10 @@ class HostSlicer:
                 self._preempt(p)
             elif self.end[p] > allowed:
                 self._arm(p, allowed)
-        elif v.pin < 0 and None in cur:
-            self._dispatch(cur.index(None))  # an idle CPU takes work from the busy ones
+        elif v.pin < 0:
+            idle = first_idle(cur)
+            if idle >= 0:
+                self._dispatch(idle)  # an idle CPU takes work from the busy ones
         if v.cos:
             self._cosched(v.vm)
 
@@ -450,20 +453,31 @@ class HostSlicer:
                 stopped = True
         if stopped:
             if lag <= half and lead <= half:
-                for v in [v for v in vs if v.state == COSTOPPED]:
+                held = []  # (loops rather than comprehensions: the compiled build types them)
+                for v in vs:
+                    if v.state == COSTOPPED:
+                        held.append(v)
+                for v in held:
                     if v.state == COSTOPPED:  # not restarted already by the _ready of a sibling
                         v.costop += now - v.since
                         self._ready(v, woken=False)
                 return
             if lead > half:  # the running ones catch up; look again once the first has
-                catch = min([v.skew for v in vs if v.state == RUNNING and v.skew > half]) - half
+                catch = -1  # until the first running one is back at half the limit
+                for v in vs:
+                    if v.state == RUNNING and v.skew > half and (catch < 0 or v.skew - half < catch):
+                        catch = v.skew - half
                 self.cos_due[m] = now + catch
                 self._push(now + catch, _COSCHED, m, self.cos_token[m])
             return
         if not running or lag < 0:
             return
         if lag >= limit:
-            for v in [v for v in vs if v.state == RUNNING]:
+            leaders = []
+            for v in vs:
+                if v.state == RUNNING:
+                    leaders.append(v)
+            for v in leaders:
                 p = self.cur.index(v)
                 self._stop(p)
                 v.state = COSTOPPED

@@ -1,4 +1,5 @@
 # Types of parts.py for the compiled build (Cython reads this beside the .py; Python ignores it).
+cimport cython
 
 cdef class Vcpu:
     cdef public double burst_left, burst_mean, sleep_mean, work, rate
@@ -7,6 +8,10 @@ cdef class Vcpu:
     cdef public long long skew, credit, charged, vruntime, weight
     cdef public int id, vm, pin, index, state, pri, rq
     cdef public list lat, draws
+
+
+@cython.locals(p=cython.int, c=object)
+cpdef int first_idle(list cur) except? -2
 
 
 cdef class Policy:

@@ -112,6 +112,14 @@ class Vcpu:
         self.weight = 1024
 
 
+def first_idle(cur: list[Vcpu | None]) -> int:
+    """The first physical CPU with nothing running (-1: none); ``cur``: what runs on each."""
+    for p, c in enumerate(cur):
+        if c is None:
+            return p
+    return -1
+
+
 class Policy:
     """A scheduling policy: run queues per physical CPU and what they decide. The policies
     derive from this class, which a compiled build of the model calls without Python's method
