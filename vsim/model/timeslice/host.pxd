@@ -52,5 +52,5 @@ cdef class HostSlicer:
     @cython.locals(now=cython.longlong, limit=cython.longlong, half=cython.longlong,
                    stopped=cython.bint, running=cython.bint, lag=cython.longlong,
                    lead=cython.longlong, s=cython.int, catch=cython.longlong, p=cython.int, vs=list,
-                   held=list, leaders=list)
+                   held=list, leaders=list, v=Vcpu)
     cdef _cosched(self, int m)
