@@ -2,7 +2,7 @@
 cimport cython
 from vsim.model.timeslice.parts cimport Policy, Vcpu, first_idle
 
-cdef int RUNNING, READY, SLEEPING, THROTTLED, COSTOPPED, _WAKE, _TICK, _COSCHED
+cdef int RUNNING, READY, SLEEPING, THROTTLED, COSTOPPED, _WAKE, _TICK
 cdef long long FOREVER, _NO_TIMER
 cdef double _INF
 
@@ -12,16 +12,16 @@ cdef class HostSlicer:
     cdef public object profile, rng, _extra, _extra_host
     cdef public Policy policy
     cdef public list vms, vcpus, vm_vcpus, cur, last, heap, smp_vms
-    cdef long long[::1] end, timer_at, timer_seq, idle_since, idle_ns, cos_token, cos_at, cos_due, switched_in
+    cdef long long[::1] end, timer_at, timer_seq, idle_since, idle_ns, cos_at, cos_due, cos_seq, switched_in
     cdef public long long seq, now, overhead, dispatches, measure_from, switch_ns, skew_limit, _skipped
     cdef public double interference
     cdef public bint relaxed, _measuring, closed
     cdef public dict _fingerprints
 
-    cdef _push(self, long long t, int kind, int arg, long long token=*)
+    cdef _push(self, long long t, int kind, int arg)
     cdef _arm(self, int p, long long t)
 
-    @cython.locals(t=cython.longlong, kind=cython.int, arg=cython.int, tok=cython.longlong, s=cython.longlong, q=cython.int, n=cython.int, tq=cython.longlong, top=tuple, heap=list, vcpus=list, cur=list, pol=Policy,
+    @cython.locals(t=cython.longlong, kind=cython.int, arg=cython.int, tok=cython.longlong, s=cython.longlong, q=cython.int, n=cython.int, tq=cython.longlong, top=tuple, heap=list, smp=list, m=cython.int, c=cython.int, vcpus=list, cur=list, pol=Policy,
                    v=Vcpu, p=cython.int)
     cdef _loop(self, long long end)
 

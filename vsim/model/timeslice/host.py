@@ -51,7 +51,7 @@ from vsim.model.timeslice.parts import (
 __all__ = ["COSTOPPED", "COUNTERS", "FOREVER", "NS", "READY", "RUNNING", "SLEEPING", "THROTTLED",
            "HostSlicer", "Policy", "Profile", "SliceResult", "Vcpu", "VcpuLoad", "VmLoad"]
 
-_WAKE, _TICK, _COSCHED = range(3)  # the kinds of events on the heap
+_WAKE, _TICK = range(2)  # the kinds of events on the heap
 _NO_TIMER = (1 << 63) - 1  # a CPU's slice timer when it has none
 _MAX_EPOCHS = 256  # states kept while looking for a repeating schedule
 _INF = math.inf
@@ -110,9 +110,11 @@ class HostSlicer:
         self.overhead = 0
         self.dispatches = 0
         self.measure_from = 0
-        self.cos_token = _ints(0, len(vms))
         self.cos_at = _ints(0, len(vms))
-        self.cos_due = _ints(-1, len(vms))  # when a pending co-scheduling check is due
+        # When each VM's pending co-scheduling check is due (-1: none) and its sequence number:
+        # checks, like slice timers, are kept beside the heap and re-armed in place.
+        self.cos_due = _ints(-1, len(vms))
+        self.cos_seq = _ints(0, len(vms))
         self.switched_in = _ints(0, pcpus)  # when the running vCPU was switched in (rate limit)
         self.smp_vms = ([m for m, vs in enumerate(self.vm_vcpus) if len(vs) >= 2]
                         if self.profile.coschedule == "relaxed" else [])
@@ -129,9 +131,9 @@ class HostSlicer:
     # what they decide (budgets only for capped VMs, queue lengths only when interference is
     # modelled). ``_dispatch`` stays the one place where a vCPU starts to run.
 
-    def _push(self, t: int, kind: int, arg: int, token: int = 0) -> None:
+    def _push(self, t: int, kind: int, arg: int) -> None:
         self.seq += 1
-        heappush(self.heap, (t, self.seq, kind, arg, token))
+        heappush(self.heap, (t, self.seq, kind, arg))
 
     def _arm(self, p: int, t: int) -> None:
         self.end[p] = t
@@ -179,7 +181,7 @@ class HostSlicer:
             if self.cur[p] is None:
                 self._dispatch(p)
         self.seq += 1
-        heappush(self.heap, (pol.tick_ns, -self.seq, _TICK, 1, 0))
+        heappush(self.heap, (pol.tick_ns, -self.seq, _TICK, 1))
         warm = round(warmup_s * NS)
         end = warm + round(window_s * NS)
         self._loop(warm)
@@ -198,23 +200,31 @@ class HostSlicer:
         heap, pol, vcpus, cur = self.heap, self.policy, self.vcpus, self.cur
         pop = heappop
         n = self.n_pcpus
+        smp = self.smp_vms
         while True:
             # The next event: the heap's first or, if earlier, a CPU's slice timer; between
             # events due at the same nanosecond, the one scheduled first.
             top = heap[0]  # never empty: the tick re-arms itself
             t, s = top[0], top[1]
-            p = -1
+            p = c = -1
             for q in range(n):
                 tq = self.timer_at[q]
                 if tq < t or (tq == t and self.timer_seq[q] < s):
                     t, s, p = tq, self.timer_seq[q], q
+            for m in smp:
+                tq = self.cos_due[m]
+                if tq >= 0 and (tq < t or (tq == t and self.cos_seq[m] < s)):
+                    t, s, p, c = tq, self.cos_seq[m], -1, m
             if t > end:
                 break
             self.now = t
             if p >= 0:
                 self._slice_end(p)
                 continue
-            _, _, kind, arg, tok = pop(heap)
+            if c >= 0:
+                self._cosched(c)
+                continue
+            _, _, kind, arg = pop(heap)
             if kind == _WAKE:
                 v = vcpus[arg]
                 if v.state == SLEEPING:
@@ -237,11 +247,9 @@ class HostSlicer:
                 # accounting) before they reschedule, so a slice that ends on a tick is judged
                 # with the priorities the tick has just set.
                 self.seq += 1
-                heappush(heap, (t + pol.tick_ns, -self.seq, _TICK, arg + 1, 0))
+                heappush(heap, (t + pol.tick_ns, -self.seq, _TICK, arg + 1))
                 if self.closed and self._measuring and arg % pol.epoch_ticks == 0:
                     end = self._maybe_skip(end)
-            elif tok == self.cos_token[arg]:
-                self._cosched(arg)
         self.now = end
 
     # --- transitions ----------------------------------------------------------------------------
@@ -382,7 +390,7 @@ class HostSlicer:
                     draws = v.draws = self.rng.standard_exponential(512).tolist()
                 d = draws.pop()
             self.seq += 1
-            heappush(self.heap, (now + round(v.sleep_mean * d), self.seq, _WAKE, v.id, 0))
+            heappush(self.heap, (now + round(v.sleep_mean * d), self.seq, _WAKE, v.id))
         elif v.capped and pol.budget_ns(v) <= 0:
             v.state = THROTTLED
         else:
@@ -435,7 +443,6 @@ class HostSlicer:
         vs = self.vm_vcpus[m]
         limit = self.skew_limit
         half = limit // 2
-        self.cos_token[m] += 1
         self.cos_due[m] = -1
         stopped = running = False
         lag = -1  # the largest skew of a waiting vCPU
@@ -467,8 +474,9 @@ class HostSlicer:
                 for v in vs:
                     if v.state == RUNNING and v.skew > half and (catch < 0 or v.skew - half < catch):
                         catch = v.skew - half
+                self.seq += 1
                 self.cos_due[m] = now + catch
-                self._push(now + catch, _COSCHED, m, self.cos_token[m])
+                self.cos_seq[m] = self.seq
             return
         if not running or lag < 0:
             return
@@ -485,7 +493,7 @@ class HostSlicer:
             return
         self.seq += 1
         self.cos_due[m] = now + limit - lag
-        heappush(self.heap, (now + limit - lag, self.seq, _COSCHED, m, self.cos_token[m]))
+        self.cos_seq[m] = self.seq
 
     # --- repeating schedules --------------------------------------------------------------------
 
