@@ -80,21 +80,16 @@ def run(pcpus: int, vms: list[VmLoad], policy, window: float, warmup: float = 0.
     return host.run(window, warmup)
 
 
-class Traced(HostSlicer):
-    """A host that notes every dispatch: (time, pCPU, vCPU id or -1 when the pCPU idles)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.closed = False
-        self.trace: list[tuple[int, int, int]] = []
-
-    def _dispatch(self, p: int) -> None:
-        super()._dispatch(p)
-        v = self.cur[p]
-        self.trace.append((self.now, p, -1 if v is None else v.id))
+def traced(*args, **kwargs) -> HostSlicer:
+    """A host that notes every dispatch, slice by slice: (time, pCPU, vCPU id or -1 when the
+    pCPU idles)."""
+    host = HostSlicer(*args, **kwargs)
+    host.closed = False
+    host.trace = []
+    return host
 
 
-def longest_ready_ns(host: Traced, result: SliceResult, warmup: float) -> list[int]:
+def longest_ready_ns(host: HostSlicer, result: SliceResult, warmup: float) -> list[int]:
     """Longest wait of each vCPU between two of its runs on a one-pCPU host of CPU-bound vCPUs
     (a vCPU that never sleeps is ready whenever it is not running)."""
     warm = round(warmup * NS)
@@ -145,7 +140,7 @@ def test_equal_vcpus_share_one_pcpu(name, n):
 
 def _longest_wait(name: str, n: int) -> list[int]:
     warmup, window = 1.0, 6.0
-    host = Traced(1, hogs(n), POLICIES[name]())
+    host = traced(1, hogs(n), POLICIES[name]())
     r = host.run(window, warmup)
     return longest_ready_ns(host, r, warmup)
 

@@ -17,6 +17,7 @@ cdef class HostSlicer:
     cdef public double interference
     cdef public bint relaxed, _measuring, closed
     cdef public dict _fingerprints
+    cdef public list trace
 
     cdef _push(self, long long t, int kind, int arg)
     cdef _arm(self, int p, long long t)

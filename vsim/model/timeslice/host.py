@@ -119,6 +119,8 @@ class HostSlicer:
         self.smp_vms = ([m for m, vs in enumerate(self.vm_vcpus) if len(vs) >= 2]
                         if self.profile.coschedule == "relaxed" else [])
         self._measuring = False
+        # Set to a list to record every scheduling decision: (ns, pCPU, vCPU id, -1 for idle).
+        self.trace: list[tuple[int, int, int]] | None = None
         self.closed = all(math.isinf(v.burst_mean) for v in self.vcpus)
         for v in self.vcpus:
             v.capped = v.vm >= 0 and math.isfinite(vms[v.vm].cap)
@@ -307,6 +309,8 @@ class HostSlicer:
             if idle_since[p] < 0:
                 idle_since[p] = now
             self.cur[p] = None
+            if self.trace is not None:
+                self.trace.append((now, p, -1))
             return
         if idle_since[p] >= 0:
             self.idle_ns[p] += now - idle_since[p]
@@ -322,6 +326,8 @@ class HostSlicer:
             self.switched_in[p] = start
         v.state, v.since = RUNNING, start
         self.cur[p] = self.last[p] = v
+        if self.trace is not None:
+            self.trace.append((now, p, v.id))
         v.dispatches += 1
         self.dispatches += 1
         if v.woke >= 0:
