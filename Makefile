@@ -23,7 +23,7 @@ run: $(BIN)/vsim
 	$(BIN)/vsim run $(SCENARIO)
 
 lint: $(BIN)/vsim
-	$(BIN)/ruff check vsim tests benchmarks workloads notebooks
+	$(BIN)/ruff check vsim tests benchmarks workloads notebooks setup.py
 	$(BIN)/lint-imports
 	$(BIN)/mypy vsim
 

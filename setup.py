@@ -20,7 +20,7 @@ class BuildOptional(build_ext):
     def run(self) -> None:
         try:
             super().run()
-        except Exception as exc:  # noqa: BLE001 - any compiler failure leaves the Python build
+        except Exception as exc:  # any compiler failure leaves the Python build
             print(f"warning: vsim's compiled time-slicing model was not built ({exc}); "
                   "the Python build will run, several times slower", file=sys.stderr)
 

@@ -34,13 +34,14 @@ def _compiled_is_current(module: str) -> bool:
     return all(b.stat().st_mtime >= newest for b in built)
 
 
+_NAMES = frozenset(f"{__name__}.{m}" for m in _COMPILED_MODULES)
+
+
 class _SourceFinder(MetaPathFinder):
     """Loads this package's compiled modules from their Python source instead."""
 
-    names = {f"{__name__}.{m}" for m in _COMPILED_MODULES}
-
     def find_spec(self, fullname: str, path: object, target: object = None) -> ModuleSpec | None:
-        if fullname not in self.names:
+        if fullname not in _NAMES:
             return None
         return importlib.util.spec_from_file_location(fullname, _HERE / (fullname.rsplit(".", 1)[1] + ".py"))
 
