@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -186,9 +187,7 @@ class Workspace:
 
     def __init__(self, image: GuestImage) -> None:
         self.image = image
-        _sweep_stale(Path(tempfile.gettempdir()))
-        self.folder = Path(tempfile.mkdtemp(prefix="vsim-kvm-"))  # mode 0700
-        (self.folder / "owner.pid").write_text(str(os.getpid()))
+        self.folder = Path()  # made when the workspace is entered
         self.guests: list[Guest] = []
         self._undo: list[Callable[[], None]] = []  # host changes to undo, last first
         self.leftovers: list[str] = []  # what could not be undone
@@ -197,10 +196,25 @@ class Workspace:
         self._old_handler: object = None
 
     def __enter__(self) -> Workspace:
+        # The folder is made with Ctrl-C and SIGTERM held back, and the handler is in place
+        # before they are let through: a signal that came meanwhile is raised by the unblocking
+        # call, inside the try, and the folder goes. Made outside that (in __init__), a Ctrl-C
+        # between the folder and the with statement left the folder behind.
+        main = threading.current_thread() is threading.main_thread()
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM}) if main else None
         try:
-            self._old_handler = signal.signal(signal.SIGTERM, _on_sigterm)
-        except ValueError:  # not the main thread: leave signals alone
-            self._old_handler = None
+            try:
+                _sweep_stale(Path(tempfile.gettempdir()))
+                self.folder = Path(tempfile.mkdtemp(prefix="vsim-kvm-"))  # mode 0700
+                (self.folder / "owner.pid").write_text(str(os.getpid()))
+                if main:  # elsewhere leave signals alone
+                    self._old_handler = signal.signal(signal.SIGTERM, _on_sigterm)
+            finally:
+                if mask is not None:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
@@ -277,7 +291,8 @@ class Workspace:
                 undo()
             except Exception as exc:  # undo the rest all the same, then tell
                 self.leftovers.append(str(exc))
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.folder != Path():
+            shutil.rmtree(self.folder, ignore_errors=True)
         if self._old_handler is not None:
             signal.signal(signal.SIGTERM, self._old_handler)  # type: ignore[arg-type]
             self._old_handler = None
