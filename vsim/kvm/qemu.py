@@ -182,6 +182,37 @@ def _sweep_stale(tmp: Path) -> None:
             continue  # not ours to judge (another user's, or being created right now)
 
 
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+class _SignalsHeld:
+    """Inside the block, Ctrl-C and SIGTERM are noted rather than acted on; after it, the
+    handlers in ``restore`` are put back and the first signal noted is raised again, to them.
+
+    Python runs signal handlers in the main thread, so this works there only (elsewhere it does
+    nothing). Blocking the signals (pthread_sigmask) would not do: a signal sent to the process
+    goes to any thread that does not block it, such as a numerical library's worker."""
+
+    def __enter__(self) -> _SignalsHeld:
+        self.caught: list[int] = []
+        self.restore: dict[int, object] = {}
+        if _in_main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.restore[sig] = signal.signal(sig, self._note)
+        return self
+
+    def _note(self, signum: int, frame: FrameType | None) -> None:
+        self.caught.append(signum)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.restore.items():
+            if handler is not None:  # None: set outside Python, cannot be put back
+                signal.signal(sig, handler)  # type: ignore[arg-type]
+        if self.caught:
+            signal.raise_signal(self.caught[0])
+
+
 class Workspace:
     """A private folder and the guests started in it; a context manager that cleans everything."""
 
@@ -197,21 +228,17 @@ class Workspace:
 
     def __enter__(self) -> Workspace:
         # The folder is made with Ctrl-C and SIGTERM held back, and the handler is in place
-        # before they are let through: a signal that came meanwhile is raised by the unblocking
-        # call, inside the try, and the folder goes. Made outside that (in __init__), a Ctrl-C
-        # between the folder and the with statement left the folder behind.
-        main = threading.current_thread() is threading.main_thread()
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM}) if main else None
+        # before they are let through: a signal that came meanwhile is raised as they are, inside
+        # the try, and the folder goes. Made outside that (in __init__), a Ctrl-C between the
+        # folder and the with statement left the folder behind.
         try:
-            try:
+            with _SignalsHeld() as held:
                 _sweep_stale(Path(tempfile.gettempdir()))
                 self.folder = Path(tempfile.mkdtemp(prefix="vsim-kvm-"))  # mode 0700
                 (self.folder / "owner.pid").write_text(str(os.getpid()))
-                if main:  # elsewhere leave signals alone
-                    self._old_handler = signal.signal(signal.SIGTERM, _on_sigterm)
-            finally:
-                if mask is not None:
-                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                if signal.SIGTERM in held.restore:  # the main thread; elsewhere leave signals alone
+                    self._old_handler = held.restore[signal.SIGTERM]
+                    held.restore[signal.SIGTERM] = _on_sigterm
         except BaseException:
             self.close()
             raise
@@ -257,16 +284,18 @@ class Workspace:
         self._started += 1
         stem = self.folder / f"{self._started:03d}-{spec.name}"
         log = open(stem.with_suffix(".log"), "wb")  # noqa: SIM115 - closed with the process
-        try:
-            proc = subprocess.Popen(self.argv(spec, stem), stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT,
-                                    preexec_fn=_child_setup(spec.cgroups, spec.huge_pages))
-        except FileNotFoundError as exc:
-            raise HostError(f"cannot start QEMU: {exc.filename} is missing", QEMU_FIX) from None
-        finally:
-            log.close()
-        guest = Guest(spec, stem, proc)
-        self.guests.append(guest)
+        # Started and listed at once: a guest started but not yet listed is one close() misses.
+        with _SignalsHeld():
+            try:
+                proc = subprocess.Popen(self.argv(spec, stem), stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=subprocess.STDOUT,
+                                        preexec_fn=_child_setup(spec.cgroups, spec.huge_pages))
+            except FileNotFoundError as exc:
+                raise HostError(f"cannot start QEMU: {exc.filename} is missing", QEMU_FIX) from None
+            finally:
+                log.close()
+            guest = Guest(spec, stem, proc)
+            self.guests.append(guest)
         return guest
 
     def on_close(self, undo: Callable[[], None]) -> None:
@@ -279,6 +308,15 @@ class Workspace:
         self.guests.remove(guest)
 
     def close(self) -> None:
+        # A Ctrl-C in the middle of cleaning up stopped it before the folder went; it now waits
+        # until everything is cleaned up (every step is bounded by a timeout).
+        with _SignalsHeld() as held:
+            self._close()
+            if self._old_handler is not None and signal.SIGTERM in held.restore:
+                held.restore[signal.SIGTERM] = self._old_handler
+                self._old_handler = None
+
+    def _close(self) -> None:
         for guest in list(self.guests):
             try:
                 guest.stop()
@@ -293,9 +331,6 @@ class Workspace:
                 self.leftovers.append(str(exc))
         if self.folder != Path():
             shutil.rmtree(self.folder, ignore_errors=True)
-        if self._old_handler is not None:
-            signal.signal(signal.SIGTERM, self._old_handler)  # type: ignore[arg-type]
-            self._old_handler = None
 
 
 def pids_of_workspace(folder: Path) -> list[int]:
