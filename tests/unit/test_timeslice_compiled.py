@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -89,6 +90,24 @@ def test_vsim_pure_python_selects_the_python_build() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "VSIM_PURE_PYTHON": "1"}, cwd=ROOT).stdout.split()
     assert out[0] == "False" and out[1].endswith("host.py")
+
+
+def test_an_edited_source_is_run_as_python_until_rebuilt(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    if not ts.COMPILED:
+        pytest.skip("the time-slicing model is not compiled here")
+    copy = tmp_path / "timeslice"
+    shutil.copytree(Path(ts.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(ts, "_HERE", copy)
+    assert ts._compiled_is_current()
+    host = copy / "host.py"
+    host.write_text(host.read_text() + "# an edit\n")
+    assert not ts._compiled_is_current()
+    # The check is on content, not file times: undoing the edit makes the build current again.
+    host.write_text(host.read_text().removesuffix("# an edit\n"))
+    assert ts._compiled_is_current()
+    (copy / "_compiled.json").unlink()  # compiled outside vsim's build: not trusted
+    assert not ts._compiled_is_current()
 
 
 if __name__ == "__main__":
