@@ -11,7 +11,8 @@ cdef class HostSlicer:
     cdef public int n_pcpus
     cdef public object profile, rng, _extra, _extra_host
     cdef public Policy policy
-    cdef public list vms, vcpus, vm_vcpus, cur, last, heap, smp_vms
+    cdef public list vms, vcpus, vm_vcpus, cur, last, heap
+    cdef public long long[::1] smp_vms
     cdef long long[::1] end, timer_at, timer_seq, idle_since, idle_ns, cos_at, cos_due, cos_seq, switched_in
     cdef public long long seq, now, overhead, dispatches, measure_from, switch_ns, skew_limit, _skipped
     cdef public double interference
@@ -22,7 +23,7 @@ cdef class HostSlicer:
     cdef _push(self, long long t, int kind, int arg)
     cdef _arm(self, int p, long long t)
 
-    @cython.locals(t=cython.longlong, kind=cython.int, arg=cython.int, tok=cython.longlong, s=cython.longlong, q=cython.int, n=cython.int, tq=cython.longlong, top=tuple, heap=list, smp=list, m=cython.int, c=cython.int, vcpus=list, cur=list, pol=Policy,
+    @cython.locals(t=cython.longlong, kind=cython.int, arg=cython.int, tok=cython.longlong, s=cython.longlong, q=cython.int, n=cython.int, tq=cython.longlong, top=tuple, heap=list, smp='long long[::1]', n_smp=cython.int, k=cython.int, m=cython.int, c=cython.int, vcpus=list, cur=list, pol=Policy,
                    v=Vcpu, p=cython.int)
     cdef _loop(self, long long end)
 

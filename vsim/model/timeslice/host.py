@@ -116,8 +116,8 @@ class HostSlicer:
         self.cos_due = _ints(-1, len(vms))
         self.cos_seq = _ints(0, len(vms))
         self.switched_in = _ints(0, pcpus)  # when the running vCPU was switched in (rate limit)
-        self.smp_vms = ([m for m, vs in enumerate(self.vm_vcpus) if len(vs) >= 2]
-                        if self.profile.coschedule == "relaxed" else [])
+        self.smp_vms = array("q", [m for m, vs in enumerate(self.vm_vcpus) if len(vs) >= 2]
+                             if self.profile.coschedule == "relaxed" else [])
         self._measuring = False
         # Set to a list to record every scheduling decision: (ns, pCPU, vCPU id, -1 for idle).
         self.trace: list[tuple[int, int, int]] | None = None
@@ -203,6 +203,7 @@ class HostSlicer:
         pop = heappop
         n = self.n_pcpus
         smp = self.smp_vms
+        n_smp = len(smp)
         while True:
             # The next event: the heap's first or, if earlier, a CPU's slice timer; between
             # events due at the same nanosecond, the one scheduled first.
@@ -213,7 +214,8 @@ class HostSlicer:
                 tq = self.timer_at[q]
                 if tq < t or (tq == t and self.timer_seq[q] < s):
                     t, s, p = tq, self.timer_seq[q], q
-            for m in smp:
+            for k in range(n_smp):
+                m = smp[k]
                 tq = self.cos_due[m]
                 if tq >= 0 and (tq < t or (tq == t and self.cos_seq[m] < s)):
                     t, s, p, c = tq, self.cos_seq[m], -1, m
