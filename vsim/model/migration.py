@@ -117,6 +117,7 @@ class MigrationFabric(PrecopyRounds):
         self._ids = np.zeros(0, dtype=np.int64)
         self.touched = self._ids
         self.rate_changed = self._ids
+        self._old_rate = np.zeros(0)  # the rates of rate_changed before the change
         self.instants = 0  # calls of fire(): instants with a visible transition
         self._changed_flows = True
         # Each migration's state is kept as of its own anchor time and brought up to date only
@@ -217,9 +218,16 @@ class MigrationFabric(PrecopyRounds):
         """Link rates of the flows as they are now, recomputed only when the flows changed."""
         self.rate_changed = self._ids[:0]
         if self._changed_flows:
-            self._catch_up(self._ids, now)  # what was sent so far, at the old rates
             self._rates()
             self._changed_flows = False
+            # What the flows whose rate changed sent so far, at their old rates; the others are
+            # brought up to date when next touched, as their prediction still holds.
+            moved = self.rate_changed
+            if moved.size:
+                new = self.rate[moved]
+                self.rate[moved] = self._old_rate
+                self._catch_up(moved, now)
+                self.rate[moved] = new
 
     def update(self, now: float, vm_cpu_hz: np.ndarray, vm_capacity_hz: np.ndarray) -> None:
         """Dirty rates and the next transitions for the state as it is now, given each VM's
@@ -244,7 +252,9 @@ class MigrationFabric(PrecopyRounds):
         before = self.rate[self._ids].copy()
         self._assign_rates()
         # Whose rate changed, so whose hosts spend a different CPU share on copying.
-        self.rate_changed = self._ids[self.rate[self._ids] != before]
+        changed = self.rate[self._ids] != before
+        self.rate_changed = self._ids[changed]
+        self._old_rate = before[changed]
 
     def _assign_rates(self) -> None:
         active = self._ids
