@@ -65,6 +65,11 @@ validation: $(BIN)/vsim kvm-deps
 	$(BIN)/vsim validate memory --measured $(VALIDATION)/.check/memory --out $(VALIDATION)/memory
 	rm -rf $(VALIDATION)/.fit $(VALIDATION)/.check
 
+# The compact PlanetLab traces (workloads/planetlab/planetlab.npz) from the raw day folders.
+PLANETLAB_RAW ?= ../shared/data/planetlab
+workloads: $(BIN)/vsim
+	$(BIN)/python workloads/planetlab/build.py $(PLANETLAB_RAW)
+
 bench: $(BIN)/vsim
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/migrations.py

@@ -9,6 +9,7 @@ import platform
 import resource
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import numpy as np
 import yaml
 
 from vsim._version import __version__
+from vsim.errors import VsimError
 from vsim.metrics import Recorder, Tables, summarize
 from vsim.metrics.availability import (
     availability_summary,
@@ -36,7 +38,7 @@ from vsim.scenario import LoadedScenario, build, load_scenario
 from vsim.scenario.build import RunSetup
 from vsim.scenario.compat import build_cloudsim
 
-__all__ = ["Result", "new_result_folder", "run", "write_folder"]
+__all__ = ["Result", "check_output", "new_result_folder", "run", "write_folder"]
 
 
 
@@ -75,6 +77,25 @@ class Result:
             "meta.json": meta,
         }
         return write_folder(target, writers)
+
+
+def check_output(target: Path, option: str = "--out") -> None:
+    """Refuse, before a run rather than after it, an output path that cannot be written: one that
+    exists, or whose nearest existing folder is a file or takes no new entries."""
+    target = Path(target)
+    if target.exists():
+        raise FileExistsError(f"{target} already exists; choose another {option}")
+    parent = target.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise VsimError(f"{option} {target}: {parent} is a file, not a folder; choose another "
+                        f"{option}")
+    try:  # the only sure test: root may write where the permission bits say no, /proc refuses
+        os.rmdir(tempfile.mkdtemp(prefix=".vsim-probe-", dir=parent))
+    except OSError as exc:
+        raise VsimError(f"{option} {target}: cannot write in {parent} ({exc.strerror}); choose "
+                        f"another {option}") from None
 
 
 def new_result_folder(name: str, suffix: str = "") -> Path:

@@ -142,3 +142,27 @@ def test_vm_traffic_that_follows_its_cpu_demand_leaves_the_rest_to_the_migration
     assert first["vm"] == 0  # quiet goes first, one at a time
     round_0 = GIB * (1 + 8 / 4096) / 85e6
     assert first["duration_s"] == pytest.approx(0.05 + round_0 + 2**20 / 85e6 + 0.02)
+
+
+@pytest.mark.parametrize("check", ["continuous", "round-end"])
+def test_the_switch_over_test_of_qemu_or_of_xen_is_a_scenario_setting(check: str) -> None:
+    # One 1 GiB VM dirtying 8 MiB/s whatever its CPU: round 0 sends its RAM with page headers,
+    # round 1 what it dirtied meanwhile, more than the 300 ms the 1 Gbit/s NIC can send in the
+    # pause (37.5 MB), so the test decides inside or after round 1.
+    text = DRAIN.replace("count: 3, ram: 1 GiB, dirty_rate: 0 B/s",
+                         "count: 1, ram: 1 GiB, dirty_rate: 8 MiB/s").replace(
+        "    placement:", f"    migration: {{dirty_follows_cpu: false, switchover_check: {check}}}"
+                         "\n    placement:")
+    (row,) = run_text(text).tables["migrations"].itertuples()
+    wire, rate, dirty = 1 + 8 / 4096, 125e6, 8 * 2**20
+    round0_s = GIB * wire / rate
+    round1 = dirty * round0_s * wire
+    assert round1 > rate * 0.3
+    if check == "continuous":
+        # QEMU: the VM pauses the moment what is left plus what was dirtied fits in 300 ms.
+        expected = 0.3 + STOP_COPY_S + 0.02
+    else:
+        # Xen: round 1 is sent in full; what it left dirty then fits.
+        expected = dirty * (round1 / rate) * wire / rate + STOP_COPY_S + 0.02
+    assert row.rounds == 2 and row.outcome == "completed"
+    assert row.downtime_s == pytest.approx(expected, rel=1e-6)

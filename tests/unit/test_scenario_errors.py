@@ -64,6 +64,38 @@ CASES = [
     row("unknown-field", edit(("core_speed:", "core_sped:")),
         ["hosts.0.core_sped", "unknown field 'core_sped'", "did you mean 'core_speed'?"],
         line_of="core_sped"),
+    # YAML keeps the last of two equal keys; the first would be lost without a word.
+    row("key-given-twice", edit(("    count: 2\n", "    count: 2\n    count: 3\n")),
+        ["vms.0.count", "'count' is given twice, on lines 11 and 12", "keep one of them"],
+        line_of="count: 3"),
+    row("group-name-taken", edit(("vms:\n", "  - {name: h, cores: 2, core_speed: 2 GHz, "
+                                  "ram: 8 GiB}\nvms:\n")),
+        ["hosts.1.name", "the name 'h' is taken by item 0 of hosts", "give each item its own name"],
+        line_of="- {name: h, cores: 2"),
+    row("vm-count-not-whole", edit(("count: 2", "count: 2.5")),
+        ["vms.0.count", "a VM count is a whole number of at least 1", "got 2.5"],
+        line_of="count: 2.5"),
+    row("cpu-reservation-above-limit",
+        edit(("    vcpus: 1\n", "    vcpus: 1\n    reservation: 2 GHz\n    limit: 1 GHz\n")),
+        ["vms.0.reservation", "the CPU reservation (2 GHz) is above the CPU limit (1 GHz)",
+         "lower the reservation or raise the limit"], line_of="reservation:"),
+    # One vCPU at the host's 2 GHz can use 2 GHz at most.
+    row("cpu-reservation-above-the-vcpus",
+        edit(("    vcpus: 1\n", "    vcpus: 1\n    reservation: 3 GHz\n")),
+        ["vms.0.reservation", "(3 GHz) is more than 1 vCPU at 2 GHz can use",
+         "reserve at most 2 GHz"], line_of="reservation:"),
+    # Four vCPUs at 3 GHz can use 12 GHz, but the host has 4 cores x 2 GHz = 8 GHz.
+    row("cpu-reservation-above-any-host",
+        edit(("    vcpus: 1\n", "    vcpus: 4\n    vcpu_speed: 3 GHz\n    reservation: 10 GHz\n")),
+        ["vms.0.reservation", "(10 GHz) is more than any host has (8 GHz)",
+         "lower the reservation, or add a bigger host"], line_of="reservation:"),
+    row("working-set-above-ram",
+        edit(("    ram: 2 GiB\n", "    ram: 2 GiB\n    working_set: 4 GiB\n")),
+        ["vms.0", "working_set (4 GiB) is more than the VM's RAM (2 GiB)"], line_of="- name: web"),
+    row("disk-used-above-size",
+        edit(("    ram: 2 GiB\n", "    ram: 2 GiB\n    disks: [{size: 10 GiB, used: 20 GiB}]\n")),
+        ["vms.0.disks.0", "used (20 GiB) is more than the disk's size (10 GiB)"],
+        line_of="disks:"),
     row("wrong-unit-kind", edit(("core_speed: 2 GHz", "core_speed: 16 GiB")),
         ["hosts.0.core_speed", "unknown frequency unit 'GiB'", "use one of:", "GHz"],
         line_of="core_speed"),
@@ -239,6 +271,14 @@ def test_bad_input_gets_one_clear_message_and_no_result_folder(
     # Nothing written: no --out folder, no results/ folder, no partial folder left behind.
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == ([file] if text is not None else [])
+
+
+def test_a_misspelt_required_field_is_one_problem(tmp_path: Path) -> None:
+    (tmp_path / "scenario.yaml").write_text(edit(("core_speed:", "core_sped:")), encoding="utf-8")
+    done = vsim_cli("run", "scenario.yaml", "--out", "out", cwd=tmp_path, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("vsim: error: scenario.yaml:6: hosts.0.core_sped: unknown field "
+                                   "'core_sped' (did you mean 'core_speed'?)")
 
 
 def test_a_failure_trace_with_a_missing_column_names_file_and_column(tmp_path: Path) -> None:

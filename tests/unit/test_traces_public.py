@@ -196,6 +196,18 @@ def test_non_numeric_value_names_its_line(tmp_path):
     assert f"{readings}:7: column 'avgcpu' holds 'high', not a number" in str(err.value)
 
 
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_value_that_is_no_reading_names_its_line(tmp_path, value):
+    # float() reads both, so only a finite number counts as a reading.
+    folder = _copy(BITBRAINS, tmp_path)
+    fields = (folder / "1.csv").read_text().splitlines()[2].split(";\t")
+    fields[4] = value
+    _replace_line(folder / "1.csv", 3, ";\t".join(fields))
+    with pytest.raises(ScenarioError) as err:
+        read_bitbrains(folder)
+    assert f"{folder / '1.csv'}:3: column 'CPU usage [%]' holds '{value}', not a number" in str(err.value)
+
+
 def test_empty_folder(tmp_path):
     for reader in (read_bitbrains, read_azure, read_alibaba):
         with pytest.raises(ScenarioError) as err:

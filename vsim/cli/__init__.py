@@ -64,6 +64,11 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             _fail(str(exc))
         except FileExistsError as exc:
             _fail(str(exc))
+        except MemoryError as exc:
+            _fail(f"this machine has not the memory for this run ({exc}); lower the hosts: "
+                  "and vms: counts, or run it on a bigger machine")
+        except OSError as exc:  # a full disk, a folder that went away: no traceback for those
+            _fail(f"{exc.filename or 'a file'}: {exc.strerror or exc}")
         except KeyboardInterrupt:
             click.echo("vsim: interrupted; nothing partial was written", err=True)
             sys.exit(130)
@@ -81,7 +86,8 @@ def main() -> None:
 
 @main.command("run")
 @click.argument("scenario")
-@click.option("--seed", type=int, default=None, help="Random seed (default: the scenario's).")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Random seed, 0 or more (default: the scenario's).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Result folder to create (default: results/<scenario>/<run-id>).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -93,13 +99,12 @@ def main() -> None:
 def run_cmd(scenario: str, seed: int | None, out: Path | None, overrides: tuple[str, ...],
             no_report: bool, quiet: bool) -> None:
     """Run SCENARIO (a YAML file or a shipped scenario's name) and print its result folder."""
-    from vsim.runner import run
+    from vsim.runner import check_output, run
     from vsim.scenario import load_scenario
 
     loaded = load_scenario(_resolve(scenario), list(overrides))
-    if out is not None and out.exists():
-        # Refuse before the run, not after it: a long run must not end in nowhere to write.
-        raise FileExistsError(f"{out} already exists; choose another --out")
+    if out is not None:
+        check_output(out)  # before the run: a long run must not end in nowhere to write
     bar = _Progress(loaded.name, quiet)
     try:
         result = run(loaded, seed, progress=bar)

@@ -107,6 +107,12 @@ def register(main: click.Group, guarded: Callable[..., Any]) -> None:
             if not out.parent.is_dir() and str(out.parent) not in ("", "."):
                 raise VsimError(f"-o {out}: folder {out.parent} does not exist")
         base_data = _load_base(base_path) if base_path is not None else None
+        if base_path is not None:
+            # Its other sections are kept as they are: a problem there would only show when the
+            # written scenario is run.
+            from vsim.scenario import load_scenario
+
+            load_scenario(base_path)
 
         inventories = read_inventories(files, default_size)
         vms = [vm for inv in inventories for vm in inv.vms]

@@ -161,14 +161,12 @@ def _json_text(data: Any) -> str:
     return json.dumps(data, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o)) + "\n"
 
 
-
-
 def _measure(kind: str, points: list[Any], repeats: int, accel: str, out: Path | None) -> None:
-    from vsim.runner import new_result_folder, write_folder
+    from vsim.runner import check_output, new_result_folder, write_folder
     from vsim.validate.session import TABLE, measure, prepare
 
-    if out is not None and out.exists():
-        raise FileExistsError(f"{out} already exists; choose another --out")
+    if out is not None:
+        check_output(out)
     env = prepare(accel, _say)
     _say(f"{len(points)} point(s) x {repeats} on QEMU {'.'.join(map(str, env.qemu))} ({env.accel})")
     table = measure(kind, env, points, repeats=repeats, progress=_say)
@@ -186,7 +184,7 @@ def _measure(kind: str, points: list[Any], repeats: int, accel: str, out: Path |
 def _validate(kind: str, points: list[Any], repeats: int, accel: str, out: Path | None,
               calibration: Path | None, measured: Path | None, model: str = "fluid") -> None:
     from vsim.report.validation import write_validation
-    from vsim.runner import new_result_folder, write_folder
+    from vsim.runner import check_output, new_result_folder, write_folder
     from vsim.validate.calibrate import load_calibration
     from vsim.validate.session import (
         TABLE,
@@ -197,8 +195,8 @@ def _validate(kind: str, points: list[Any], repeats: int, accel: str, out: Path 
         validate,
     )
 
-    if out is not None and out.exists():
-        raise FileExistsError(f"{out} already exists; choose another --out")
+    if out is not None:
+        check_output(out)
     calib = load_calibration(calibration) if calibration else default_calibration()
     if measured is not None:
         table = read_measured(measured, kind)
@@ -386,8 +384,11 @@ def register(main: click.Group, guarded: Callable[..., Any]) -> None:
     @guarded
     def calibrate_cmd(measured: tuple[Path, ...], check: tuple[Path, ...], out: Path) -> None:
         """Fit the models' free parameters to MEASURED folders and write a calibration file."""
+        from vsim.runner import check_output
         from vsim.validate.session import calibrate_folders
 
+        if not out.exists():  # an existing calibration file is replaced
+            check_output(out)
         report = calibrate_folders(list(measured), list(check), out)
         click.echo(report, err=True)
         click.echo(str(out))

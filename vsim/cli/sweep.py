@@ -48,7 +48,7 @@ def register(main: click.Group, guarded: Callable[..., Any]) -> None:
                   help="Override a field at every point, as for `vsim run --set` (repeatable).")
     @click.option("--replications", type=click.IntRange(min=1), default=1, show_default=True,
                   help="Runs per point; replication r of every point has the same seed.")
-    @click.option("--seed", type=int, default=None,
+    @click.option("--seed", type=click.IntRange(min=0), default=None,
                   help="First replication's seed (default: the scenario's); the others are "
                        "drawn from it.")
     @click.option("--executor", type=click.Choice(["local", "dask"]), default=None,

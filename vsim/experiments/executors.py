@@ -170,7 +170,7 @@ class DaskExecutor:
         else:
             try:
                 self.client = Client(scheduler, timeout=connect_timeout_s)
-            except (OSError, TimeoutError) as exc:
+            except (OSError, TimeoutError, ValueError) as exc:  # ValueError: not an address
                 raise ExecutorError(f"cannot reach the Dask scheduler at {scheduler}: {exc} "
                                     "(start one with `dask scheduler`, or leave out --scheduler "
                                     "for a local cluster)") from None

@@ -108,6 +108,17 @@ class _Builder:
     def fail(self, loc: tuple[str | int, ...], message: str, hint: str = "") -> None:
         self.problems.append(Problem(message, ".".join(map(str, loc)), self.loaded.line_of(loc), hint))
 
+    def unique_names(self, section: str, names: list[str | None]) -> None:
+        """Each name once in a section: --set, rules and result tables find items by name."""
+        first: dict[str, int] = {}
+        for i, name in enumerate(names):
+            if name is None:  # unnamed items are known by their index
+                continue
+            if name in first:
+                self.fail((section, i, "name"), f"the name {name!r} is taken by item "
+                          f"{first[name]} of {section}", "give each item its own name")
+            first.setdefault(name, i)
+
     def raise_if_failed(self) -> None:
         if self.problems:
             raise ScenarioError(self.problems, file=self.loaded.file)
@@ -122,6 +133,9 @@ class _Builder:
             if group.site is not None and group.site not in sites:
                 self.fail(("hosts", g, "site"), f"unknown site {group.site!r}",
                           did_you_mean(group.site, sites))
+        for section in ("sites", "hosts", "vms", "datastores", "templates", "networks", "dr",
+                        "maintenance", "moves", "failures"):
+            self.unique_names(section, [item.name for item in getattr(spec, section)])
         self.raise_if_failed()
         counts = [group.count for group in groups]
         of_group = np.repeat(np.arange(len(groups)), counts)
@@ -389,7 +403,8 @@ class _Builder:
         ac = m.auto_converge
         params = MigrationParams(
             model=m.model, max_bandwidth_bytes_s=m.max_bandwidth, downtime_limit_s=m.downtime_limit,
-            switchover_bandwidth_bytes_s=m.switchover_bandwidth, max_rounds=m.max_rounds, max_sent_ratio=m.max_sent,
+            switchover_bandwidth_bytes_s=m.switchover_bandwidth, switchover_check=m.switchover_check,
+            max_rounds=m.max_rounds, max_sent_ratio=m.max_sent,
             on_no_convergence=m.on_no_convergence, throttle_initial=ac.initial,
             throttle_increment=ac.increment, throttle_max=ac.max, throttle_trigger=ac.trigger,
             zero_page_frac=m.zero_pages, round0_tail_bytes=m.round0_tail, rate_window_s=m.rate_window,
@@ -444,12 +459,31 @@ class _Builder:
             hosts_of = np.flatnonzero(hosts.group_id == hosts.group_names.index(group.hosts))
         else:
             hosts_of = np.arange(len(hosts))
+        speed = group.vcpu_speed or float(hosts.core_hz.max(initial=0.0))
+        hz = lambda value: format_quantity(value, "frequency")  # noqa: E731
+        if group.reservation > group.limit:
+            self.fail(("vms", g, "reservation"), f"the CPU reservation ({hz(group.reservation)}) "
+                      f"is above the CPU limit ({hz(group.limit)})",
+                      "lower the reservation or raise the limit")
+            return
+        if group.reservation > group.vcpus * speed * (1 + 1e-9):
+            self.fail(("vms", g, "reservation"), f"the CPU reservation ({hz(group.reservation)}) "
+                      f"is more than {group.vcpus} vCPU{'s' if group.vcpus > 1 else ''} at "
+                      f"{hz(speed)} can use",
+                      f"reserve at most {hz(group.vcpus * speed)}, or give more vCPUs")
+            return
         fits = (
             (hosts.cores >= group.vcpus)
             & (hosts.cores * p.cpu_overcommit >= group.vcpus)
             & (hosts.ram_bytes * p.ram_overcommit >= group.ram)
-            & (hosts.capacity_hz >= group.reservation)
         )
+        if len(hosts) and fits[hosts_of].any() and not (
+                fits & (hosts.capacity_hz >= group.reservation))[hosts_of].any():
+            self.fail(("vms", g, "reservation"), f"the CPU reservation ({hz(group.reservation)}) "
+                      f"is more than any host{'' if group.hosts is None else ' of ' + repr(group.hosts)} "
+                      f"has ({hz(float(hosts.capacity_hz[hosts_of].max()))})",
+                      "lower the reservation, or add a bigger host")
+            return
         if len(hosts) and not fits[hosts_of].any():
             big = int(hosts_of[np.argmax((hosts.cores * 1e15 + hosts.ram_bytes)[hosts_of])])
             where = "any host" if group.hosts is None else f"any host of {group.hosts!r}"

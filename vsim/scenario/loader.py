@@ -71,12 +71,19 @@ def _yaml_with_lines(text: str, file: str | None) -> tuple[Any, dict[Loc, int]]:
             file=file,
         ) from None
     lines: dict[Loc, int] = {}
+    repeated: list[Problem] = []
 
     def walk(n: yaml.Node, loc: Loc) -> None:
         if isinstance(n, yaml.MappingNode):
             for key, value in n.value:
                 sub = (*loc, key.value)
-                lines[sub] = key.start_mark.line + 1
+                line = key.start_mark.line + 1
+                if sub in lines:
+                    # YAML keeps the last of two equal keys: the first would be lost unseen.
+                    repeated.append(Problem(
+                        f"{key.value!r} is given twice, on lines {lines[sub]} and {line}",
+                        _dotted(sub), line, "keep one of them"))
+                lines[sub] = line
                 walk(value, sub)
         elif isinstance(n, yaml.SequenceNode):
             for i, item in enumerate(n.value):
@@ -86,6 +93,8 @@ def _yaml_with_lines(text: str, file: str | None) -> tuple[Any, dict[Loc, int]]:
     if node is not None:
         lines[()] = node.start_mark.line + 1
         walk(node, ())
+    if repeated:
+        raise ScenarioError(repeated, file=file)
     return data, lines
 
 
@@ -214,7 +223,19 @@ def _unwrap(tp: Any, part: str | int) -> Any:
 def _problems(exc: ValidationError, lines: dict[Loc, int], overridden: list[Loc]
               ) -> list[Problem]:
     out = []
-    for err in exc.errors():
+    errors = exc.errors()
+    # A misspelt required field is one mistake: say "did you mean", not also "required".
+    misspelt = set()
+    for err in errors:
+        if err["type"] == "extra_forbidden":
+            model = _model_at(tuple(err["loc"])[:-1])
+            close = difflib.get_close_matches(str(err["loc"][-1]), list(model.model_fields)
+                                              if model else [], n=1)
+            if close:
+                misspelt.add((*tuple(err["loc"])[:-1], close[0]))
+    for err in errors:
+        if err["type"] == "missing" and tuple(err["loc"]) in misspelt:
+            continue
         loc: Loc = tuple(err["loc"])
         # Drop the workload union's tag ('workloads.web.synthetic.mean'): it is not a key in the file.
         clean = loc

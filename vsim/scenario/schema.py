@@ -58,7 +58,7 @@ from vsim.scenario.schema_storage import (
     TemplateSpec,
     check_vm_storage,
 )
-from vsim.units import parse_quantity
+from vsim.units import format_quantity, parse_quantity
 
 __all__ = ["Scenario", "unknown_name"]
 
@@ -302,6 +302,19 @@ def _trace_share(value: Any) -> Any:
 TraceShare = Annotated[str, BeforeValidator(_trace_share)]
 
 
+def _vm_count(value: Any) -> Any:
+    # One message for the whole union, not one per member.
+    if value is None or isinstance(value, str):
+        return value if value is None else _trace_share(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise ValueError(f"a VM count is a whole number of at least 1, or a share of a trace such "
+                     f"as '25%', got {value!r}")
+
+
+VmCount = Annotated[int | str | None, BeforeValidator(_vm_count)]
+
+
 class ActiveFromWorkload(Strict):
     workload: str = Field(description="a workload whose series (0..100 %) give the active "
                           "share of each VM's memory over time: its memory column where the "
@@ -342,7 +355,7 @@ class VmMemorySpec(Strict):
 
 class VmGroup(Strict):
     name: str
-    count: Annotated[int, Field(ge=1)] | TraceShare | None = Field(
+    count: VmCount = Field(
         None, description="a number; or, for a trace workload, a share of its series such as "
         "'25%' (rounded up, as CloudSim splits traces among VM types); default: every series")
     vcpus: int = Field(1, ge=1)
@@ -402,6 +415,14 @@ class VmGroup(Strict):
     @classmethod
     def _storage_fields(cls, data: Any) -> Any:
         return check_vm_storage(data)
+
+    @model_validator(mode="after")
+    def _working_set_fits(self) -> VmGroup:
+        if isinstance(self.working_set, float) and self.working_set > self.ram:
+            raise ValueError(f"working_set ({format_quantity(self.working_set, 'bytes')}) is "
+                             f"more than the VM's RAM ({format_quantity(self.ram, 'bytes')}); give "
+                             "at most the RAM, or a share such as '25%'")
+        return self
 
 
 class Diurnal(Strict):
@@ -576,6 +597,10 @@ class MigrationSpec(Strict):
     downtime_limit: Interval = Field(0.3, description="stop and copy once the rest fits in this")
     switchover_bandwidth: BandwidthLimit = Field(
         math.inf, description="cap on the copy while the VM is paused (QEMU: none, only the links)")
+    switchover_check: Literal["continuous", "round-end"] = Field(
+        "continuous", description="when the downtime test is made: continuous (QEMU's: at any "
+        "moment after round 0, on what is left plus what was dirtied since the round began) or "
+        "round-end (Xen's: once each round is sent)")
     max_rounds: int | None = Field(30, ge=1, description="pre-copy rounds before giving up on "
                                    "convergence (none: no cap)")
     max_sent: float | None = Field(None, gt=0, description="bytes sent over RAM before giving "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vsim.scenario.quantities import (
     BandwidthLimit,
@@ -24,7 +24,7 @@ from vsim.scenario.quantities import (
     Rate,
     Time,
 )
-from vsim.units import parse_quantity
+from vsim.units import format_quantity, parse_quantity
 
 __all__ = ["DISK_FORMATS", "BytesOrShare", "DatastoreSpec", "DiskSpec", "NetworkSpec", "NicSpec",
            "SnapshotSpec", "TemplateSpec", "check_vm_storage", "resolve_share"]
@@ -88,6 +88,14 @@ class DiskSpec(_Strict):
     @property
     def thin(self) -> bool:
         return (self.provisioning or DISK_FORMATS[self.format]) == "thin"
+
+    @model_validator(mode="after")
+    def _used_fits(self) -> DiskSpec:
+        if isinstance(self.used, float) and self.used > self.size:
+            raise ValueError(f"used ({format_quantity(self.used, 'bytes')}) is more than the "
+                             f"disk's size ({format_quantity(self.size, 'bytes')}); give at most "
+                             "the size, or a share such as '25%'")
+        return self
 
 
 class SnapshotSpec(_Strict):

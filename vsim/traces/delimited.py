@@ -9,6 +9,7 @@ column, a value that is not a number, or a separator other than the format's.
 from __future__ import annotations
 
 import gzip
+import math
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,8 +128,10 @@ def _first_bad_line(path: Path, columns: Sequence[Column], sep: str, skip_lines:
             if column.kind == "text":
                 continue
             try:
-                float(text)
+                finite = math.isfinite(float(text))
             except ValueError:
+                finite = False
+            if not finite:  # nan and inf read as floats, but no reading is either
                 return trace_error(f"column {column.name!r} holds {text!r}, not a number",
                                    path, number, "fix the value, or remove this line")
     return None

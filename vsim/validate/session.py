@@ -207,7 +207,11 @@ def read_measured(folder: Path, kind: str) -> pd.DataFrame:
     if not path.exists():
         raise VsimError(f"{folder}: no {path.name} here (a folder written by `vsim kvm measure "
                         f"{kind}` or `vsim validate {kind}` has one)")
-    table = pd.read_parquet(path)
+    try:
+        table = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises its own types for a truncated or foreign file
+        raise VsimError(f"{path}: not a readable Parquet table ({exc}); measure again with "
+                        f"`vsim kvm measure {kind}`") from None
     missing = [c for c in NEEDED[kind] if c not in table.columns]
     if missing:
         raise VsimError(f"{path}: missing column(s) {', '.join(missing)}; measure again with "
