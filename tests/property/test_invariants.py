@@ -178,8 +178,10 @@ def scenarios(draw):
             "shares": draw(st.one_of(st.sampled_from(["low", "normal", "high"]),
                                      st.integers(100, 5000))),
             "reservation": draw(st.sampled_from(["0 Hz", "0 Hz", "200 MHz", "500 MHz", "1 GHz"])),
-            "limit": draw(st.sampled_from(["unlimited", "unlimited", "800 MHz", "2 GHz", "5 GHz"])),
         }
+        # A limit below the reservation is refused at load.
+        vm["limit"] = draw(st.sampled_from(["unlimited", "unlimited", "2 GHz", "5 GHz"]
+                                           + (["800 MHz"] if vm["reservation"] != "1 GHz" else [])))
         if draw(st.booleans()):
             vm["vcpu_speed"] = draw(st.sampled_from(["1 GHz", "2 GHz", "3.5 GHz"]))
         if draw(st.integers(0, 3)) == 0:

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from vsim.model.migration import IS_PAUSED, MigrationFabric, MigrationParams
+from vsim.model.migration import IS_PAUSED, MigrationFabric, MigrationParams, Phase
 from vsim.model.network import Links, max_min_rates
 
 GIB = 2.0**30
@@ -302,3 +302,33 @@ def test_at_every_step_the_rates_are_max_min_over_the_flows_then(seed: int) -> N
         f.admit(now)
         steps += 1
     assert steps > 2 * n
+
+
+def test_a_pause_reprices_the_flows_only_when_a_cap_held_the_paused_copy(monkeypatch) -> None:
+    # Two copies out of one 1 Gbit/s NIC get 62.5 MB/s each, under their 80 MB/s max-bandwidth:
+    # the NIC holds them. When one pauses, its copy loses the cap (QEMU's), but the NIC still
+    # holds it at the same share, so no rate can change and none is computed again. With a
+    # 50 MB/s max-bandwidth the caps hold them, and the pause does change the rates.
+    assign = MigrationFabric._assign_rates
+    priced: list[float] = []
+    monkeypatch.setattr(MigrationFabric, "_assign_rates",
+                        lambda self: (priced.append(now), assign(self))[1])
+    for cap, repriced in ((80e6, False), (50e6, True)):
+        priced.clear()
+        f = fabric(replace(PURE, max_bandwidth_bytes_s=cap, switchover_check="round-end"),
+                   [GIB, 2 * GIB], [0.0, 0.0], n_hosts=3)
+        f.request(0, 0, 1, 0.0, "test")
+        f.request(1, 0, 2, 0.0, "test")
+        now = 0.0
+        f.admit(now)
+        while f.phase[0] != Phase.STOPCOPY:
+            f.update(now, np.ones(2), np.ones(2))
+            now = f.next_event_at()
+            f.fire(now)
+        pause = now
+        f.update(now, np.ones(2), np.ones(2))
+        assert (pause in priced) == repriced
+        share = min(cap, GBIT / 2)
+        # The paused copy: the NIC's share, or with both caps gone for it, what the other leaves.
+        assert f.rate[1] == pytest.approx(share)
+        assert f.rate[0] == pytest.approx(share if not repriced else GBIT - share)

@@ -120,6 +120,7 @@ class MigrationFabric(PrecopyRounds):
         self._old_rate = np.zeros(0)  # the rates of rate_changed before the change
         self.instants = 0  # calls of fire(): instants with a visible transition
         self._changed_flows = True
+        self._recapped: list[int] = []  # flows whose cap changed at their pause, not yet priced
         # Each migration's state is kept as of its own anchor time and brought up to date only
         # when needed (its transition, or a change of its rate or dirty rate), so that an event
         # costs in proportion to the migrations it touches. ``due_at``: its next visible
@@ -217,6 +218,9 @@ class MigrationFabric(PrecopyRounds):
     def refresh_rates(self, now: float) -> None:
         """Link rates of the flows as they are now, recomputed only when the flows changed."""
         self.rate_changed = self._ids[:0]
+        if self._recapped:
+            self._changed_flows |= self._cap_matters(self._recapped)
+            self._recapped = []
         if self._changed_flows:
             self._rates()
             self._changed_flows = False
@@ -247,6 +251,15 @@ class MigrationFabric(PrecopyRounds):
             self.due_at[stale] = now + self._time_to_visible(stale)
             self._seen_rate[stale] = self.rate[stale]
             self._fresh[stale] = True
+
+    def _cap_matters(self, vms: list[int]) -> bool:
+        """Whether the new caps of these paused flows can change any rate. A flow held below its
+        old cap by a link stays held there under a cap no lower than its rate, and max-min rates
+        are unique: the others' are what they were. Only a flow held by its cap is priced again."""
+        p = self.p
+        rate = self.rate[vms]
+        return not bool(np.all((rate < p.max_bandwidth_bytes_s)
+                               & (rate <= p.switchover_bandwidth_bytes_s)))
 
     def _rates(self) -> None:
         before = self.rate[self._ids].copy()
@@ -427,7 +440,7 @@ class MigrationFabric(PrecopyRounds):
         self.left[vm] = nbytes
         self.paused_since[vm] = now
         if self.p.switchover_bandwidth_bytes_s != self.p.max_bandwidth_bytes_s:
-            self._flow_event(vm)  # the paused VM's copy runs under another cap
+            self._recapped.append(vm)  # the paused VM's copy runs under another cap
 
     def _release(self, vm: int, now: float, outcome: str) -> Finished:
         s, d = int(self.source[vm]), int(self.dest[vm])
