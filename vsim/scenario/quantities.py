@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, WithJsonSchema
 
-from vsim.units import parse_quantity
+from vsim.units import format_quantity, parse_quantity
 
 __all__ = ["Bandwidth", "BandwidthLimit", "Bytes", "BytesLimit", "Delay", "Duration", "Fraction", "Frequency", "Interval", "Lifetime", "Limit", "Power", "RamSize", "Rate", "Speed", "Time", "Work", "bytes_or_share"]
 
@@ -83,6 +83,15 @@ def bytes_or_share(what: str, of: str, example: str) -> Any:
                         "description": f"bytes such as {example!r}, or a share of {of} such as "
                                        "'25%'"}),
     ]
+
+
+def check_within(value: str | float, whole: float, name: str, of: str) -> None:
+    """A :func:`bytes_or_share` value given in bytes must not exceed the whole it is part of (a
+    share is checked when read)."""
+    if isinstance(value, float) and value > whole:
+        raise ValueError(f"{name} ({format_quantity(value, 'bytes')}) is more than {of} "
+                         f"({format_quantity(whole, 'bytes')}); give at most that, or a share "
+                         "such as '25%'")
 
 
 WorkingSet = bytes_or_share("a working set", "RAM", "512 MiB")

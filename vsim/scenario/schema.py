@@ -47,6 +47,7 @@ from vsim.scenario.quantities import (
     Time,
     Work,
     WorkingSet,
+    check_within,
 )
 from vsim.scenario.schema_ha import BootSpec, DrSpec, FailureSpec, HaSpec
 from vsim.scenario.schema_storage import (
@@ -58,7 +59,7 @@ from vsim.scenario.schema_storage import (
     TemplateSpec,
     check_vm_storage,
 )
-from vsim.units import format_quantity, parse_quantity
+from vsim.units import parse_quantity
 
 __all__ = ["Scenario", "unknown_name"]
 
@@ -418,10 +419,7 @@ class VmGroup(Strict):
 
     @model_validator(mode="after")
     def _working_set_fits(self) -> VmGroup:
-        if isinstance(self.working_set, float) and self.working_set > self.ram:
-            raise ValueError(f"working_set ({format_quantity(self.working_set, 'bytes')}) is "
-                             f"more than the VM's RAM ({format_quantity(self.ram, 'bytes')}); give "
-                             "at most the RAM, or a share such as '25%'")
+        check_within(self.working_set, self.ram, "working_set", "the VM's RAM")
         return self
 
 

@@ -23,8 +23,9 @@ from vsim.scenario.quantities import (
     RamSize,
     Rate,
     Time,
+    check_within,
 )
-from vsim.units import format_quantity, parse_quantity
+from vsim.units import parse_quantity
 
 __all__ = ["DISK_FORMATS", "BytesOrShare", "DatastoreSpec", "DiskSpec", "NetworkSpec", "NicSpec",
            "SnapshotSpec", "TemplateSpec", "check_vm_storage", "resolve_share"]
@@ -91,10 +92,7 @@ class DiskSpec(_Strict):
 
     @model_validator(mode="after")
     def _used_fits(self) -> DiskSpec:
-        if isinstance(self.used, float) and self.used > self.size:
-            raise ValueError(f"used ({format_quantity(self.used, 'bytes')}) is more than the "
-                             f"disk's size ({format_quantity(self.size, 'bytes')}); give at most "
-                             "the size, or a share such as '25%'")
+        check_within(self.used, self.size, "used", "the disk's size")
         return self
 
 
