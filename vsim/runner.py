@@ -79,13 +79,14 @@ class Result:
         return write_folder(target, writers)
 
 
-def check_output(target: Path, option: str = "--out") -> None:
+def check_output(target: Path, option: str = "--out", *, may_exist: bool = False) -> None:
     """Refuse, before a run rather than after it, an output path that cannot be written: one that
-    exists, or whose nearest existing folder is a file or takes no new entries."""
+    exists (unless ``may_exist``), or whose nearest existing folder is a file or takes no new
+    entries."""
     target = Path(target)
-    if target.exists():
+    if target.exists() and not may_exist:
         raise FileExistsError(f"{target} already exists; choose another {option}")
-    parent = target.absolute().parent
+    parent = target.absolute() if target.is_dir() else target.absolute().parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():

@@ -103,8 +103,8 @@ def run_cmd(scenario: str, seed: int | None, out: Path | None, overrides: tuple[
     from vsim.scenario import load_scenario
 
     loaded = load_scenario(_resolve(scenario), list(overrides))
-    if out is not None:
-        check_output(out)  # before the run: a long run must not end in nowhere to write
+    # Before the run: a long run must not end in nowhere to write.
+    check_output(out if out is not None else Path("results") / loaded.name, may_exist=out is None)
     bar = _Progress(loaded.name, quiet)
     try:
         result = run(loaded, seed, progress=bar)

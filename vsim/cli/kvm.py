@@ -165,8 +165,7 @@ def _measure(kind: str, points: list[Any], repeats: int, accel: str, out: Path |
     from vsim.runner import check_output, new_result_folder, write_folder
     from vsim.validate.session import TABLE, measure, prepare
 
-    if out is not None:
-        check_output(out)
+    check_output(out if out is not None else Path("results") / f"kvm-{kind}", may_exist=out is None)
     env = prepare(accel, _say)
     _say(f"{len(points)} point(s) x {repeats} on QEMU {'.'.join(map(str, env.qemu))} ({env.accel})")
     table = measure(kind, env, points, repeats=repeats, progress=_say)
@@ -195,8 +194,8 @@ def _validate(kind: str, points: list[Any], repeats: int, accel: str, out: Path 
         validate,
     )
 
-    if out is not None:
-        check_output(out)
+    name = f"validate-{kind}" + ("" if model == "fluid" else f"-{model}")
+    check_output(out if out is not None else Path("results") / name, may_exist=out is None)
     calib = load_calibration(calibration) if calibration else default_calibration()
     if measured is not None:
         table = read_measured(measured, kind)
@@ -205,7 +204,7 @@ def _validate(kind: str, points: list[Any], repeats: int, accel: str, out: Path 
         _say(f"{len(points)} point(s) x {repeats} on QEMU {'.'.join(map(str, env.qemu))} ({env.accel})")
         table = measure(kind, env, points, repeats=repeats, progress=_say)
     result = validate(kind, table, calib, model)
-    target = out or new_result_folder(f"validate-{kind}" + ("" if model == "fluid" else f"-{model}"))
+    target = out or new_result_folder(name)
     folder = write_folder(target, {
         f"{TABLE[kind]}.parquet": lambda p: table.to_parquet(p, index=False),
         "predicted.parquet": lambda p: result.predicted.to_parquet(p, index=False),

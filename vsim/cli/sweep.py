@@ -84,12 +84,14 @@ def register(main: click.Group, guarded: Callable[..., Any]) -> None:
         from vsim.cli import _resolve
         from vsim.experiments.executors import make_executor, warm_up
         from vsim.experiments.sweep import default_folder, plan_sweep, run_sweep
+        from vsim.runner import check_output
 
         kind = executor or ("dask" if scheduler else "local")
         preload = ("vsim.experiments.sweep", "vsim.runner")
         warm_up(kind, scheduler, preload)  # a local cluster's workers get ready while we plan
         plan = plan_sweep(_resolve(scenario), list(axes), replications, seed, fixed)
         folder = out if out is not None else default_folder(plan.name)
+        check_output(folder, may_exist=True)  # a sweep resumes into the folder it wrote
         report = None
         if reports:
             from vsim.report import write_report
