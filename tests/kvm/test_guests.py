@@ -256,10 +256,14 @@ def test_ksm_shares_pages_between_identical_guests_and_is_restored(image: GuestI
     if not (KSM / "run").exists():
         pytest.skip("this host's kernel has no KSM")
     before = {k: (KSM / k).read_text() for k in ("run", "pages_to_scan", "sleep_millisecs")}
+    scans = int((KSM / "full_scans").read_text())
     with Workspace(image) as ws:
-        rows = measure_ksm(ws, 2, 192 * MIB, duration_s=8.0)
-    # Two guests booted from the same kernel and initramfs: KSM finds pages to share.
-    assert rows[-1]["saved_bytes"] > 0
+        rows = measure_ksm(ws, 2, 192 * MIB, duration_s=15.0)
+    # Two guests booted from the same kernel and initramfs: KSM finds pages to share. How many
+    # it holds merged at a moment varies as the guests touch memory, so any sample counts.
+    saved = [r["saved_bytes"] / MIB for r in rows]
+    scanned = int((KSM / "full_scans").read_text()) - scans
+    assert max(saved) > 0, f"no page shared in {len(rows)} samples, {scanned} full KSM scans"
     assert [r["time_s"] for r in rows] == sorted(r["time_s"] for r in rows)
     assert {k: (KSM / k).read_text() for k in before} == before
 
