@@ -74,7 +74,7 @@ bench: $(BIN)/vsim
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/migrations.py
 	$(BIN)/python benchmarks/timeslice.py
-	$(BIN)/python benchmarks/sweep.py
+	$(BIN)/python benchmarks/sweep.py --repeat 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -133,8 +133,11 @@ class LocalProcesses:
 # A local cluster exists for this sweep alone: no one looks at its profiles, and the sampling
 # profiler (every 10 ms), the GIL monitor and frequent system and memory polls take the GIL from
 # the runs; glibc trimming the heap after every 64 KiB freed (Dask's default) makes numpy's many
-# short-lived arrays slower. Together about 15 % of a worker's time on small runs.
+# short-lived arrays slower. Together about 15 % of a worker's time on small runs. Work stealing
+# has nothing to balance among equal workers fed a few tasks at a time, and its scheduler checks
+# every 100 ms cost about 2 % of a small sweep.
 LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
+    "distributed.scheduler.work-stealing": False,
     "distributed.worker.profile.enabled": False,
     "distributed.admin.system-monitor.gil.enabled": False,
     "distributed.worker.memory.monitor-interval": "1s",
