@@ -460,7 +460,10 @@ class _Builder:
         else:
             hosts_of = np.arange(len(hosts))
         speed = group.vcpu_speed or float(hosts.core_hz.max(initial=0.0))
-        hz = lambda value: format_quantity(value, "frequency")  # noqa: E731
+
+        def hz(value: float) -> str:
+            return format_quantity(value, "frequency")
+
         if group.reservation > group.limit:
             self.fail(("vms", g, "reservation"), f"the CPU reservation ({hz(group.reservation)}) "
                       f"is above the CPU limit ({hz(group.limit)})",
