@@ -386,8 +386,7 @@ def register(main: click.Group, guarded: Callable[..., Any]) -> None:
         from vsim.runner import check_output
         from vsim.validate.session import calibrate_folders
 
-        if not out.exists():  # an existing calibration file is replaced
-            check_output(out)
+        check_output(out, may_exist=True)  # an existing calibration file is replaced
         report = calibrate_folders(list(measured), list(check), out)
         click.echo(report, err=True)
         click.echo(str(out))

@@ -117,7 +117,6 @@ class MigrationFabric(PrecopyRounds):
         self._ids = np.zeros(0, dtype=np.int64)
         self.touched = self._ids
         self.rate_changed = self._ids
-        self._old_rate = np.zeros(0)  # the rates of rate_changed before the change
         self.instants = 0  # calls of fire(): instants with a visible transition
         self._changed_flows = True
         self._recapped: list[int] = []  # flows whose cap changed at their pause, not yet priced
@@ -222,14 +221,14 @@ class MigrationFabric(PrecopyRounds):
             self._changed_flows |= self._cap_matters(self._recapped)
             self._recapped = []
         if self._changed_flows:
-            self._rates()
+            old = self._rates()
             self._changed_flows = False
             # What the flows whose rate changed sent so far, at their old rates; the others are
             # brought up to date when next touched, as their prediction still holds.
             moved = self.rate_changed
             if moved.size:
                 new = self.rate[moved]
-                self.rate[moved] = self._old_rate
+                self.rate[moved] = old
                 self._catch_up(moved, now)
                 self.rate[moved] = new
 
@@ -261,13 +260,14 @@ class MigrationFabric(PrecopyRounds):
         return not bool(np.all((rate < p.max_bandwidth_bytes_s)
                                & (rate <= p.switchover_bandwidth_bytes_s)))
 
-    def _rates(self) -> None:
+    def _rates(self) -> np.ndarray:
+        """Assign the rates; returns the old rates of those that changed (``rate_changed``)."""
         before = self.rate[self._ids].copy()
         self._assign_rates()
         # Whose rate changed, so whose hosts spend a different CPU share on copying.
         changed = self.rate[self._ids] != before
         self.rate_changed = self._ids[changed]
-        self._old_rate = before[changed]
+        return before[changed]
 
     def _assign_rates(self) -> None:
         active = self._ids

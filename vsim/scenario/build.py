@@ -108,16 +108,18 @@ class _Builder:
     def fail(self, loc: tuple[str | int, ...], message: str, hint: str = "") -> None:
         self.problems.append(Problem(message, ".".join(map(str, loc)), self.loaded.line_of(loc), hint))
 
-    def unique_names(self, section: str, names: list[str | None]) -> None:
+    def unique_names(self) -> None:
         """Each name once in a section: --set, rules and result tables find items by name."""
-        first: dict[str, int] = {}
-        for i, name in enumerate(names):
-            if name is None:  # unnamed items are known by their index
-                continue
-            if name in first:
-                self.fail((section, i, "name"), f"the name {name!r} is taken by item "
-                          f"{first[name]} of {section}", "give each item its own name")
-            first.setdefault(name, i)
+        for section in ("sites", "hosts", "vms", "datastores", "templates", "networks", "dr",
+                        "maintenance", "moves", "failures"):
+            first: dict[str, int] = {}
+            for i, item in enumerate(getattr(self.spec, section)):
+                if item.name is None:  # unnamed items are known by their index
+                    continue
+                if item.name in first:
+                    self.fail((section, i, "name"), f"the name {item.name!r} is taken by item "
+                              f"{first[item.name]} of {section}", "give each item its own name")
+                first.setdefault(item.name, i)
 
     def raise_if_failed(self) -> None:
         if self.problems:
@@ -133,9 +135,6 @@ class _Builder:
             if group.site is not None and group.site not in sites:
                 self.fail(("hosts", g, "site"), f"unknown site {group.site!r}",
                           did_you_mean(group.site, sites))
-        for section in ("sites", "hosts", "vms", "datastores", "templates", "networks", "dr",
-                        "maintenance", "moves", "failures"):
-            self.unique_names(section, [item.name for item in getattr(spec, section)])
         self.raise_if_failed()
         counts = [group.count for group in groups]
         of_group = np.repeat(np.arange(len(groups)), counts)
@@ -541,6 +540,7 @@ def build(loaded: LoadedScenario, seed: int | None = None) -> RunSetup:
     """Runtime objects for one run of ``loaded`` (seed: the scenario's unless given)."""
     spec = loaded.spec
     b = _Builder(loaded, spec.seed if seed is None else seed)
+    b.unique_names()
     hosts, sites = b.hosts()
     b.raise_if_failed()
     vms, sources, templates, series = b.vms(hosts)

@@ -220,6 +220,13 @@ def _unwrap(tp: Any, part: str | int) -> Any:
     return None
 
 
+def _fields_near(loc: Loc) -> tuple[list[str], list[str]]:
+    """The fields allowed beside the unknown one at ``loc``, and the closest of them (or none)."""
+    model = _model_at(loc[:-1])
+    known = list(model.model_fields) if model else []
+    return known, difflib.get_close_matches(str(loc[-1]), known, n=1)
+
+
 def _problems(exc: ValidationError, lines: dict[Loc, int], overridden: list[Loc]
               ) -> list[Problem]:
     out = []
@@ -228,9 +235,7 @@ def _problems(exc: ValidationError, lines: dict[Loc, int], overridden: list[Loc]
     misspelt = set()
     for err in errors:
         if err["type"] == "extra_forbidden":
-            model = _model_at(tuple(err["loc"])[:-1])
-            close = difflib.get_close_matches(str(err["loc"][-1]), list(model.model_fields)
-                                              if model else [], n=1)
+            _, close = _fields_near(tuple(err["loc"]))
             if close:
                 misspelt.add((*tuple(err["loc"])[:-1], close[0]))
     for err in errors:
@@ -246,9 +251,7 @@ def _problems(exc: ValidationError, lines: dict[Loc, int], overridden: list[Loc]
         hint = ""
         message = err["msg"]
         if kind == "extra_forbidden":
-            model = _model_at(loc[:-1])
-            known = list(model.model_fields) if model else []
-            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            known, close = _fields_near(loc)
             message = f"unknown field {loc[-1]!r}"
             hint = f"did you mean {close[0]!r}?" if close else (
                 f"allowed here: {', '.join(known)}" if known else "remove it")

@@ -9,7 +9,7 @@ from pydantic import BeforeValidator, WithJsonSchema
 
 from vsim.units import format_quantity, parse_quantity
 
-__all__ = ["Bandwidth", "BandwidthLimit", "Bytes", "BytesLimit", "Delay", "Duration", "Fraction", "Frequency", "Interval", "Lifetime", "Limit", "Power", "RamSize", "Rate", "Speed", "Time", "Work", "bytes_or_share"]
+__all__ = ["Bandwidth", "BandwidthLimit", "Bytes", "BytesLimit", "Delay", "Duration", "Fraction", "Frequency", "Interval", "Lifetime", "Limit", "Power", "RamSize", "Rate", "Speed", "Time", "Work", "bytes_or_share", "check_within"]
 
 
 def _quantity(kind: str, example: str, *, allow: tuple[str, ...] = (), positive: bool = False,

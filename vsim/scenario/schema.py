@@ -300,9 +300,6 @@ def _trace_share(value: Any) -> Any:
     raise ValueError("a VM count is a whole number, or a share of a trace such as '25%'")
 
 
-TraceShare = Annotated[str, BeforeValidator(_trace_share)]
-
-
 def _vm_count(value: Any) -> Any:
     # One message for the whole union, not one per member.
     if value is None or isinstance(value, str):
