@@ -10,8 +10,9 @@ SCENARIO ?= scenarios/quickstart.yaml
 
 .PHONY: run test lint bench workloads kvm-deps test-deps validation clean
 
-# The time-slicing model's compiled modules are rebuilt when their source changes.
-COMPILED_SRC = $(wildcard vsim/model/timeslice/*.pxd) $(patsubst %.pxd,%.py,$(wildcard vsim/model/timeslice/*.pxd))
+# The compiled modules are rebuilt when their source changes.
+COMPILED_PXD = $(wildcard vsim/model/timeslice/*.pxd vsim/model/kernels/*.pxd)
+COMPILED_SRC = $(COMPILED_PXD) $(patsubst %.pxd,%.py,$(COMPILED_PXD)) vsim/compiled.py
 
 $(BIN)/vsim: pyproject.toml setup.py $(COMPILED_SRC)
 	$(PYTHON) -m venv $(VENV)

@@ -97,6 +97,28 @@ def test_a_vm_that_dirties_faster_than_the_link_never_converges() -> None:
     assert gave_up.ended_s == pytest.approx((m + 29 * w) / b)
 
 
+@pytest.mark.parametrize("working_set", [512 * MIB, math.inf])
+def test_without_a_cap_a_migration_that_never_converges_is_never_due(working_set: float) -> None:
+    # No round cap, no byte cap, no throttle: with D = 200 MiB/s > B every round after round 0
+    # dirties at least what it sent (W, or D / B times more without a working set), so no round
+    # ever fits in 300 ms and QEMU would copy for ever. The model says so at once instead of
+    # rolling rounds without end: its next visible transition is never.
+    f = fabric(PURE, [GIB], [200 * MIB], wws=[working_set])
+    f.request(0, 0, 1, 0.0, "test")
+    f.admit(0.0)
+    f.update(0.0, np.ones(1), np.ones(1))
+    f.fire(f.next_event_at())  # the setup (0 s here) is over: round 0 begins
+    f.update(0.0, np.ones(1), np.ones(1))
+    assert f.phase[0] == Phase.PRECOPY
+    assert f.next_event_at() == math.inf
+    with pytest.raises(RuntimeError, match="never converges"):
+        f.run_alone()
+    # With a round cap the same migration is forced after 30 rounds, as above.
+    capped = fabric(replace(PURE, max_rounds=30), [GIB], [200 * MIB], wws=[working_set])
+    capped.request(0, 0, 1, 0.0, "test")
+    (done,) = capped.run_alone()
+    assert done.outcome == "forced" and done.rounds == 30
+
 def test_auto_converge_throttles_from_20_percent_in_10_percent_steps() -> None:
     # D = 150 MiB/s > B = 119.2 MiB/s. Each round dirties more than half of what it sent, so
     # after every second round the throttle steps: 20 %, 30 %, 40 %, ... The dirty rate is

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import vsim.model.timeslice as ts
+from vsim.compiled import is_current
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,22 +93,21 @@ def test_vsim_pure_python_selects_the_python_build() -> None:
     assert out[0] == "False" and out[1].endswith("host.py")
 
 
-def test_an_edited_source_is_run_as_python_until_rebuilt(tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_edited_source_is_run_as_python_until_rebuilt(tmp_path: Path) -> None:
     if not ts.COMPILED:
         pytest.skip("the time-slicing model is not compiled here")
     copy = tmp_path / "timeslice"
     shutil.copytree(Path(ts.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(ts, "_HERE", copy)
-    assert ts._compiled_is_current()
+    modules = ("parts", "host", "common", "credit", "fair")
+    assert is_current(copy, modules)
     host = copy / "host.py"
     host.write_text(host.read_text() + "# an edit\n")
-    assert not ts._compiled_is_current()
+    assert not is_current(copy, modules)
     # The check is on content, not file times: undoing the edit makes the build current again.
     host.write_text(host.read_text().removesuffix("# an edit\n"))
-    assert ts._compiled_is_current()
+    assert is_current(copy, modules)
     (copy / "_compiled.json").unlink()  # compiled outside vsim's build: not trusted
-    assert not ts._compiled_is_current()
+    assert not is_current(copy, modules)
 
 
 if __name__ == "__main__":

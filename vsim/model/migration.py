@@ -42,6 +42,10 @@ from vsim.model.precopy import (
 
 __all__ = ["IS_PAUSED", "Finished", "MigrationFabric", "MigrationParams", "Phase", "fabric_for"]
 
+# The next transitions are kept with the least of each block of this many VMs, so that finding
+# the next one, or those due now, reads one value per block and the few blocks that hold them.
+DUE_BLOCK = 64
+
 
 @dataclass(frozen=True)
 class Finished:
@@ -88,6 +92,10 @@ class MigrationFabric(PrecopyRounds):
                                 else np.asarray(net_follows_cpu, dtype=bool))
         self.net_scale = np.ones(len(self.net))
         self._limited = np.append(np.isfinite(links.capacity), False)  # [-1]: padding
+        # The limited links of each migration's flow, found when it starts, listed first: the
+        # rows are cut to the widest for max-min.
+        self._path_rows = np.full((len(ram_bytes), 6), -1, dtype=np.int64)
+        self._path_width = 1
         n = len(self.ram)
         self.phase = np.zeros(n, dtype=np.uint8)
         self.left = np.zeros(n)  # bytes of a byte phase, seconds of a timer phase
@@ -123,11 +131,16 @@ class MigrationFabric(PrecopyRounds):
         # Each migration's state is kept as of its own anchor time and brought up to date only
         # when needed (its transition, or a change of its rate or dirty rate), so that an event
         # costs in proportion to the migrations it touches. ``due_at``: its next visible
-        # transition; ``_seen_*``: what that prediction rests on.
+        # transition (inf for a VM with none under way); ``_seen_*``: what that prediction rests
+        # on; ``_maybe_stale``: VMs whose prediction may no longer hold, since the last update().
         self.anchor = np.zeros(n)
-        self.due_at = np.full(n, np.inf)
+        blocks = -(-n // DUE_BLOCK)
+        self._due_rows = np.full((blocks, DUE_BLOCK), np.inf)
+        self.due_at = self._due_rows.reshape(-1)[:n]  # a view: rows of DUE_BLOCK VMs
+        self._due_min = np.full(blocks, np.inf)  # the least of each row
         self._fresh = np.zeros(n, dtype=bool)
         self._seen_rate = np.zeros(n)
+        self._maybe_stale: list[np.ndarray] = []
 
     # --- what the simulation reads --------------------------------------------------------------
 
@@ -194,7 +207,11 @@ class MigrationFabric(PrecopyRounds):
         if started:
             self.busy[:] = busy
             new = np.array(started, dtype=np.int64)
+            rows = self._limited_paths(new)
+            self._path_rows[new] = rows
+            self._path_width = max(self._path_width, int((rows >= 0).sum(axis=1).max()))
             self._fresh[new] = False  # predicted at the next update()
+            self._maybe_stale.append(new)
             self._ids = np.sort(np.concatenate([self._ids, new]))
         return started
 
@@ -227,16 +244,21 @@ class MigrationFabric(PrecopyRounds):
             # brought up to date when next touched, as their prediction still holds.
             moved = self.rate_changed
             if moved.size:
+                self._maybe_stale.append(moved)
                 new = self.rate[moved]
                 self.rate[moved] = old
                 self._catch_up(moved, now)
                 self.rate[moved] = new
 
-    def update(self, now: float, vm_cpu_hz: np.ndarray, vm_capacity_hz: np.ndarray) -> None:
+    def update(self, now: float, vm_cpu_hz: np.ndarray, vm_capacity_hz: np.ndarray,
+               changed: np.ndarray | None = None) -> None:
         """Dirty rates and the next transitions for the state as it is now, given each VM's
-        delivered CPU and its capacity (a paused VM dirties nothing)."""
-        ids = self._ids
+        delivered CPU and its capacity (a paused VM dirties nothing). ``changed``: the VMs whose
+        CPU or capacity may differ from the last call (None: any); naming them spares a look at
+        every migration when an instant touched few."""
         self.refresh_rates(now)
+        ids = self._ids if changed is None else self._candidates(changed)
+        self._maybe_stale = []
         cap = vm_capacity_hz[ids]
         act = (np.divide(vm_cpu_hz[ids], cap, out=np.zeros(len(ids)), where=cap > 0)
                if self.p.dirty_follows_cpu else 1.0 - self.throttle[ids])
@@ -247,9 +269,21 @@ class MigrationFabric(PrecopyRounds):
         if stale.size:
             self._catch_up(stale, now)  # at the old dirty rates
             self.dirty[stale] = dirty[changed]
-            self.due_at[stale] = now + self._time_to_visible(stale)
+            self._set_due(stale, now + self._time_to_visible(stale))
             self._seen_rate[stale] = self.rate[stale]
             self._fresh[stale] = True
+
+    def _candidates(self, changed: np.ndarray) -> np.ndarray:
+        """The migrations under way whose prediction may not hold: ``changed`` and
+        ``_maybe_stale``, ascending."""
+        parts = [np.asarray(changed, dtype=np.int64), *self._maybe_stale]
+        if sum(len(part) for part in parts) * 8 > len(self._ids):  # many: a mask over all
+            mark = np.zeros(len(self.phase), dtype=bool)
+            for part in parts:
+                mark[part] = True
+            return self._ids[mark[self._ids]]
+        ids = np.unique(np.concatenate(parts))
+        return ids[self.phase[ids] >= Phase.SETUP]  # under way
 
     def _cap_matters(self, vms: list[int]) -> bool:
         """Whether the new caps of these paused flows can change any rate. A flow held below its
@@ -302,8 +336,12 @@ class MigrationFabric(PrecopyRounds):
 
     def _paths(self, vms: np.ndarray) -> np.ndarray:
         """The limited links of the flows of ``vms`` (unlimited ones constrain nothing)."""
+        return self._path_rows[vms, :self._path_width]
+
+    def _limited_paths(self, vms: np.ndarray) -> np.ndarray:
         paths = self.links.path(self.source[vms], self.dest[vms])
-        return np.where(self._limited[paths], paths, -1)
+        paths = np.where(self._limited[paths], paths, -1)
+        return np.take_along_axis(paths, np.argsort(paths < 0, axis=1, kind="stable"), axis=1)
 
     def _talkers_on(self, hosts: np.ndarray) -> np.ndarray:
         """VMs with traffic of their own on ``hosts``."""
@@ -349,15 +387,24 @@ class MigrationFabric(PrecopyRounds):
 
     # --- rounds -----------------------------------------------------------------------------------
 
+    def _set_due(self, vms: np.ndarray, when: np.ndarray | float) -> None:
+        """Set the next transitions of ``vms`` (ascending) and the least of their blocks."""
+        self.due_at[vms] = when
+        rows = vms // DUE_BLOCK
+        if rows.size > 1:
+            rows = rows[np.flatnonzero(np.diff(rows, prepend=-1))]
+        self._due_min[rows] = self._due_rows[rows].min(axis=1)
+
     def next_event_at(self) -> float:
         """When the next visible transition of any migration happens (inf: none)."""
-        return float(self.due_at[self._ids].min()) if self._ids.size else math.inf
+        return float(self._due_min.min()) if self._ids.size else math.inf
 
     def fire(self, now: float) -> list[Finished]:
         """Apply the transitions due now; returns the migrations that left the fabric."""
-        ids = self._ids
-        tol = max(EPS_S, 1e-13 * now)
-        due = ids[self.due_at[ids] <= now + tol]
+        limit = now + max(EPS_S, 1e-13 * now)
+        rows = np.flatnonzero(self._due_min <= limit)
+        row, col = np.nonzero(self._due_rows[rows] <= limit)
+        due = rows[row] * DUE_BLOCK + col  # ascending, as only VMs under way have one
         self.instants += 1
         self.touched = due  # for the simulation: whose VMs and hosts changed
         self._catch_up(due, now)
@@ -432,6 +479,7 @@ class MigrationFabric(PrecopyRounds):
                 self.sent[vm] += self.left[vm]
                 finished.append(self._release(vm, now, "completed"))
         self._fresh[due] = False  # predicted again at the next update()
+        self._maybe_stale.append(due)
         return finished
 
 
@@ -459,7 +507,7 @@ class MigrationFabric(PrecopyRounds):
                        float(self.downtime[vm]), float(self.throttle[vm]), outcome,
                        bool(self.is_post[vm]), self.reason.pop(vm, ""), int(self.group[vm]))
         self.phase[vm] = Phase.NONE
-        self.due_at[vm] = np.inf
+        self._set_due(np.array([vm]), np.inf)
         self.rate[vm] = 0.0
         self.throttle[vm] = 0.0
         self.paused_since[vm] = np.nan
@@ -484,15 +532,22 @@ class MigrationFabric(PrecopyRounds):
         """Drive the requested migrations to their end with nothing else happening (the VMs'
         CPU activity constant): for tests, benchmarks and quick what-ifs."""
         frac = np.ones(len(self.ram)) if vm_cpu_frac is None else vm_cpu_frac
+        cpu = frac * (1.0 - self.throttle)
+        capacity = np.ones(len(self.ram))
         done: list[Finished] = []
         self.admit(now)
+        changed = None
         while len(self._ids):
-            self.update(now, frac * (1.0 - self.throttle), np.ones(len(self.ram)))
+            self.update(now, cpu, capacity, changed)
             now = self.next_event_at()
             if not math.isfinite(now):
-                raise RuntimeError("migrations can make no progress (a rate is zero)")
+                raise RuntimeError("migrations can make no progress: a rate is zero, or a migration "
+                                   "never converges and no cap stops it")
             done += self.fire(now)
-            self.admit(now)
+            started = self.admit(now)
+            # Only the VMs whose migration moved on can have a new throttle.
+            changed = np.concatenate([self.touched, np.array(started, dtype=np.int64)])
+            cpu[changed] = frac[changed] * (1.0 - self.throttle[changed])
         return done
 
     def check_invariants(self, migrating: np.ndarray) -> None:

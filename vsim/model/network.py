@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vsim.model import kernels
+
 __all__ = ["Links", "link_load", "max_min_rates"]
 
 
@@ -84,6 +86,10 @@ def max_min_rates(paths: np.ndarray, caps: np.ndarray, capacity: np.ndarray) -> 
     rates = np.zeros(n_f)
     if n_f == 0:
         return rates
+    if kernels.COMPILED:  # the same passes, one walk over the flows' links each
+        return np.asarray(kernels.max_min(np.asarray(paths, dtype=np.int64),
+                                          np.asarray(caps, dtype=float),
+                                          np.asarray(capacity, dtype=float)))
     n_l = len(capacity)
     valid = paths >= 0
     flat_flow = np.repeat(np.arange(n_f), paths.shape[1])[valid.ravel()]

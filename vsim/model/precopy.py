@@ -21,6 +21,8 @@ from enum import IntEnum
 
 import numpy as np
 
+from vsim.model import kernels
+
 __all__ = ["MigrationParams", "Phase", "PrecopyRounds", "RoundEnd"]
 
 MIB = 2.0**20
@@ -205,9 +207,21 @@ class PrecopyRounds:
     def _roll(self, ids: np.ndarray, horizon: np.ndarray | float, commit: bool) -> np.ndarray:
         """Run the pre-copy rounds of ``ids`` forward by ``horizon`` seconds each (``inf``: until
         each reaches a visible round end). Returns the time each spent before stopping at a
-        visible round end (its horizon for those that did not reach one)."""
+        visible round end (its horizon for those that did not reach one).
+
+        A migration may never reach one: without round or byte caps, and with no throttle step
+        left, a round that began here and dirtied at least its own size is followed by rounds
+        no shorter (the next round's bytes grow with the last one's), whose pending bytes are
+        least at their ends, where the downtime test failed. Its time is then inf, as QEMU would
+        go on copying for ever."""
         horizon = (np.full(len(ids), horizon) if np.isscalar(horizon)
                    else np.asarray(horizon, dtype=float))
+        if kernels.COMPILED:  # the same arithmetic, one migration at a time
+            used_k = np.empty(len(ids))
+            kernels.roll(ids, horizon, commit, self.left, self.rate, self.round_elapsed,
+                         self.sent, self.round, self.high, self.round_bytes, self.dirty, self.wws,
+                         self.ram, self.throttle, used_k, self._kernel_params())
+            return used_k
         left = self.left[ids].copy()
         rate = self.rate[ids]
         elapsed = self.round_elapsed[ids].copy()
@@ -221,6 +235,10 @@ class PrecopyRounds:
         # horizon; those that go on to an invisible next round take part in the next pass.
         going = np.flatnonzero(rate > 0)
         continuous = self.p.switchover_check == "continuous"
+        p = self.p
+        uncapped = p.max_rounds is None and p.max_sent_ratio is None
+        can_step = (p.on_no_convergence == "auto-converge") & (self.throttle[ids] < p.throttle_max)
+        whole = np.zeros(len(ids), dtype=bool)  # the round under way began in this call
         while going.size:
             to_end = left[going] / rate[going]
             if continuous:
@@ -251,11 +269,16 @@ class PrecopyRounds:
                                                 high[e], self.throttle[ids[e]], rbytes[e])
             cont = decision == ROUND_CONTINUE
             c = e[cont]
+            grew = whole[c] & (nxt[cont] >= rbytes[c])
             left[c] = rbytes[c] = nxt[cont]
             rounds[c] += 1
             elapsed[c] = 0.0
             high[c] = hi[cont]
+            whole[c] = True
             stopped[e[~cont]] = True
+            if uncapped:
+                never = grew & np.isinf(horizon[c]) & ~can_step[c]
+                c = c[~never]
             going = c
         part = np.flatnonzero(~stopped & (rate > 0) & np.isfinite(horizon))
         step = horizon[part] - used[part]
@@ -268,6 +291,16 @@ class PrecopyRounds:
             self.left[ids], self.round_elapsed[ids], self.sent[ids] = left, elapsed, sent
             self.round[ids], self.high[ids], self.round_bytes[ids] = rounds, high, rbytes
         return used
+
+    def _kernel_params(self) -> tuple:
+        """The parameters of :func:`vsim.model.kernels.roll`, in its order."""
+        p = self.p
+        return (p.downtime_limit_s, p.wire_factor,
+                -1 if p.max_rounds is None else p.max_rounds,
+                -1.0 if p.max_sent_ratio is None else p.max_sent_ratio,
+                p.throttle_trigger, p.on_no_convergence == "auto-converge", p.throttle_max,
+                p.switchover_check == "continuous", p.round0_tail_bytes * p.wire_factor,
+                p.rate_window_s)
 
     def _time_to_visible(self, ids: np.ndarray) -> np.ndarray:
         until = np.full(len(ids), np.inf)

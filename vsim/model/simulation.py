@@ -258,7 +258,8 @@ class Simulation:
             self.slicing.allocate(self.engine.now, scope, ids, np.zeros(0, dtype=np.int64),
                                   np.zeros(0), np.zeros(0), np.zeros(0))
         if fab.active.size:
-            fab.update(self.engine.now, self.alloc_hz, v.capacity_hz)
+            # Only the VMs whose CPU was allocated again can dirty memory at a new rate.
+            fab.update(self.engine.now, self.alloc_hz, v.capacity_hz, None if full else ids)
         if self.jobs is not None:
             share = np.divide(self.job_demand_hz, self.demand_hz,
                               out=np.zeros_like(self.demand_hz), where=self.demand_hz > 0)

@@ -1,0 +1,169 @@
+"""The migration fabric's kernels give the numpy versions' results to the last bit.
+
+:mod:`vsim.model.kernels` rewrites two hot spots of the fabric (rolling pre-copy rounds forward,
+max-min fair rates) as scalar loops that Cython compiles. They must change no result: each is
+checked here against its numpy counterpart, compiled (when this machine built it) and as the
+Python module it is compiled from, on random states, and a whole run of many migrations over a
+shared spine must give identical records either way.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import vsim.model.kernels as kernels
+from vsim.model.migration import MigrationFabric, MigrationParams
+from vsim.model.network import Links, max_min_rates
+from vsim.model.precopy import Phase
+
+GIB = 2.0**30
+MIB = 2.0**20
+KERNELS = Path(kernels.__file__).parent
+
+
+def _source(module: str) -> ModuleType:
+    """The kernel module as Python, whether or not a compiled build is loaded."""
+    spec = importlib.util.spec_from_file_location(f"_interpreted_{module}", KERNELS / f"{module}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+INTERPRETED = {"rounds": _source("rounds"), "maxmin": _source("maxmin")}
+
+
+def _numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kernels, "COMPILED", False)
+
+
+# --- max-min ----------------------------------------------------------------------------------------
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_max_min_kernel_matches_numpy(data: st.DataObject) -> None:
+    n_links = data.draw(st.integers(1, 8))
+    n_flows = data.draw(st.integers(0, 20))
+    capacity = np.array(data.draw(st.lists(st.one_of(st.just(math.inf), st.floats(0.5, 100.0)),
+                                           min_size=n_links, max_size=n_links)))
+    paths = np.full((n_flows, 4), -1, dtype=np.int64)
+    for f in range(n_flows):  # a link may appear twice (a copy within one datastore crosses it twice)
+        links = data.draw(st.lists(st.integers(0, n_links - 1), min_size=0, max_size=4))
+        paths[f, :len(links)] = links
+    caps = np.array(data.draw(st.lists(st.one_of(st.just(math.inf), st.floats(0.1, 50.0)),
+                                       min_size=n_flows, max_size=n_flows)), dtype=float)
+    with pytest.MonkeyPatch.context() as mp:
+        _numpy(mp)
+        expected = max_min_rates(paths, caps, capacity)
+    got = np.asarray(INTERPRETED["maxmin"].max_min(paths, caps, capacity))
+    assert got.tobytes() == expected.tobytes()
+    if kernels.COMPILED:
+        assert np.asarray(kernels.max_min(paths, caps, capacity)).tobytes() == expected.tobytes()
+
+
+# --- pre-copy rounds ------------------------------------------------------------------------------
+
+PARAMS = [
+    MigrationParams(),
+    MigrationParams(switchover_check="round-end", max_rounds=None, max_sent_ratio=3.0),
+    MigrationParams(on_no_convergence="auto-converge", max_rounds=None),
+    MigrationParams(round0_tail_bytes=64 * MIB, rate_window_s=0.1, zero_page_frac=0.5),
+    MigrationParams(round0_tail_bytes=64 * MIB, rate_window_s=0.0, max_rounds=3),
+]
+
+
+def _random_state(p: MigrationParams, n: int, seed: int) -> MigrationFabric:
+    """Migrations caught at random points of random rounds."""
+    rng = np.random.default_rng(seed)
+    ram = rng.choice([1 * GIB, 4 * GIB, 16 * GIB], size=n)
+    wws = np.where(rng.random(n) < 0.2, np.inf, ram * rng.uniform(0.01, 0.6, size=n))
+    links = Links(np.full(4, 1.25e9), np.zeros(4, dtype=np.int64), np.array([np.inf]), np.array([np.inf]))
+    fabric = MigrationFabric(p, links, ram, rng.uniform(0, 300 * MIB, size=n), wws, np.zeros(n),
+                             np.zeros(n, dtype=np.int32))
+    fabric.phase[:] = Phase.PRECOPY
+    fabric.rate[:] = np.where(rng.random(n) < 0.05, 0.0, rng.uniform(10 * MIB, 1.2 * GIB, size=n))
+    fabric.dirty[:] = fabric.dirty_max * np.where(rng.random(n) < 0.3, rng.random(n), 1.0)
+    fabric.round[:] = np.where(rng.random(n) < 0.3, 0, rng.integers(1, 8, size=n))
+    fabric.round_bytes[:] = np.where(fabric.round == 0, ram, rng.uniform(1 * MIB, 2 * GIB, size=n))
+    fabric.left[:] = fabric.round_bytes * rng.random(n)
+    fabric.round_elapsed[:] = rng.uniform(0, 5.0, size=n)
+    fabric.sent[:] = ram * rng.uniform(0, 3.0, size=n)
+    fabric.high[:] = rng.integers(0, 3, size=n)
+    fabric.throttle[:] = rng.choice([0.0, 0.2, 0.5, 0.99], size=n)
+    return fabric
+
+
+STATE_ARRAYS = ("left", "round_elapsed", "sent", "round", "high", "round_bytes")
+
+
+@pytest.mark.parametrize("params", PARAMS, ids=range(len(PARAMS)))
+@pytest.mark.parametrize("commit", [False, True])
+def test_roll_kernel_matches_numpy(params: MigrationParams, commit: bool,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    base = _random_state(params, 400, seed=len(str(params)) + commit)
+    rng = np.random.default_rng(7)
+    ids = np.sort(rng.choice(400, size=300, replace=False)).astype(np.int64)
+    for horizon in (math.inf, rng.uniform(0, 20.0, size=ids.size)):
+        numpy_run = copy.deepcopy(base)
+        with monkeypatch.context() as mp:
+            _numpy(mp)
+            expected = numpy_run._roll(ids, horizon, commit)
+        runs = {"interpreted": INTERPRETED["rounds"].roll}
+        if kernels.COMPILED:
+            runs["compiled"] = kernels.roll
+        for name, roll in runs.items():
+            run = copy.deepcopy(base)
+            used = np.empty(ids.size)
+            h = np.full(ids.size, horizon) if np.isscalar(horizon) else np.asarray(horizon)
+            roll(ids, h, commit, run.left, run.rate, run.round_elapsed, run.sent, run.round,
+                 run.high, run.round_bytes, run.dirty, run.wws, run.ram, run.throttle, used,
+                 run._kernel_params())
+            assert used.tobytes() == expected.tobytes(), name
+            for a in STATE_ARRAYS:
+                assert getattr(run, a).tobytes() == getattr(numpy_run, a).tobytes(), (name, a)
+        assert np.isfinite(expected).any() and (expected > 0).any()  # the draw reaches round ends
+
+
+# --- a whole run ------------------------------------------------------------------------------------
+
+def _many_over_one_spine() -> MigrationFabric:
+    """The shape of benchmarks/migrations.py, small: every copy's rate depends on all others."""
+    rng = np.random.default_rng(3)
+    n, hosts = 300, 30
+    ram = rng.choice([2 * GIB, 4 * GIB, 8 * GIB], size=n)
+    links = Links(np.full(hosts, 1.25e9), np.zeros(hosts, dtype=np.int64), np.array([7.5e9]),
+                  np.array([math.inf]))
+    params = MigrationParams(max_bandwidth_bytes_s=GIB, on_no_convergence="auto-converge",
+                             max_per_host=8, dirty_follows_cpu=False)
+    fabric = MigrationFabric(params, links, ram, rng.uniform(0, 400 * MIB, size=n),
+                             ram * rng.uniform(0.05, 0.5, size=n), np.zeros(n),
+                             np.zeros(n, dtype=np.int32))
+    source = np.arange(n) % hosts
+    dest = (source + 1 + rng.integers(0, hosts - 1, size=n)) % hosts
+    for vm in range(n):
+        fabric.request(vm, int(source[vm]), int(dest[vm]), 0.0, "test")
+    return fabric
+
+
+def test_a_run_of_many_migrations_is_the_same_with_and_without_kernels(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    if not kernels.COMPILED:
+        pytest.skip("the migration kernels are not compiled here (the numpy versions run)")
+    with_kernels = _many_over_one_spine().run_alone()
+    with monkeypatch.context() as mp:
+        _numpy(mp)
+        without = _many_over_one_spine().run_alone()
+    assert len(with_kernels) == 300
+    assert sum(d.throttle > 0 for d in with_kernels) > 0  # auto-converge took part
+    assert with_kernels == without  # every field of every record, to the last bit
