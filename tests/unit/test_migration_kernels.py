@@ -1,10 +1,11 @@
 """The migration fabric's kernels give the numpy versions' results to the last bit.
 
-:mod:`vsim.model.kernels` rewrites two hot spots of the fabric (rolling pre-copy rounds forward,
-max-min fair rates) as scalar loops that Cython compiles. They must change no result: each is
-checked here against its numpy counterpart, compiled (when this machine built it) and as the
-Python module it is compiled from, on random states, and a whole run of many migrations over a
-shared spine must give identical records either way.
+:mod:`vsim.model.kernels` rewrites the hot spots of the fabric (rolling pre-copy rounds forward,
+the decisions at round ends, catching up to now, max-min fair rates) as scalar loops that Cython
+compiles. They must change no result: each is checked here against its numpy counterpart,
+compiled (when this machine built it) and as the Python module it is compiled from, on random
+states, and a whole run of many migrations over a shared spine must give identical records either
+way.
 """
 
 from __future__ import annotations
@@ -133,6 +134,55 @@ def test_roll_kernel_matches_numpy(params: MigrationParams, commit: bool,
             for a in STATE_ARRAYS:
                 assert getattr(run, a).tobytes() == getattr(numpy_run, a).tobytes(), (name, a)
         assert np.isfinite(expected).any() and (expected > 0).any()  # the draw reaches round ends
+
+
+@pytest.mark.parametrize("params", PARAMS, ids=range(len(PARAMS)))
+def test_round_end_decisions_match_numpy(params: MigrationParams) -> None:
+    fabric = _random_state(params, 400, seed=11)
+    rng = np.random.default_rng(5)
+    # Half of them were stopped early by a continuous test: bytes of the round are left.
+    fabric.left[:] = np.where(rng.random(400) < 0.5, 0.0, fabric.left)
+    ids = np.sort(rng.choice(400, size=300, replace=False)).astype(np.int64)
+    expected = fabric._round_end(ids, fabric.round_elapsed[ids], fabric.sent[ids],
+                                 fabric.round[ids] + 1, fabric.high[ids], fabric.throttle[ids],
+                                 fabric.round_bytes[ids], fabric.left[ids])
+    runs = {"interpreted": INTERPRETED["rounds"].decide}
+    if kernels.COMPILED:
+        runs["compiled"] = kernels.decide
+    for name, decide in runs.items():
+        got = (np.empty(ids.size, dtype=np.int8), np.empty(ids.size), np.empty(ids.size, dtype=np.int64))
+        decide(ids, fabric.left, fabric.rate, fabric.round_elapsed, fabric.sent, fabric.round,
+               fabric.high, fabric.round_bytes, fabric.dirty, fabric.wws, fabric.ram,
+               fabric.throttle, *got, fabric._kernel_params())
+        for g, e in zip(got, expected, strict=True):
+            assert g.tobytes() == np.asarray(e, dtype=g.dtype).tobytes(), name
+    assert len(set(expected[0].tolist())) >= 2  # the draw reaches more than one decision
+
+
+@pytest.mark.parametrize("params", PARAMS[:3], ids=range(3))
+def test_catching_up_matches_numpy(params: MigrationParams, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = _random_state(params, 400, seed=13)
+    rng = np.random.default_rng(9)
+    base.phase[:] = rng.choice([int(ph) for ph in Phase if ph >= Phase.SETUP], size=400)
+    base.anchor[:] = rng.uniform(0.0, 12.0, size=400)  # some after now: those stay as they are
+    ids = np.sort(rng.choice(400, size=300, replace=False)).astype(np.int64)
+    numpy_run = copy.deepcopy(base)
+    with monkeypatch.context() as mp:
+        _numpy(mp)
+        numpy_run._catch_up(ids, 10.0)
+    assert not np.array_equal(numpy_run.left, base.left)  # something moved
+    builds = {"interpreted": INTERPRETED["rounds"]}
+    if kernels.COMPILED:
+        builds["compiled"] = kernels
+    for name, build in builds.items():
+        run = copy.deepcopy(base)
+        with monkeypatch.context() as mp:
+            mp.setattr(kernels, "COMPILED", True)
+            mp.setattr(kernels, "advance", build.advance)
+            mp.setattr(kernels, "roll", build.roll)
+            run._catch_up(ids, 10.0)
+        for a in (*STATE_ARRAYS, "anchor"):
+            assert getattr(run, a).tobytes() == getattr(numpy_run, a).tobytes(), (name, a)
 
 
 # --- a whole run ------------------------------------------------------------------------------------

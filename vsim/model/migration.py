@@ -416,9 +416,7 @@ class MigrationFabric(PrecopyRounds):
         pre = due[self.phase[due] == PHASE_PRECOPY]
         decided: dict[int, tuple[int, float]] = {}
         if pre.size:
-            decision, nxt, high = self._round_end(
-                pre, self.round_elapsed[pre], self.sent[pre], self.round[pre] + 1,
-                self.high[pre], self.throttle[pre], self.round_bytes[pre], self.left[pre])
+            decision, nxt, high = self._decide(pre)
             self.high[pre] = high
             decided = dict(zip(pre.tolist(), zip(decision.tolist(), nxt.tolist(), strict=True),
                                strict=True))

@@ -108,6 +108,7 @@ def phase_table(phases: tuple[Phase, ...]) -> np.ndarray:
 
 
 IS_TIMER, IS_FLOWING, IS_PAUSED, IS_FLAT = map(phase_table, (TIMER, FLOWING, PAUSED, FLAT))
+IS_TIMER_U8, IS_FLAT_U8 = IS_TIMER.view(np.uint8), IS_FLAT.view(np.uint8)  # for the kernels
 PHASE_SETUP, PHASE_PRECOPY, PHASE_STOPCOPY, PHASE_RESUME, PHASE_SWITCHOVER, PHASE_POSTCOPY = map(int, (
     Phase.SETUP, Phase.PRECOPY, Phase.STOPCOPY, Phase.RESUME, Phase.SWITCHOVER, Phase.POSTCOPY))
 ROUND_CONTINUE, ROUND_STOP, ROUND_THROTTLE, ROUND_NO_CONVERGENCE = map(int, RoundEnd)
@@ -161,6 +162,21 @@ class PrecopyRounds:
         decision[capped] = ROUND_NO_CONVERGENCE
         decision[stop] = ROUND_STOP
         return decision, nxt, high
+
+    def _decide(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_round_end` for migrations at a visible round end now (their state brought up
+        to date, ``left`` what a continuous test left of the round)."""
+        if kernels.COMPILED:  # the same arithmetic, one migration at a time
+            decision = np.empty(len(ids), dtype=np.int8)
+            nxt = np.empty(len(ids))
+            high = np.empty(len(ids), dtype=np.int64)
+            kernels.decide(ids, self.left, self.rate, self.round_elapsed, self.sent, self.round,
+                           self.high, self.round_bytes, self.dirty, self.wws, self.ram,
+                           self.throttle, decision, nxt, high, self._kernel_params())
+            return decision, nxt, high
+        return self._round_end(ids, self.round_elapsed[ids], self.sent[ids], self.round[ids] + 1,
+                               self.high[ids], self.throttle[ids], self.round_bytes[ids],
+                               self.left[ids])
 
     def _early_stop(self, ids: np.ndarray, left: np.ndarray, elapsed: np.ndarray) -> np.ndarray:
         """Seconds from now until what is left of the current round plus what was dirtied since
@@ -317,6 +333,14 @@ class PrecopyRounds:
 
     def _catch_up(self, ids: np.ndarray, now: float) -> None:
         """Bring ``ids`` from their anchors to ``now`` (no visible transition lies between)."""
+        if kernels.COMPILED:  # the same arithmetic, one migration at a time
+            pre_k = np.empty(len(ids), dtype=np.int64)
+            dt_k = np.empty(len(ids))
+            k = kernels.advance(ids, now, self.anchor, self.phase, self.left, self.rate, self.sent,
+                                IS_TIMER_U8, IS_FLAT_U8, PHASE_PRECOPY, pre_k, dt_k)
+            if k:
+                self._roll(pre_k[:k], dt_k[:k], commit=True)
+            return
         dt = now - self.anchor[ids]
         moving = dt > 0
         ids, dt = ids[moving], dt[moving]

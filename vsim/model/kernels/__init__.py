@@ -1,4 +1,4 @@
-"""Compiled kernels of the migration fabric: pre-copy rounds and max-min fair rates.
+"""Compiled kernels of the migration fabric: pre-copy rounds, their decisions and max-min fair rates.
 
 Each is a plain Python module with the arithmetic of its numpy counterpart
 (:meth:`vsim.model.precopy.PrecopyRounds._roll`, :func:`vsim.model.network.max_min_rates`) as a
@@ -13,6 +13,6 @@ from vsim.compiled import use_compiled
 COMPILED = use_compiled(__name__, __file__, ("rounds", "maxmin"), "migration kernels")
 
 from vsim.model.kernels.maxmin import max_min  # noqa: E402
-from vsim.model.kernels.rounds import roll  # noqa: E402
+from vsim.model.kernels.rounds import advance, decide, roll  # noqa: E402
 
-__all__ = ["COMPILED", "max_min", "roll"]
+__all__ = ["COMPILED", "advance", "decide", "max_min", "roll"]

@@ -24,3 +24,21 @@ cpdef void roll(const long[:] ids, const double[:] horizon, bint commit, double[
                 long[:] high_a, double[:] rbytes_a, const double[:] dirty_a,
                 const double[:] wws_a, const double[:] ram_a, const double[:] throttle_a,
                 double[:] used_a, tuple p)
+
+@cython.locals(downtime=cython.double, wf=cython.double, max_rounds=cython.long,
+               max_ratio=cython.double, trigger=cython.double, auto=cython.bint,
+               tmax=cython.double, n=cython.Py_ssize_t, i=cython.Py_ssize_t, vm=cython.long,
+               nxt=cython.double, early=cython.bint, decision=cython.int, hi=cython.long)
+cpdef void decide(const long[:] ids, const double[:] left_a, const double[:] rate_a,
+                  const double[:] elapsed_a, const double[:] sent_a, const long[:] round_a,
+                  const long[:] high_a, const double[:] rbytes_a, const double[:] dirty_a,
+                  const double[:] wws_a, const double[:] ram_a, const double[:] throttle_a,
+                  signed char[:] decision_a, double[:] nxt_a, long[:] hi_a, tuple p)
+
+@cython.locals(k=cython.Py_ssize_t, n=cython.Py_ssize_t, i=cython.Py_ssize_t, vm=cython.long,
+               dt=cython.double, ph=cython.uchar, x=cython.double, moved=cython.double)
+cpdef Py_ssize_t advance(const long[:] ids, double now, double[:] anchor_a,
+                         const unsigned char[:] phase_a, double[:] left_a, const double[:] rate_a,
+                         double[:] sent_a, const unsigned char[:] is_timer,
+                         const unsigned char[:] is_flat, int precopy, long[:] pre_a,
+                         double[:] dt_a)

@@ -162,3 +162,72 @@ def roll(ids, horizon, commit: bool, left_a, rate_a, elapsed_a, sent_a, round_a,
             round_a[vm] = rounds
             high_a[vm] = high
             rbytes_a[vm] = rbytes
+
+
+def decide(ids, left_a, rate_a, elapsed_a, sent_a, round_a, high_a, rbytes_a, dirty_a, wws_a,
+           ram_a, throttle_a, decision_a, nxt_a, hi_a, p) -> None:
+    """The decisions at the visible round ends of ``ids``, as
+    :meth:`vsim.model.precopy.PrecopyRounds._round_end` makes them with ``left`` (bytes of the
+    round not sent, when a continuous test stopped it early): into ``decision_a``, ``nxt_a``
+    (bytes dirtied meanwhile, or what the stop-and-copy sends) and ``hi_a`` (the high-rate count)."""
+    downtime = p[0]
+    wf = p[1]
+    max_rounds = p[2]
+    max_ratio = p[3]
+    trigger = p[4]
+    auto = p[5]
+    tmax = p[6]
+    n = ids.shape[0]
+    for i in range(n):
+        vm = ids[i]
+        nxt = dirty_a[vm] * elapsed_a[vm]
+        if nxt > wws_a[vm]:
+            nxt = wws_a[vm]
+        nxt = nxt * wf
+        early = left_a[vm] > 0.0
+        if early:
+            nxt = nxt + left_a[vm]
+        decision = CONTINUE
+        hi = high_a[vm] + 1 if nxt > trigger * rbytes_a[vm] else 0
+        if auto and hi >= 2 and throttle_a[vm] < tmax:
+            decision = THROTTLE
+            hi = 0
+        if (max_rounds >= 0 and round_a[vm] + 1 >= max_rounds) or (
+                max_ratio >= 0.0 and sent_a[vm] >= max_ratio * ram_a[vm]):
+            decision = NO_CONVERGENCE
+        if early or nxt <= rate_a[vm] * downtime * STOP_SLACK:
+            decision = STOP
+        decision_a[i] = decision
+        nxt_a[i] = nxt
+        hi_a[i] = hi
+
+
+def advance(ids, now: float, anchor_a, phase_a, left_a, rate_a, sent_a, is_timer, is_flat,
+            precopy: int, pre_a, dt_a) -> int:
+    """Bring ``ids`` from their anchors to ``now`` as
+    :meth:`vsim.model.precopy.PrecopyRounds._catch_up` does, but for the pre-copy rounds: those
+    migrations and their time to run are written into ``pre_a`` and ``dt_a``, and their count
+    returned, for :func:`roll`."""
+    k = 0
+    n = ids.shape[0]
+    for i in range(n):
+        vm = ids[i]
+        dt = now - anchor_a[vm]
+        if not dt > 0.0:
+            continue
+        anchor_a[vm] = now
+        ph = phase_a[vm]
+        if is_timer[ph]:
+            x = left_a[vm] - dt
+            left_a[vm] = x if x > 0.0 else 0.0
+        elif is_flat[ph]:
+            moved = rate_a[vm] * dt
+            if moved > left_a[vm]:
+                moved = left_a[vm]
+            left_a[vm] -= moved
+            sent_a[vm] += moved
+        elif ph == precopy:
+            pre_a[k] = vm
+            dt_a[k] = dt
+            k += 1
+    return k
