@@ -44,16 +44,7 @@ def roll(ids, horizon, commit: bool, left_a, rate_a, elapsed_a, sent_a, round_a,
     updated. ``p``: (downtime limit, wire factor, max rounds or -1, max sent ratio or -1,
     throttle trigger, auto-converge, throttle max, continuous check, round-0 tail bytes on the
     wire, rate window)."""
-    downtime = p[0]
-    wf = p[1]
-    max_rounds = p[2]
-    max_ratio = p[3]
-    trigger = p[4]
-    auto = p[5]
-    tmax = p[6]
-    continuous = p[7]
-    tail0 = p[8]
-    window = p[9]
+    downtime, wf, max_rounds, max_ratio, trigger, auto, tmax, continuous, tail0, window = p
     capped = max_rounds >= 0 or max_ratio >= 0.0
     n = ids.shape[0]
     for i in range(n):
@@ -170,13 +161,7 @@ def decide(ids, left_a, rate_a, elapsed_a, sent_a, round_a, high_a, rbytes_a, di
     :meth:`vsim.model.precopy.PrecopyRounds._round_end` makes them with ``left`` (bytes of the
     round not sent, when a continuous test stopped it early): into ``decision_a``, ``nxt_a``
     (bytes dirtied meanwhile, or what the stop-and-copy sends) and ``hi_a`` (the high-rate count)."""
-    downtime = p[0]
-    wf = p[1]
-    max_rounds = p[2]
-    max_ratio = p[3]
-    trigger = p[4]
-    auto = p[5]
-    tmax = p[6]
+    downtime, wf, max_rounds, max_ratio, trigger, auto, tmax = p[:7]
     n = ids.shape[0]
     for i in range(n):
         vm = ids[i]
