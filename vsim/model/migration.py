@@ -283,7 +283,7 @@ class MigrationFabric(PrecopyRounds):
                 mark[part] = True
             return self._ids[mark[self._ids]]
         ids = np.unique(np.concatenate(parts))
-        return ids[self.phase[ids] >= Phase.SETUP]  # under way
+        return ids[self.phase[ids] >= PHASE_SETUP]  # under way
 
     def _cap_matters(self, vms: list[int]) -> bool:
         """Whether the new caps of these paused flows can change any rate. A flow held below its

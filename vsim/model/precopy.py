@@ -309,14 +309,20 @@ class PrecopyRounds:
         return used
 
     def _kernel_params(self) -> tuple:
-        """The parameters of :func:`vsim.model.kernels.roll`, in its order."""
+        """The parameters of :func:`vsim.model.kernels.roll`, in its order (made once: ``p`` is
+        frozen)."""
+        made = self.__dict__.get("_made_kernel_params")
+        if made is not None and made[0] is self.p:
+            return made[1]
         p = self.p
-        return (p.downtime_limit_s, p.wire_factor,
-                -1 if p.max_rounds is None else p.max_rounds,
-                -1.0 if p.max_sent_ratio is None else p.max_sent_ratio,
-                p.throttle_trigger, p.on_no_convergence == "auto-converge", p.throttle_max,
-                p.switchover_check == "continuous", p.round0_tail_bytes * p.wire_factor,
-                p.rate_window_s)
+        params = (p.downtime_limit_s, p.wire_factor,
+                  -1 if p.max_rounds is None else p.max_rounds,
+                  -1.0 if p.max_sent_ratio is None else p.max_sent_ratio,
+                  p.throttle_trigger, p.on_no_convergence == "auto-converge", p.throttle_max,
+                  p.switchover_check == "continuous", p.round0_tail_bytes * p.wire_factor,
+                  p.rate_window_s)
+        self._made_kernel_params = (p, params)
+        return params
 
     def _time_to_visible(self, ids: np.ndarray) -> np.ndarray:
         until = np.full(len(ids), np.inf)
