@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from vsim.model import kernels
 from vsim.model.datacenter import Datacenter
 from vsim.model.network import Links, link_load, max_min_rates
 from vsim.model.precopy import (
@@ -257,6 +258,13 @@ class MigrationFabric(PrecopyRounds):
         CPU or capacity may differ from the last call (None: any); naming them spares a look at
         every migration when an instant touched few."""
         self.refresh_rates(now)
+        if kernels.COMPILED:  # the same, one migration at a time, predictions made when needed
+            ids = (self._ids if changed is None
+                   else np.concatenate([np.asarray(changed, dtype=np.int64), *self._maybe_stale]))
+            self._maybe_stale = []
+            self._kernel().refresh(ids, now, np.asarray(vm_cpu_hz, dtype=float),
+                                   np.asarray(vm_capacity_hz, dtype=float))
+            return
         ids = self._ids if changed is None else self._candidates(changed)
         self._maybe_stale = []
         cap = vm_capacity_hz[ids]
@@ -397,14 +405,22 @@ class MigrationFabric(PrecopyRounds):
 
     def next_event_at(self) -> float:
         """When the next visible transition of any migration happens (inf: none)."""
-        return float(self._due_min.min()) if self._ids.size else math.inf
+        if not self._ids.size:
+            return math.inf
+        if kernels.COMPILED:
+            return self._kernel().next_due()
+        return float(self._due_min.min())
 
     def fire(self, now: float) -> list[Finished]:
         """Apply the transitions due now; returns the migrations that left the fabric."""
         limit = now + max(EPS_S, 1e-13 * now)
-        rows = np.flatnonzero(self._due_min <= limit)
-        row, col = np.nonzero(self._due_rows[rows] <= limit)
-        due = rows[row] * DUE_BLOCK + col  # ascending, as only VMs under way have one
+        if kernels.COMPILED:
+            out = np.empty(len(self._ids), dtype=np.int64)
+            due = out[:self._kernel().take_due(limit, out)]
+        else:
+            rows = np.flatnonzero(self._due_min <= limit)
+            row, col = np.nonzero(self._due_rows[rows] <= limit)
+            due = rows[row] * DUE_BLOCK + col  # ascending, as only VMs under way have one
         self.instants += 1
         self.touched = due  # for the simulation: whose VMs and hosts changed
         self._catch_up(due, now)
@@ -505,7 +521,10 @@ class MigrationFabric(PrecopyRounds):
                        float(self.downtime[vm]), float(self.throttle[vm]), outcome,
                        bool(self.is_post[vm]), self.reason.pop(vm, ""), int(self.group[vm]))
         self.phase[vm] = Phase.NONE
-        self._set_due(np.array([vm]), np.inf)
+        if kernels.COMPILED:
+            self._kernel().set_due(vm, math.inf)
+        else:
+            self._set_due(np.array([vm]), np.inf)
         self.rate[vm] = 0.0
         self.throttle[vm] = 0.0
         self.paused_since[vm] = np.nan

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 
@@ -132,6 +133,8 @@ class PrecopyRounds:
     throttle: np.ndarray
     high: np.ndarray
     anchor: np.ndarray
+    _due_rows: np.ndarray  # next visible transitions, rows of VMs (see MigrationFabric)
+    _due_min: np.ndarray
 
     def _round_end(self, ids: np.ndarray, elapsed: np.ndarray, sent_total: np.ndarray,
                    rounds_done: np.ndarray, high: np.ndarray, throttle: np.ndarray,
@@ -170,9 +173,7 @@ class PrecopyRounds:
             decision = np.empty(len(ids), dtype=np.int8)
             nxt = np.empty(len(ids))
             high = np.empty(len(ids), dtype=np.int64)
-            kernels.decide(ids, self.left, self.rate, self.round_elapsed, self.sent, self.round,
-                           self.high, self.round_bytes, self.dirty, self.wws, self.ram,
-                           self.throttle, decision, nxt, high, self._kernel_params())
+            self._kernel().decide(ids, decision, nxt, high)
             return decision, nxt, high
         return self._round_end(ids, self.round_elapsed[ids], self.sent[ids], self.round[ids] + 1,
                                self.high[ids], self.throttle[ids], self.round_bytes[ids],
@@ -234,9 +235,7 @@ class PrecopyRounds:
                    else np.asarray(horizon, dtype=float))
         if kernels.COMPILED:  # the same arithmetic, one migration at a time
             used_k = np.empty(len(ids))
-            kernels.roll(ids, horizon, commit, self.left, self.rate, self.round_elapsed,
-                         self.sent, self.round, self.high, self.round_bytes, self.dirty, self.wws,
-                         self.ram, self.throttle, used_k, self._kernel_params())
+            self._kernel().roll(ids, horizon, commit, used_k)
             return used_k
         left = self.left[ids].copy()
         rate = self.rate[ids]
@@ -324,6 +323,19 @@ class PrecopyRounds:
         self._made_kernel_params = (p, params)
         return params
 
+    def _kernel(self, build: Any = None) -> Any:
+        """The compiled kernels' view of this fabric's arrays (made once: ``p`` is frozen and
+        the arrays are changed in place). ``build``: the kernel module to make it from (tests
+        pass the interpreted one)."""
+        made = self.__dict__.get("_made_kernel")
+        if build is None and made is not None and made[0] is self.p:
+            return made[1]
+        state = (build or kernels).FabricState(
+            self, self._kernel_params(), self._due_rows.reshape(-1), self._due_min,
+            self._due_rows.shape[1], IS_TIMER_U8, IS_FLAT_U8, PHASE_PRECOPY, PHASE_SETUP)
+        self._made_kernel = (self.p, state)
+        return state
+
     def _time_to_visible(self, ids: np.ndarray) -> np.ndarray:
         until = np.full(len(ids), np.inf)
         ph = self.phase[ids]
@@ -340,12 +352,7 @@ class PrecopyRounds:
     def _catch_up(self, ids: np.ndarray, now: float) -> None:
         """Bring ``ids`` from their anchors to ``now`` (no visible transition lies between)."""
         if kernels.COMPILED:  # the same arithmetic, one migration at a time
-            pre_k = np.empty(len(ids), dtype=np.int64)
-            dt_k = np.empty(len(ids))
-            k = kernels.advance(ids, now, self.anchor, self.phase, self.left, self.rate, self.sent,
-                                IS_TIMER_U8, IS_FLAT_U8, PHASE_PRECOPY, pre_k, dt_k)
-            if k:
-                self._roll(pre_k[:k], dt_k[:k], commit=True)
+            self._kernel().catch_up(ids, now)
             return
         dt = now - self.anchor[ids]
         moving = dt > 0

@@ -5,40 +5,72 @@ cdef double INF, EPS_S, STOP_SLACK
 cdef int CONTINUE, STOP, THROTTLE, NO_CONVERGENCE
 
 @cython.locals(best=cython.double, u_a=cython.double, u_b=cython.double, full_at=cython.double)
-cdef double fits_in(double left, double elapsed, double rate, double d, double cap, double room)
+cdef double fits_in(double left, double elapsed, double rate, double d, double cap,
+                    double room) noexcept
 
-@cython.locals(downtime=cython.double, wf=cython.double, max_rounds=cython.long,
-               max_ratio=cython.double, trigger=cython.double, auto=cython.bint,
-               tmax=cython.double, continuous=cython.bint, tail0=cython.double,
-               window=cython.double, n=cython.Py_ssize_t, i=cython.Py_ssize_t, vm=cython.long,
-               h=cython.double, left=cython.double, rate=cython.double, elapsed=cython.double,
-               sent=cython.double, rounds=cython.long, high=cython.long, rbytes=cython.double,
-               used=cython.double, stopped=cython.bint, d=cython.double, cap=cython.double,
-               room=cython.double, to_end=cython.double, u=cython.double, tail=cython.double,
-               rest=cython.double, passes=cython.double, at=cython.double,
-               moved=cython.double, nxt=cython.double, decision=cython.int, hi=cython.long,
-               step=cython.double,
-               capped=cython.bint, whole=cython.bint, grew=cython.bint)
-cpdef void roll(const long[:] ids, const double[:] horizon, bint commit, double[:] left_a,
-                const double[:] rate_a, double[:] elapsed_a, double[:] sent_a, long[:] round_a,
-                long[:] high_a, double[:] rbytes_a, const double[:] dirty_a,
-                const double[:] wws_a, const double[:] ram_a, const double[:] throttle_a,
-                double[:] used_a, tuple p)
 
-@cython.locals(downtime=cython.double, wf=cython.double, max_rounds=cython.long,
-               max_ratio=cython.double, trigger=cython.double, auto=cython.bint,
-               tmax=cython.double, n=cython.Py_ssize_t, i=cython.Py_ssize_t, vm=cython.long,
-               nxt=cython.double, early=cython.bint, decision=cython.int, hi=cython.long)
-cpdef void decide(const long[:] ids, const double[:] left_a, const double[:] rate_a,
-                  const double[:] elapsed_a, const double[:] sent_a, const long[:] round_a,
-                  const long[:] high_a, const double[:] rbytes_a, const double[:] dirty_a,
-                  const double[:] wws_a, const double[:] ram_a, const double[:] throttle_a,
-                  signed char[:] decision_a, double[:] nxt_a, long[:] hi_a, tuple p)
+cdef class Rounds:
+    cdef public double[:] left, rate, elapsed, sent, rbytes, dirty, wws, ram, throttle
+    cdef public long[:] rounds, high
+    cdef public double downtime, wf, max_ratio, trigger, tmax, tail0, window
+    cdef public long max_rounds
+    cdef public bint auto, continuous, capped
 
-@cython.locals(k=cython.Py_ssize_t, n=cython.Py_ssize_t, i=cython.Py_ssize_t, vm=cython.long,
-               dt=cython.double, ph=cython.uchar, x=cython.double, moved=cython.double)
-cpdef Py_ssize_t advance(const long[:] ids, double now, double[:] anchor_a,
-                         const unsigned char[:] phase_a, double[:] left_a, const double[:] rate_a,
-                         double[:] sent_a, const unsigned char[:] is_timer,
-                         const unsigned char[:] is_flat, int precopy, long[:] pre_a,
-                         double[:] dt_a)
+    @cython.locals(left=cython.double, rate=cython.double, elapsed=cython.double,
+                   sent=cython.double, rounds=cython.long, high=cython.long, rbytes=cython.double,
+                   used=cython.double, stopped=cython.bint, whole=cython.bint, d=cython.double,
+                   cap=cython.double, room=cython.double, to_end=cython.double, u=cython.double,
+                   tail=cython.double, rest=cython.double, passes=cython.double, at=cython.double,
+                   moved=cython.double, nxt=cython.double, decision=cython.int, hi=cython.long,
+                   grew=cython.bint, step=cython.double)
+    cdef double roll_one(self, long vm, double h, bint commit) noexcept
+
+    @cython.locals(i=cython.Py_ssize_t)
+    cpdef void roll(self, const long[:] ids, const double[:] horizon, bint commit,
+                    double[:] used_a)
+
+    @cython.locals(i=cython.Py_ssize_t, vm=cython.long, nxt=cython.double, early=cython.bint,
+                   decision=cython.int, hi=cython.long)
+    cpdef void decide(self, const long[:] ids, signed char[:] decision_a, double[:] nxt_a,
+                      long[:] hi_a)
+
+
+cdef class FabricState(Rounds):
+    cdef public double[:] anchor, dirty_max, seen_rate, due, due_min, pred_at
+    cdef public unsigned char[:] phase, fresh, is_timer, is_flat, pending, mark, block_mark
+    cdef public long[:] hit
+    cdef public bint follows_cpu
+    cdef public long block
+    cdef public int precopy, setup
+
+    @cython.locals(dt=cython.double, ph=cython.uchar, x=cython.double, moved=cython.double)
+    cdef void catch_up_one(self, long vm, double now) noexcept
+
+    @cython.locals(i=cython.Py_ssize_t)
+    cpdef void catch_up(self, const long[:] ids, double now)
+
+    @cython.locals(ph=cython.uchar)
+    cdef double visible_in(self, long vm) noexcept
+
+    @cython.locals(rate=cython.double, bound=cython.double)
+    cdef void predict(self, long vm, double now) noexcept
+
+    @cython.locals(nb=cython.Py_ssize_t, i=cython.Py_ssize_t, j=cython.Py_ssize_t,
+                   vm=cython.long, b=cython.long, c=cython.double, act=cython.double,
+                   dirty=cython.double)
+    cpdef void refresh(self, const long[:] ids, double now, const double[:] cpu,
+                       const double[:] cap)
+
+    @cython.locals(m=cython.double, x=cython.double, k=cython.long)
+    cdef void block_least(self, long b) noexcept
+
+    cpdef void set_due(self, long vm, double when)
+
+    @cython.locals(made=cython.long, b=cython.Py_ssize_t, k=cython.long, moved=cython.bint)
+    cpdef long resolve(self, double limit)
+
+    @cython.locals(t=cython.double, x=cython.double, b=cython.Py_ssize_t)
+    cpdef double next_due(self)
+
+    @cython.locals(k=cython.Py_ssize_t, b=cython.Py_ssize_t, vm=cython.long)
+    cpdef long take_due(self, double limit, long[:] out)

@@ -6,11 +6,18 @@ scalar loop that Cython compiles: each migration's rounds are independent of the
 loop over migrations, and over each one's rounds, gives the numpy version's results to the last
 bit, without an array pass per round. Division by zero is avoided where the numpy version lets
 it give inf, so that the interpreted module gives the same results too.
+
+:class:`Rounds` holds views of the fabric's per-VM arrays (no copies: the fabric's writes are
+seen here and the other way round) and its parameters; :class:`FabricState` adds the rest of
+what the fabric does per instant (:mod:`vsim.model.migration`): catching up, predicting each
+migration's next visible transition, and keeping those transitions with a least per block.
 """
 
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 INF = math.inf
 EPS_S = 1e-9
@@ -37,40 +44,45 @@ def fits_in(left: float, elapsed: float, rate: float, d: float, cap: float, room
     return best
 
 
-def roll(ids, horizon, commit: bool, left_a, rate_a, elapsed_a, sent_a, round_a, high_a,
-         rbytes_a, dirty_a, wws_a, ram_a, throttle_a, used_a, p) -> None:
-    """Run the rounds of ``ids`` forward by ``horizon[i]`` seconds each (inf: to a visible round
-    end), writing into ``used_a[i]`` the time each spent; with ``commit`` the state arrays are
-    updated. ``p``: (downtime limit, wire factor, max rounds or -1, max sent ratio or -1,
-    throttle trigger, auto-converge, throttle max, continuous check, round-0 tail bytes on the
-    wire, rate window)."""
-    downtime, wf, max_rounds, max_ratio, trigger, auto, tmax, continuous, tail0, window = p
-    capped = max_rounds >= 0 or max_ratio >= 0.0
-    n = ids.shape[0]
-    for i in range(n):
-        vm = ids[i]
-        h = horizon[i]
-        left = left_a[vm]
-        rate = rate_a[vm]
-        elapsed = elapsed_a[vm]
-        sent = sent_a[vm]
-        rounds = round_a[vm]
-        high = high_a[vm]
-        rbytes = rbytes_a[vm]
+class Rounds:
+    """The pre-copy arrays of a fabric, by VM id, and the parameters of
+    :meth:`vsim.model.precopy.PrecopyRounds._kernel_params`: (downtime limit, wire factor, max
+    rounds or -1, max sent ratio or -1, throttle trigger, auto-converge, throttle max,
+    continuous check, round-0 tail bytes on the wire, rate window)."""
+
+    def __init__(self, left, rate, elapsed, sent, rounds, high, rbytes, dirty, wws, ram,
+                 throttle, p) -> None:
+        self.left, self.rate, self.elapsed, self.sent = left, rate, elapsed, sent
+        self.rounds, self.high, self.rbytes, self.dirty = rounds, high, rbytes, dirty
+        self.wws, self.ram, self.throttle = wws, ram, throttle
+        (self.downtime, self.wf, self.max_rounds, self.max_ratio, self.trigger, self.auto,
+         self.tmax, self.continuous, self.tail0, self.window) = p
+        self.capped = self.max_rounds >= 0 or self.max_ratio >= 0.0
+
+    def roll_one(self, vm: int, h: float, commit: bool) -> float:
+        """Run the rounds of ``vm`` forward by ``h`` seconds (inf: to a visible round end);
+        returns the time spent; with ``commit`` its state is updated."""
+        left = self.left[vm]
+        rate = self.rate[vm]
+        elapsed = self.elapsed[vm]
+        sent = self.sent[vm]
+        rounds = self.rounds[vm]
+        high = self.high[vm]
+        rbytes = self.rbytes[vm]
         used = 0.0
         stopped = False
         whole = False  # the round under way began in this call
         if rate > 0.0:
-            d = dirty_a[vm] * wf
-            cap = wws_a[vm] * wf
-            room = rate * downtime
+            d = self.dirty[vm] * self.wf
+            cap = self.wws[vm] * self.wf
+            room = rate * self.downtime
             while True:
                 to_end = left / rate
-                if continuous:
+                if self.continuous:
                     if rounds == 0:
                         u = INF
-                        if tail0 > 0.0:
-                            tail = tail0 if tail0 <= rbytes_a[vm] else rbytes_a[vm]
+                        if self.tail0 > 0.0:
+                            tail = self.tail0 if self.tail0 <= self.rbytes[vm] else self.rbytes[vm]
                             rest = left - tail
                             if rest < 0.0:
                                 rest = 0.0
@@ -79,8 +91,8 @@ def roll(ids, horizon, commit: bool, left_a, rate_a, elapsed_a, sent_a, round_a,
                                 passes = rest / rate
                             if passes == INF:
                                 at = INF
-                            elif window > 0.0:
-                                at = math.ceil((elapsed + passes) / window - 1e-9) * window
+                            elif self.window > 0.0:
+                                at = math.ceil((elapsed + passes) / self.window - 1e-9) * self.window
                             else:
                                 at = elapsed + passes
                             u = at - elapsed
@@ -109,19 +121,19 @@ def roll(ids, horizon, commit: bool, left_a, rate_a, elapsed_a, sent_a, round_a,
                 elapsed += to_end
                 left = 0.0
                 # The round's end: QEMU's (or Xen's) decision.
-                nxt = dirty_a[vm] * elapsed
-                if nxt > wws_a[vm]:
-                    nxt = wws_a[vm]
-                nxt = nxt * wf
+                nxt = self.dirty[vm] * elapsed
+                if nxt > self.wws[vm]:
+                    nxt = self.wws[vm]
+                nxt = nxt * self.wf
                 decision = CONTINUE
-                hi = high + 1 if nxt > trigger * rbytes else 0
-                if auto and hi >= 2 and throttle_a[vm] < tmax:
+                hi = high + 1 if nxt > self.trigger * rbytes else 0
+                if self.auto and hi >= 2 and self.throttle[vm] < self.tmax:
                     decision = THROTTLE
                     hi = 0
-                if (max_rounds >= 0 and rounds + 1 >= max_rounds) or (
-                        max_ratio >= 0.0 and sent >= max_ratio * ram_a[vm]):
+                if (self.max_rounds >= 0 and rounds + 1 >= self.max_rounds) or (
+                        self.max_ratio >= 0.0 and sent >= self.max_ratio * self.ram[vm]):
                     decision = NO_CONVERGENCE
-                if nxt <= rate * downtime * STOP_SLACK:
+                if nxt <= rate * self.downtime * STOP_SLACK:
                     decision = STOP
                 if decision != CONTINUE:
                     stopped = True
@@ -133,7 +145,8 @@ def roll(ids, horizon, commit: bool, left_a, rate_a, elapsed_a, sent_a, round_a,
                 elapsed = 0.0
                 high = hi
                 whole = True
-                if grew and h == INF and not capped and not (auto and throttle_a[vm] < tmax):
+                if grew and h == INF and not self.capped and not (
+                        self.auto and self.throttle[vm] < self.tmax):
                     break  # no round will be shorter: never visible (see PrecopyRounds._roll)
             if not stopped and h < INF:
                 step = h - used
@@ -145,74 +158,245 @@ def roll(ids, horizon, commit: bool, left_a, rate_a, elapsed_a, sent_a, round_a,
                 elapsed += step
         if not stopped:
             used = h
-        used_a[i] = used
         if commit:
-            left_a[vm] = left
-            elapsed_a[vm] = elapsed
-            sent_a[vm] = sent
-            round_a[vm] = rounds
-            high_a[vm] = high
-            rbytes_a[vm] = rbytes
+            self.left[vm] = left
+            self.elapsed[vm] = elapsed
+            self.sent[vm] = sent
+            self.rounds[vm] = rounds
+            self.high[vm] = high
+            self.rbytes[vm] = rbytes
+        return used
+
+    def roll(self, ids, horizon, commit: bool, used_a) -> None:
+        """:meth:`roll_one` for each of ``ids`` with its ``horizon[i]``, into ``used_a[i]``."""
+        for i in range(ids.shape[0]):
+            used_a[i] = self.roll_one(ids[i], horizon[i], commit)
+
+    def decide(self, ids, decision_a, nxt_a, hi_a) -> None:
+        """The decisions at the visible round ends of ``ids``, as
+        :meth:`vsim.model.precopy.PrecopyRounds._round_end` makes them with ``left`` (bytes of
+        the round not sent, when a continuous test stopped it early): into ``decision_a``,
+        ``nxt_a`` (bytes dirtied meanwhile, or what the stop-and-copy sends) and ``hi_a`` (the
+        high-rate count)."""
+        for i in range(ids.shape[0]):
+            vm = ids[i]
+            nxt = self.dirty[vm] * self.elapsed[vm]
+            if nxt > self.wws[vm]:
+                nxt = self.wws[vm]
+            nxt = nxt * self.wf
+            early = self.left[vm] > 0.0
+            if early:
+                nxt = nxt + self.left[vm]
+            decision = CONTINUE
+            hi = self.high[vm] + 1 if nxt > self.trigger * self.rbytes[vm] else 0
+            if self.auto and hi >= 2 and self.throttle[vm] < self.tmax:
+                decision = THROTTLE
+                hi = 0
+            if (self.max_rounds >= 0 and self.rounds[vm] + 1 >= self.max_rounds) or (
+                    self.max_ratio >= 0.0 and self.sent[vm] >= self.max_ratio * self.ram[vm]):
+                decision = NO_CONVERGENCE
+            if early or nxt <= self.rate[vm] * self.downtime * STOP_SLACK:
+                decision = STOP
+            decision_a[i] = decision
+            nxt_a[i] = nxt
+            hi_a[i] = hi
+
+
+def roll(ids, horizon, commit: bool, left_a, rate_a, elapsed_a, sent_a, round_a, high_a,
+         rbytes_a, dirty_a, wws_a, ram_a, throttle_a, used_a, p) -> None:
+    """:meth:`Rounds.roll` over these arrays."""
+    Rounds(left_a, rate_a, elapsed_a, sent_a, round_a, high_a, rbytes_a, dirty_a, wws_a, ram_a,
+           throttle_a, p).roll(ids, horizon, commit, used_a)
 
 
 def decide(ids, left_a, rate_a, elapsed_a, sent_a, round_a, high_a, rbytes_a, dirty_a, wws_a,
            ram_a, throttle_a, decision_a, nxt_a, hi_a, p) -> None:
-    """The decisions at the visible round ends of ``ids``, as
-    :meth:`vsim.model.precopy.PrecopyRounds._round_end` makes them with ``left`` (bytes of the
-    round not sent, when a continuous test stopped it early): into ``decision_a``, ``nxt_a``
-    (bytes dirtied meanwhile, or what the stop-and-copy sends) and ``hi_a`` (the high-rate count)."""
-    downtime, wf, max_rounds, max_ratio, trigger, auto, tmax = p[:7]
-    n = ids.shape[0]
-    for i in range(n):
-        vm = ids[i]
-        nxt = dirty_a[vm] * elapsed_a[vm]
-        if nxt > wws_a[vm]:
-            nxt = wws_a[vm]
-        nxt = nxt * wf
-        early = left_a[vm] > 0.0
-        if early:
-            nxt = nxt + left_a[vm]
-        decision = CONTINUE
-        hi = high_a[vm] + 1 if nxt > trigger * rbytes_a[vm] else 0
-        if auto and hi >= 2 and throttle_a[vm] < tmax:
-            decision = THROTTLE
-            hi = 0
-        if (max_rounds >= 0 and round_a[vm] + 1 >= max_rounds) or (
-                max_ratio >= 0.0 and sent_a[vm] >= max_ratio * ram_a[vm]):
-            decision = NO_CONVERGENCE
-        if early or nxt <= rate_a[vm] * downtime * STOP_SLACK:
-            decision = STOP
-        decision_a[i] = decision
-        nxt_a[i] = nxt
-        hi_a[i] = hi
+    """:meth:`Rounds.decide` over these arrays."""
+    Rounds(left_a, rate_a, elapsed_a, sent_a, round_a, high_a, rbytes_a, dirty_a, wws_a, ram_a,
+           throttle_a, p).decide(ids, decision_a, nxt_a, hi_a)
 
 
-def advance(ids, now: float, anchor_a, phase_a, left_a, rate_a, sent_a, is_timer, is_flat,
-            precopy: int, pre_a, dt_a) -> int:
-    """Bring ``ids`` from their anchors to ``now`` as
-    :meth:`vsim.model.precopy.PrecopyRounds._catch_up` does, but for the pre-copy rounds: those
-    migrations and their time to run are written into ``pre_a`` and ``dt_a``, and their count
-    returned, for :func:`roll`."""
-    k = 0
-    n = ids.shape[0]
-    for i in range(n):
-        vm = ids[i]
-        dt = now - anchor_a[vm]
+class FabricState(Rounds):
+    """What :class:`vsim.model.migration.MigrationFabric` does per instant, over its arrays:
+    bringing migrations up to now, predicting their next visible transitions, and keeping those
+    (``due``, rows of ``block`` VMs, with the least of each row in ``due_min``).
+
+    A pre-copy migration's prediction may be left pending: its due time is then a lower bound,
+    the end of its current round less the downtime limit (no visible transition can come
+    sooner, as the downtime test needs what is left of the round to fit in the limit), and the
+    prediction is made, from the same state, only when that bound comes within reach of the next
+    instant. Each one's state changes only when it is brought up to date, which is followed by a
+    new prediction, so a prediction made late is the one that would have been made at once.
+    When rates change at every start and end, most predictions are never needed."""
+
+    def __init__(self, fabric, p, due, due_min, block: int, is_timer, is_flat, precopy: int,
+                 setup: int) -> None:
+        f = fabric
+        Rounds.__init__(self, f.left, f.rate, f.round_elapsed, f.sent, f.round, f.high,
+                        f.round_bytes, f.dirty, f.wws, f.ram, f.throttle, p)
+        self.anchor, self.phase, self.dirty_max = f.anchor, f.phase, f.dirty_max
+        self.fresh, self.seen_rate = f._fresh.view(np.uint8), f._seen_rate
+        self.follows_cpu = bool(f.p.dirty_follows_cpu)
+        self.due, self.due_min, self.block = due, due_min, block
+        self.is_timer, self.is_flat, self.precopy, self.setup = is_timer, is_flat, precopy, setup
+        self.pending = np.zeros(len(due), dtype=np.uint8)
+        self.pred_at = np.zeros(len(due))
+        self.mark = np.zeros(len(due), dtype=np.uint8)
+        self.block_mark = np.zeros(len(due_min), dtype=np.uint8)
+        self.hit = np.zeros(len(due_min), dtype=np.int64)
+
+    # --- bringing up to date ----------------------------------------------------------------------
+
+    def catch_up_one(self, vm: int, now: float) -> None:
+        """Bring ``vm`` from its anchor to ``now`` (no visible transition lies between)."""
+        dt = now - self.anchor[vm]
         if not dt > 0.0:
-            continue
-        anchor_a[vm] = now
-        ph = phase_a[vm]
-        if is_timer[ph]:
-            x = left_a[vm] - dt
-            left_a[vm] = x if x > 0.0 else 0.0
-        elif is_flat[ph]:
-            moved = rate_a[vm] * dt
-            if moved > left_a[vm]:
-                moved = left_a[vm]
-            left_a[vm] -= moved
-            sent_a[vm] += moved
-        elif ph == precopy:
-            pre_a[k] = vm
-            dt_a[k] = dt
-            k += 1
-    return k
+            return
+        self.anchor[vm] = now
+        ph = self.phase[vm]
+        if self.is_timer[ph]:
+            x = self.left[vm] - dt
+            self.left[vm] = x if x > 0.0 else 0.0
+        elif self.is_flat[ph]:
+            moved = self.rate[vm] * dt
+            if moved > self.left[vm]:
+                moved = self.left[vm]
+            self.left[vm] -= moved
+            self.sent[vm] += moved
+        elif ph == self.precopy:
+            self.roll_one(vm, dt, True)
+
+    def catch_up(self, ids, now: float) -> None:
+        for i in range(ids.shape[0]):
+            self.catch_up_one(ids[i], now)
+
+    # --- predictions ------------------------------------------------------------------------------
+
+    def visible_in(self, vm: int) -> float:
+        """Seconds from ``vm``'s anchor to its next visible transition (inf: none)."""
+        ph = self.phase[vm]
+        if self.is_timer[ph]:
+            return self.left[vm]
+        if self.is_flat[ph]:
+            if self.rate[vm] == 0.0:  # as numpy divides
+                return INF if self.left[vm] > 0.0 else math.nan
+            return self.left[vm] / self.rate[vm]
+        if ph == self.precopy:
+            return self.roll_one(vm, INF, False)
+        return INF
+
+    def predict(self, vm: int, now: float) -> None:
+        """The next visible transition of ``vm``, brought up to ``now``: made, or left pending
+        with its lower bound when that is later than now."""
+        self.pending[vm] = 0
+        rate = self.rate[vm]
+        if self.phase[vm] == self.precopy and rate > 0.0:
+            bound = (self.left[vm] / rate * (1.0 - 1e-9) - self.downtime * (1.0 + 1e-9)
+                     - 1e-6 - 1e-9 * self.window)
+            if bound > 0.0:
+                self.due[vm] = now + bound
+                self.pending[vm] = 1
+                self.pred_at[vm] = now
+                return
+        self.due[vm] = now + self.visible_in(vm)
+
+    def refresh(self, ids, now: float, cpu, cap) -> None:
+        """Dirty rates and next transitions of the migrations under way among ``ids`` (repeats
+        allowed), as :meth:`vsim.model.migration.MigrationFabric.update` makes them: each one's
+        is predicted again only where its rate or dirty rate changed, or it moved on."""
+        nb = 0
+        for i in range(ids.shape[0]):
+            vm = ids[i]
+            if self.mark[vm]:
+                continue
+            self.mark[vm] = 1
+            if self.phase[vm] < self.setup:
+                continue
+            if self.follows_cpu:
+                c = cap[vm]
+                act = cpu[vm] / c if c > 0.0 else 0.0
+            else:
+                act = 1.0 - self.throttle[vm]
+            dirty = self.dirty_max[vm] * act
+            if self.fresh[vm] and self.rate[vm] == self.seen_rate[vm] and dirty == self.dirty[vm]:
+                continue
+            self.catch_up_one(vm, now)  # at the old dirty rate
+            self.dirty[vm] = dirty
+            self.predict(vm, now)
+            self.seen_rate[vm] = self.rate[vm]
+            self.fresh[vm] = 1
+            b = vm // self.block
+            if not self.block_mark[b]:
+                self.block_mark[b] = 1
+                self.hit[nb] = b
+                nb += 1
+        for i in range(ids.shape[0]):
+            self.mark[ids[i]] = 0
+        for j in range(nb):
+            self.block_mark[self.hit[j]] = 0
+            self.block_least(self.hit[j])
+
+    # --- the next transitions ---------------------------------------------------------------------
+
+    def block_least(self, b: int) -> None:
+        """The least due time of block ``b`` (NaN wins, as numpy's min)."""
+        m = INF
+        for k in range(b * self.block, (b + 1) * self.block):
+            x = self.due[k]
+            if x != x:
+                m = x
+                break
+            if x < m:
+                m = x
+        self.due_min[b] = m
+
+    def set_due(self, vm: int, when: float) -> None:
+        self.due[vm] = when
+        self.pending[vm] = 0
+        self.block_least(vm // self.block)
+
+    def resolve(self, limit: float) -> int:
+        """Make the pending predictions whose bound is at most ``limit``; returns how many."""
+        made = 0
+        for b in range(self.due_min.shape[0]):
+            if not self.due_min[b] <= limit:
+                continue
+            moved = False
+            for k in range(b * self.block, (b + 1) * self.block):
+                if self.pending[k] and self.due[k] <= limit:
+                    self.pending[k] = 0
+                    self.due[k] = self.pred_at[k] + self.visible_in(k)
+                    made += 1
+                    moved = True
+            if moved:
+                self.block_least(b)
+        return made
+
+    def next_due(self) -> float:
+        """When the next visible transition happens: the least due time, once no pending bound
+        lies within the instant it opens."""
+        while True:
+            t = INF
+            for b in range(self.due_min.shape[0]):
+                x = self.due_min[b]
+                if x != x:
+                    return x
+                if x < t:
+                    t = x
+            if not t < INF:
+                return t
+            if self.resolve(t + max(EPS_S, 1e-13 * t)) == 0:
+                return t
+
+    def take_due(self, limit: float, out) -> int:
+        """The VMs due by ``limit``, ascending, into ``out``; returns how many."""
+        self.resolve(limit)
+        k = 0
+        for b in range(self.due_min.shape[0]):
+            if not self.due_min[b] <= limit:
+                continue
+            for vm in range(b * self.block, (b + 1) * self.block):
+                if self.due[vm] <= limit:
+                    out[k] = vm
+                    k += 1
+        return k
