@@ -331,9 +331,9 @@ def test_a_pause_reprices_the_flows_only_when_a_cap_held_the_paused_copy(monkeyp
     # the NIC holds them. When one pauses, its copy loses the cap (QEMU's), but the NIC still
     # holds it at the same share, so no rate can change and none is computed again. With a
     # 50 MB/s max-bandwidth the caps hold them, and the pause does change the rates.
-    assign = MigrationFabric._assign_rates
+    assign = MigrationFabric._new_rates
     priced: list[float] = []
-    monkeypatch.setattr(MigrationFabric, "_assign_rates",
+    monkeypatch.setattr(MigrationFabric, "_new_rates",
                         lambda self: (priced.append(now), assign(self))[1])
     for cap, repriced in ((80e6, False), (50e6, True)):
         priced.clear()

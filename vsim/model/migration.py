@@ -137,13 +137,17 @@ class MigrationFabric(PrecopyRounds):
         self.anchor = np.zeros(n)
         blocks = -(-n // DUE_BLOCK)
         self._due_rows = np.full((blocks, DUE_BLOCK), np.inf)
-        self.due_at = self._due_rows.reshape(-1)[:n]  # a view: rows of DUE_BLOCK VMs
         self._due_min = np.full(blocks, np.inf)  # the least of each row
         self._fresh = np.zeros(n, dtype=bool)
         self._seen_rate = np.zeros(n)
         self._maybe_stale: list[np.ndarray] = []
 
     # --- what the simulation reads --------------------------------------------------------------
+
+    @property
+    def due_at(self) -> np.ndarray:
+        """Each VM's next visible transition (a view of the rows of DUE_BLOCK VMs)."""
+        return self._due_rows.reshape(-1)[:len(self.ram)]
 
     @property
     def active(self) -> np.ndarray:
@@ -238,7 +242,13 @@ class MigrationFabric(PrecopyRounds):
         if self._recapped:
             self._changed_flows |= self._cap_matters(self._recapped)
             self._recapped = []
-        if self._changed_flows:
+        if self._changed_flows and kernels.COMPILED:  # the same, one flow at a time
+            self._changed_flows = False
+            out = np.empty(len(self._ids), dtype=np.int64)
+            self.rate_changed = out[:self._kernel().move_rates(self._ids, self._new_rates(), now, out)]
+            if self.rate_changed.size:
+                self._maybe_stale.append(self.rate_changed)
+        elif self._changed_flows:
             old = self._rates()
             self._changed_flows = False
             # What the flows whose rate changed sent so far, at their old rates; the others are
@@ -305,30 +315,38 @@ class MigrationFabric(PrecopyRounds):
     def _rates(self) -> np.ndarray:
         """Assign the rates; returns the old rates of those that changed (``rate_changed``)."""
         before = self.rate[self._ids].copy()
-        self._assign_rates()
+        self.rate[self._ids] = self._new_rates()
         # Whose rate changed, so whose hosts spend a different CPU share on copying.
         changed = self.rate[self._ids] != before
         self.rate_changed = self._ids[changed]
         return before[changed]
 
-    def _assign_rates(self) -> None:
+    def _new_rates(self) -> np.ndarray:
+        """The rates of the migrations under way (``active``) for the flows as they are now."""
         active = self._ids
-        self.rate[active[~IS_FLOWING[self.phase[active]]]] = 0.0
-        ids = self.flowing()
-        if ids.size == 0:
-            return
+        new = np.zeros(len(active))
+        flowing = IS_FLOWING[self.phase[active]]
+        ids = active[flowing]
+        if ids.size:
+            new[flowing] = self._flow_rates(ids)
+        return new
+
+    def _flow_rates(self, ids: np.ndarray) -> np.ndarray:
+        """The rates of the flows of ``ids`` (migrations in a flowing phase)."""
         links = self.links
         if self.p.model == "ram-over-bandwidth":
             cap = links.capacity
-            self.rate[ids] = np.minimum(cap[links.tx(self.source[ids])], cap[links.rx(self.dest[ids])])
-            return
+            return np.minimum(cap[links.tx(self.source[ids])], cap[links.rx(self.dest[ids])])
         # All flows at once: with host NICs chained by migrations in and out, the flows form
         # one connected graph in practice, so splitting it would not save work.
-        paths = self._paths(ids)
         p = self.p
         caps = np.full(len(ids), p.max_bandwidth_bytes_s)
         if p.switchover_bandwidth_bytes_s != p.max_bandwidth_bytes_s:
             caps[IS_PAUSED[self.phase[ids]]] = p.switchover_bandwidth_bytes_s
+        if kernels.COMPILED and not self._senders.size:  # the same, reading the flows' rows
+            return np.asarray(kernels.max_min_rows(self._path_rows, ids, self._path_width, caps,
+                                                   links.capacity))
+        paths = self._paths(ids)
         # The VMs' own traffic on the NICs the migrations use competes with them (one flow per VM
         # and direction, capped at its demand); elsewhere it cannot change a migration's rate.
         if self._senders.size:
@@ -340,7 +358,7 @@ class MigrationFabric(PrecopyRounds):
             paths = np.vstack([paths, pad])
             traffic = self.net[talkers] * self.net_scale[talkers]
             caps = np.concatenate([caps, traffic, traffic])
-        self.rate[ids] = max_min_rates(paths, caps, links.capacity)[:len(ids)]
+        return max_min_rates(paths, caps, links.capacity)[:len(ids)]
 
     def _paths(self, vms: np.ndarray) -> np.ndarray:
         """The limited links of the flows of ``vms`` (unlimited ones constrain nothing)."""

@@ -19,8 +19,14 @@ LEVEL_SLACK = 1.0 + 1e-12  # a link is a bottleneck at its flows' level, give or
 def max_min(paths, caps, capacity):
     """Rates of the flows of ``paths`` (one row of link ids per flow, -1 pads) under their own
     ``caps`` and the links' ``capacity``."""
-    n_f = paths.shape[0]
-    width = paths.shape[1]
+    return max_min_rows(paths, paths[:0, 0], paths.shape[1], caps, capacity)
+
+
+def max_min_rows(paths, rows, width, caps, capacity):
+    """:func:`max_min` for the flows whose links are the first ``width`` of the rows ``rows`` of
+    ``paths`` (all rows, in order, when ``rows`` is empty): no copy of their paths is made."""
+    n_f = caps.shape[0]
+    every = rows.shape[0] == 0
     n_l = capacity.shape[0]
     rates_o = np.zeros(n_f)
     rates = rates_o
@@ -46,8 +52,9 @@ def max_min(paths, caps, capacity):
             given[link] = 0.0
         for f in range(n_f):
             if state[f] == 1:
+                r = f if every else rows[f]
                 for k in range(width):
-                    link = paths[f, k]
+                    link = paths[r, k]
                     if link >= 0:
                         count[link] += 1
         for link in range(n_l):
@@ -58,15 +65,16 @@ def max_min(paths, caps, capacity):
                 share[link] = INF
         for f in range(n_f):
             if state[f] == 1:
+                r = f if every else rows[f]
                 m = INF
                 for k in range(width):
-                    link = paths[f, k]
+                    link = paths[r, k]
                     if link >= 0 and share[link] < m:
                         m = share[link]
                 path_min[f] = m
                 level = caps[f] if caps[f] < m else m
                 for k in range(width):
-                    link = paths[f, k]
+                    link = paths[r, k]
                     if link >= 0 and level < floor[link]:
                         floor[link] = level
         frozen = 0
@@ -74,8 +82,9 @@ def max_min(paths, caps, capacity):
             if state[f] == 1:
                 hit = caps[f] <= path_min[f]
                 if not hit:
+                    r = f if every else rows[f]
                     for k in range(width):
-                        link = paths[f, k]
+                        link = paths[r, k]
                         if link >= 0 and share[link] <= floor[link] * LEVEL_SLACK:
                             hit = True
                             break
@@ -93,8 +102,9 @@ def max_min(paths, caps, capacity):
                 level = caps[f] if caps[f] < m else m
                 rates[f] = level
                 if level < INF:
+                    r = f if every else rows[f]
                     for k in range(width):
-                        link = paths[f, k]
+                        link = paths[r, k]
                         if link >= 0:
                             given[link] += level
                 state[f] = 0

@@ -49,6 +49,9 @@ cdef class FabricState(Rounds):
     @cython.locals(i=cython.Py_ssize_t)
     cpdef void catch_up(self, const long[:] ids, double now)
 
+    @cython.locals(k=cython.Py_ssize_t, i=cython.Py_ssize_t, vm=cython.long)
+    cpdef long move_rates(self, const long[:] ids, const double[:] new, double now, long[:] out)
+
     @cython.locals(ph=cython.uchar)
     cdef double visible_in(self, long vm) noexcept
 

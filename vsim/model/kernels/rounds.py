@@ -270,6 +270,20 @@ class FabricState(Rounds):
         for i in range(ids.shape[0]):
             self.catch_up_one(ids[i], now)
 
+    def move_rates(self, ids, new, now: float, out) -> int:
+        """Set the rates of ``ids`` to ``new``; those that change are first brought up to
+        ``now`` at their old rates. Their ids go into ``out``, ascending as ``ids``; returns how
+        many. The others are left as they are: their predictions still hold."""
+        k = 0
+        for i in range(ids.shape[0]):
+            vm = ids[i]
+            if new[i] != self.rate[vm]:
+                self.catch_up_one(vm, now)
+                self.rate[vm] = new[i]
+                out[k] = vm
+                k += 1
+        return k
+
     # --- predictions ------------------------------------------------------------------------------
 
     def visible_in(self, vm: int) -> float:
