@@ -432,29 +432,38 @@ class MigrationFabric(PrecopyRounds):
     def fire(self, now: float) -> list[Finished]:
         """Apply the transitions due now; returns the migrations that left the fabric."""
         limit = now + max(EPS_S, 1e-13 * now)
-        if kernels.COMPILED:
+        p = self.p
+        self.instants += 1
+        if kernels.COMPILED:  # the same, with throttle steps taken in the kernel
+            k = self._kernel()
             out = np.empty(len(self._ids), dtype=np.int64)
-            due = out[:self._kernel().take_due(limit, out)]
+            due = out[:k.take_due(limit, out)]
+            k.catch_up(due, now)
+            rest = np.empty(len(due), dtype=np.int64)
+            decision, nxt = np.empty(len(due), dtype=np.int8), np.empty(len(due))
+            r = k.step_rounds(due, p.throttle_initial, p.throttle_increment, rest, decision, nxt)
+            todo = rest[:r].tolist()
+            decided = dict(zip(todo, zip(decision[:r].tolist(), nxt[:r].tolist(), strict=True),
+                               strict=True))
         else:
             rows = np.flatnonzero(self._due_min <= limit)
             row, col = np.nonzero(self._due_rows[rows] <= limit)
             due = rows[row] * DUE_BLOCK + col  # ascending, as only VMs under way have one
-        self.instants += 1
+            self._catch_up(due, now)
+            # The round-end decisions of all pre-copy migrations due now, at once.
+            pre = due[self.phase[due] == PHASE_PRECOPY]
+            decided = {}
+            if pre.size:
+                decision, nxt, high = self._decide(pre)
+                self.high[pre] = high
+                decided = dict(zip(pre.tolist(), zip(decision.tolist(), nxt.tolist(), strict=True),
+                                   strict=True))
+            todo = due.tolist()
         self.touched = due  # for the simulation: whose VMs and hosts changed
-        self._catch_up(due, now)
         finished: list[Finished] = []
-        p = self.p
         body = (1.0 - p.zero_page_frac) * p.wire_factor
         device = p.device_state_bytes
-        # The round-end decisions of all pre-copy migrations due now, at once.
-        pre = due[self.phase[due] == PHASE_PRECOPY]
-        decided: dict[int, tuple[int, float]] = {}
-        if pre.size:
-            decision, nxt, high = self._decide(pre)
-            self.high[pre] = high
-            decided = dict(zip(pre.tolist(), zip(decision.tolist(), nxt.tolist(), strict=True),
-                               strict=True))
-        for vm in due.tolist():
+        for vm in todo:
             ph = int(self.phase[vm])
             if ph == PHASE_SETUP:
                 if self.is_post[vm]:

@@ -169,12 +169,6 @@ class PrecopyRounds:
     def _decide(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`_round_end` for migrations at a visible round end now (their state brought up
         to date, ``left`` what a continuous test left of the round)."""
-        if kernels.COMPILED:  # the same arithmetic, one migration at a time
-            decision = np.empty(len(ids), dtype=np.int8)
-            nxt = np.empty(len(ids))
-            high = np.empty(len(ids), dtype=np.int64)
-            self._kernel().decide(ids, decision, nxt, high)
-            return decision, nxt, high
         return self._round_end(ids, self.round_elapsed[ids], self.sent[ids], self.round[ids] + 1,
                                self.high[ids], self.throttle[ids], self.round_bytes[ids],
                                self.left[ids])

@@ -29,10 +29,15 @@ cdef class Rounds:
     cpdef void roll(self, const long[:] ids, const double[:] horizon, bint commit,
                     double[:] used_a)
 
-    @cython.locals(i=cython.Py_ssize_t, vm=cython.long, nxt=cython.double, early=cython.bint,
-                   decision=cython.int, hi=cython.long)
+    cdef public double nxt
+    cdef public long hi
+
+    @cython.locals(i=cython.Py_ssize_t)
     cpdef void decide(self, const long[:] ids, signed char[:] decision_a, double[:] nxt_a,
                       long[:] hi_a)
+
+    @cython.locals(nxt=cython.double, early=cython.bint, decision=cython.int, hi=cython.long)
+    cdef int decide_one(self, long vm) noexcept
 
 
 cdef class FabricState(Rounds):
@@ -51,6 +56,11 @@ cdef class FabricState(Rounds):
 
     @cython.locals(k=cython.Py_ssize_t, i=cython.Py_ssize_t, vm=cython.long)
     cpdef long move_rates(self, const long[:] ids, const double[:] new, double now, long[:] out)
+
+    @cython.locals(k=cython.Py_ssize_t, i=cython.Py_ssize_t, vm=cython.long,
+                   decision=cython.int, nxt=cython.double, t=cython.double)
+    cpdef long step_rounds(self, const long[:] due, double initial, double increment,
+                           long[:] rest, signed char[:] decision_a, double[:] nxt_a)
 
     @cython.locals(ph=cython.uchar)
     cdef double visible_in(self, long vm) noexcept

@@ -58,6 +58,7 @@ class Rounds:
         (self.downtime, self.wf, self.max_rounds, self.max_ratio, self.trigger, self.auto,
          self.tmax, self.continuous, self.tail0, self.window) = p
         self.capped = self.max_rounds >= 0 or self.max_ratio >= 0.0
+        self.nxt, self.hi = 0.0, 0  # what decide_one leaves besides its decision
 
     def roll_one(self, vm: int, h: float, commit: bool) -> float:
         """Run the rounds of ``vm`` forward by ``h`` seconds (inf: to a visible round end);
@@ -179,27 +180,33 @@ class Rounds:
         ``nxt_a`` (bytes dirtied meanwhile, or what the stop-and-copy sends) and ``hi_a`` (the
         high-rate count)."""
         for i in range(ids.shape[0]):
-            vm = ids[i]
-            nxt = self.dirty[vm] * self.elapsed[vm]
-            if nxt > self.wws[vm]:
-                nxt = self.wws[vm]
-            nxt = nxt * self.wf
-            early = self.left[vm] > 0.0
-            if early:
-                nxt = nxt + self.left[vm]
-            decision = CONTINUE
-            hi = self.high[vm] + 1 if nxt > self.trigger * self.rbytes[vm] else 0
-            if self.auto and hi >= 2 and self.throttle[vm] < self.tmax:
-                decision = THROTTLE
-                hi = 0
-            if (self.max_rounds >= 0 and self.rounds[vm] + 1 >= self.max_rounds) or (
-                    self.max_ratio >= 0.0 and self.sent[vm] >= self.max_ratio * self.ram[vm]):
-                decision = NO_CONVERGENCE
-            if early or nxt <= self.rate[vm] * self.downtime * STOP_SLACK:
-                decision = STOP
-            decision_a[i] = decision
-            nxt_a[i] = nxt
-            hi_a[i] = hi
+            decision_a[i] = self.decide_one(ids[i])
+            nxt_a[i] = self.nxt
+            hi_a[i] = self.hi
+
+    def decide_one(self, vm: int) -> int:
+        """:meth:`decide` for one VM: returns the decision, and leaves the bytes and the
+        high-rate count in ``nxt`` and ``hi``."""
+        nxt = self.dirty[vm] * self.elapsed[vm]
+        if nxt > self.wws[vm]:
+            nxt = self.wws[vm]
+        nxt = nxt * self.wf
+        early = self.left[vm] > 0.0
+        if early:
+            nxt = nxt + self.left[vm]
+        decision = CONTINUE
+        hi = self.high[vm] + 1 if nxt > self.trigger * self.rbytes[vm] else 0
+        if self.auto and hi >= 2 and self.throttle[vm] < self.tmax:
+            decision = THROTTLE
+            hi = 0
+        if (self.max_rounds >= 0 and self.rounds[vm] + 1 >= self.max_rounds) or (
+                self.max_ratio >= 0.0 and self.sent[vm] >= self.max_ratio * self.ram[vm]):
+            decision = NO_CONVERGENCE
+        if early or nxt <= self.rate[vm] * self.downtime * STOP_SLACK:
+            decision = STOP
+        self.nxt = nxt
+        self.hi = hi
+        return decision
 
 
 def roll(ids, horizon, commit: bool, left_a, rate_a, elapsed_a, sent_a, round_a, high_a,
@@ -282,6 +289,36 @@ class FabricState(Rounds):
                 self.rate[vm] = new[i]
                 out[k] = vm
                 k += 1
+        return k
+
+    def step_rounds(self, due, initial: float, increment: float, rest, decision_a, nxt_a) -> int:
+        """The visible transitions of ``due`` (brought up to now) that are round ends with a
+        throttle step (auto-converge), taken here as
+        :meth:`vsim.model.migration.MigrationFabric.fire` takes them: the throttle raised and the
+        next round begun. The others go into ``rest``, in order, with the decision and bytes of
+        those at a round end (-1 and 0 for the other phases), for the fabric to apply; returns
+        how many."""
+        k = 0
+        for i in range(due.shape[0]):
+            vm = due[i]
+            decision = -1
+            nxt = 0.0
+            if self.phase[vm] == self.precopy:
+                decision = self.decide_one(vm)
+                nxt = self.nxt
+                self.high[vm] = self.hi
+                if decision != NO_CONVERGENCE and decision != STOP:
+                    t = self.throttle[vm]
+                    self.throttle[vm] = initial if t == 0 else min(t + increment, self.tmax)
+                    self.rounds[vm] += 1
+                    self.left[vm] = nxt
+                    self.rbytes[vm] = nxt
+                    self.elapsed[vm] = 0.0
+                    continue
+            rest[k] = vm
+            decision_a[k] = decision
+            nxt_a[k] = nxt
+            k += 1
         return k
 
     # --- predictions ------------------------------------------------------------------------------
