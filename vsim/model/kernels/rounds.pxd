@@ -25,6 +25,8 @@ cdef class Rounds:
                    grew=cython.bint, step=cython.double)
     cdef double roll_one(self, long vm, double h, bint commit) noexcept
 
+    cdef double bound(self, double left, double rate) noexcept
+
     @cython.locals(i=cython.Py_ssize_t)
     cpdef void roll(self, const long[:] ids, const double[:] horizon, bint commit,
                     double[:] used_a)
@@ -54,7 +56,7 @@ cdef class FabricState(Rounds):
     @cython.locals(i=cython.Py_ssize_t)
     cpdef void catch_up(self, const long[:] ids, double now)
 
-    @cython.locals(k=cython.Py_ssize_t, i=cython.Py_ssize_t, vm=cython.long)
+    @cython.locals(k=cython.Py_ssize_t, i=cython.Py_ssize_t, vm=cython.long, nb=cython.long)
     cpdef long move_rates(self, const long[:] ids, const double[:] new, double now, long[:] out)
 
     @cython.locals(k=cython.Py_ssize_t, i=cython.Py_ssize_t, vm=cython.long,
@@ -68,14 +70,19 @@ cdef class FabricState(Rounds):
     @cython.locals(rate=cython.double, bound=cython.double)
     cdef void predict(self, long vm, double now) noexcept
 
-    @cython.locals(nb=cython.Py_ssize_t, i=cython.Py_ssize_t, j=cython.Py_ssize_t,
-                   vm=cython.long, b=cython.long, c=cython.double, act=cython.double,
+    @cython.locals(nb=cython.long, i=cython.Py_ssize_t,
+                   vm=cython.long, c=cython.double, act=cython.double,
                    dirty=cython.double)
     cpdef void refresh(self, const long[:] ids, double now, const double[:] cpu,
                        const double[:] cap)
 
     @cython.locals(m=cython.double, x=cython.double, k=cython.long)
     cdef void block_least(self, long b) noexcept
+
+    cdef long mark_block(self, long b, long nb) noexcept
+
+    @cython.locals(j=cython.long)
+    cdef void least_of_marked(self, long nb) noexcept
 
     cpdef void set_due(self, long vm, double when)
 

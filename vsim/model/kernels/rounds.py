@@ -70,6 +70,17 @@ class Rounds:
         rounds = self.rounds[vm]
         high = self.high[vm]
         rbytes = self.rbytes[vm]
+        if rate > 0.0 and h + EPS_S < self.bound(left, rate):
+            # Within the round, short of any test that could pass: the loop below would move
+            # the same bytes, at the cost of the tests.
+            moved = rate * h
+            if moved > left:
+                moved = left
+            if commit:
+                self.left[vm] = left - moved
+                self.sent[vm] = sent + moved
+                self.elapsed[vm] = elapsed + h
+            return h
         used = 0.0
         stopped = False
         whole = False  # the round under way began in this call
@@ -167,6 +178,13 @@ class Rounds:
             self.high[vm] = high
             self.rbytes[vm] = rbytes
         return used
+
+    def bound(self, left: float, rate: float) -> float:
+        """Seconds before which no visible transition of a round with ``left`` bytes to send
+        at ``rate`` can come: the downtime test needs what is left of the round to fit in the
+        limit (less a margin for rounding and the rate-limit window)."""
+        return (left / rate * (1.0 - 1e-9) - self.downtime * (1.0 + 1e-9) - 1e-6
+                - 1e-9 * self.window)
 
     def roll(self, ids, horizon, commit: bool, used_a) -> None:
         """:meth:`roll_one` for each of ``ids`` with its ``horizon[i]``, into ``used_a[i]``."""
@@ -279,16 +297,24 @@ class FabricState(Rounds):
 
     def move_rates(self, ids, new, now: float, out) -> int:
         """Set the rates of ``ids`` to ``new``; those that change are first brought up to
-        ``now`` at their old rates. Their ids go into ``out``, ascending as ``ids``; returns how
-        many. The others are left as they are: their predictions still hold."""
+        ``now`` at their old rates, then predicted again (at their dirty rates as they are:
+        :meth:`refresh` predicts again those whose dirty rate changes too). Their ids go into
+        ``out``, ascending as ``ids``; returns how many. The others are left as they are: their
+        predictions still hold."""
         k = 0
+        nb = 0
         for i in range(ids.shape[0]):
             vm = ids[i]
             if new[i] != self.rate[vm]:
                 self.catch_up_one(vm, now)
                 self.rate[vm] = new[i]
+                if self.fresh[vm]:  # else refresh() predicts it
+                    self.predict(vm, now)
+                    self.seen_rate[vm] = new[i]
+                    nb = self.mark_block(vm // self.block, nb)
                 out[k] = vm
                 k += 1
+        self.least_of_marked(nb)
         return k
 
     def step_rounds(self, due, initial: float, increment: float, rest, decision_a, nxt_a) -> int:
@@ -342,8 +368,7 @@ class FabricState(Rounds):
         self.pending[vm] = 0
         rate = self.rate[vm]
         if self.phase[vm] == self.precopy and rate > 0.0:
-            bound = (self.left[vm] / rate * (1.0 - 1e-9) - self.downtime * (1.0 + 1e-9)
-                     - 1e-6 - 1e-9 * self.window)
+            bound = self.bound(self.left[vm], rate)
             if bound > 0.0:
                 self.due[vm] = now + bound
                 self.pending[vm] = 1
@@ -376,13 +401,21 @@ class FabricState(Rounds):
             self.predict(vm, now)
             self.seen_rate[vm] = self.rate[vm]
             self.fresh[vm] = 1
-            b = vm // self.block
-            if not self.block_mark[b]:
-                self.block_mark[b] = 1
-                self.hit[nb] = b
-                nb += 1
+            nb = self.mark_block(vm // self.block, nb)
         for i in range(ids.shape[0]):
             self.mark[ids[i]] = 0
+        self.least_of_marked(nb)
+
+    def mark_block(self, b: int, nb: int) -> int:
+        """Note block ``b`` among the ``nb`` whose least is to be found again; returns their
+        count."""
+        if not self.block_mark[b]:
+            self.block_mark[b] = 1
+            self.hit[nb] = b
+            nb += 1
+        return nb
+
+    def least_of_marked(self, nb: int) -> None:
         for j in range(nb):
             self.block_mark[self.hit[j]] = 0
             self.block_least(self.hit[j])
