@@ -141,6 +141,8 @@ class MigrationFabric(PrecopyRounds):
         self._fresh = np.zeros(n, dtype=bool)
         self._seen_rate = np.zeros(n)
         self._maybe_stale: list[np.ndarray] = []
+        # What the compiled fire() leaves for the Python one: VMs, decisions, bytes.
+        self._fire_buffers = (np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int8), np.empty(n))
 
     # --- what the simulation reads --------------------------------------------------------------
 
@@ -435,16 +437,14 @@ class MigrationFabric(PrecopyRounds):
         p = self.p
         self.instants += 1
         if kernels.COMPILED:  # the same, with throttle steps taken in the kernel
-            k = self._kernel()
             out = np.empty(len(self._ids), dtype=np.int64)
-            due = out[:k.take_due(limit, out)]
-            k.catch_up(due, now)
-            rest = np.empty(len(due), dtype=np.int64)
-            decision, nxt = np.empty(len(due), dtype=np.int8), np.empty(len(due))
-            r = k.step_rounds(due, p.throttle_initial, p.throttle_increment, rest, decision, nxt)
-            todo = rest[:r].tolist()
-            decided = dict(zip(todo, zip(decision[:r].tolist(), nxt[:r].tolist(), strict=True),
-                               strict=True))
+            rest, decision, nxt = self._fire_buffers
+            n_due, r = self._kernel().fire(limit, now, p.throttle_initial, p.throttle_increment,
+                                           out, rest, decision, nxt)
+            due = out[:n_due]
+            todo = rest[:r].tolist() if r else []
+            decided = (dict(zip(todo, zip(decision[:r].tolist(), nxt[:r].tolist(), strict=True),
+                                strict=True)) if r else {})
         else:
             rows = np.flatnonzero(self._due_min <= limit)
             row, col = np.nonzero(self._due_rows[rows] <= limit)
@@ -519,7 +519,8 @@ class MigrationFabric(PrecopyRounds):
             elif ph == PHASE_POSTCOPY:
                 self.sent[vm] += self.left[vm]
                 finished.append(self._release(vm, now, "completed"))
-        self._fresh[due] = False  # predicted again at the next update()
+        if not kernels.COMPILED:
+            self._fresh[due] = False  # predicted again at the next update()
         self._maybe_stale.append(due)
         return finished
 

@@ -92,5 +92,9 @@ cdef class FabricState(Rounds):
     @cython.locals(t=cython.double, x=cython.double, b=cython.Py_ssize_t)
     cpdef double next_due(self)
 
+    @cython.locals(k=cython.Py_ssize_t, r=cython.Py_ssize_t, i=cython.Py_ssize_t)
+    cpdef tuple fire(self, double limit, double now, double initial, double increment,
+                     long[:] out, long[:] rest, signed char[:] decision_a, double[:] nxt_a)
+
     @cython.locals(k=cython.Py_ssize_t, b=cython.Py_ssize_t, vm=cython.long)
     cpdef long take_due(self, double limit, long[:] out)

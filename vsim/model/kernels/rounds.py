@@ -472,6 +472,19 @@ class FabricState(Rounds):
             if self.resolve(t + max(EPS_S, 1e-13 * t)) == 0:
                 return t
 
+    def fire(self, limit: float, now: float, initial: float, increment: float, out, rest,
+             decision_a, nxt_a) -> tuple:
+        """The transitions due by ``limit``: their VMs into ``out`` (:meth:`take_due`), brought
+        up to ``now``, with throttle steps taken (:meth:`step_rounds`), and marked to be
+        predicted again; returns how many are due and how many went into ``rest``."""
+        k = self.take_due(limit, out)
+        for i in range(k):
+            self.catch_up_one(out[i], now)
+        r = self.step_rounds(out[:k], initial, increment, rest, decision_a, nxt_a)
+        for i in range(k):
+            self.fresh[out[i]] = 0
+        return k, r
+
     def take_due(self, limit: float, out) -> int:
         """The VMs due by ``limit``, ascending, into ``out``; returns how many."""
         self.resolve(limit)
