@@ -9,8 +9,10 @@ the destination and pulls the pages over afterwards, the VM slowed by remote pag
 last one has arrived.
 
 Every migration in flight is a row of arrays indexed by VM id (a VM has one migration at most),
-kept up to date lazily, so thousands of concurrent migrations cost a handful of array operations
-per event.
+kept up to date lazily, so that an instant costs in proportion to the migrations it touches. The
+per-instant work has two builds with the same results: array operations here, and scalar loops
+over the same arrays in :mod:`vsim.model.kernels` (compiled), which also leave the predictions of
+migrations whose rate changed pending behind a lower bound until they are needed.
 """
 
 from __future__ import annotations

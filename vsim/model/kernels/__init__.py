@@ -1,11 +1,19 @@
-"""Compiled kernels of the migration fabric: pre-copy rounds, their decisions and max-min fair rates.
+"""Compiled kernels of the migration fabric: its per-instant work and max-min fair rates.
 
-Each is a plain Python module with the arithmetic of its numpy counterpart
-(:meth:`vsim.model.precopy.PrecopyRounds._roll`, :func:`vsim.model.network.max_min_rates`) as a
-scalar loop, which installing vsim compiles with Cython (see :mod:`vsim.compiled`). Compiled, a
-kernel gives the numpy version's results to the last bit in a fraction of its time: one pass over
-the migrations instead of a dozen array operations per round. The fabric uses them when
-``COMPILED``, and the numpy versions otherwise (interpreted, the scalar loops are slower still).
+Each is a plain Python module with the arithmetic of its numpy counterpart as scalar loops, which
+installing vsim compiles with Cython (see :mod:`vsim.compiled`):
+
+- :mod:`~vsim.model.kernels.rounds`: pre-copy rounds rolled forward
+  (:meth:`vsim.model.precopy.PrecopyRounds._roll`), the decisions at round ends, and
+  :class:`FabricState`, which does what :class:`vsim.model.migration.MigrationFabric` does per
+  instant (catching migrations up to now, predicting their next visible transitions, keeping the
+  next one per block of VMs, throttle steps) over the fabric's own arrays;
+- :mod:`~vsim.model.kernels.maxmin`: :func:`vsim.model.network.max_min_rates`.
+
+Compiled, they give the numpy versions' results to the last bit in a fraction of their time: one
+pass over the migrations an instant touches instead of a dozen array operations with their
+temporaries. The fabric uses them when ``COMPILED``, and the numpy versions otherwise
+(interpreted, the scalar loops are slower still).
 """
 
 from vsim.compiled import use_compiled
