@@ -225,10 +225,10 @@ def test_predictions_left_pending_are_the_ones_made_at_once(params: MigrationPar
 
 # --- a whole run ------------------------------------------------------------------------------------
 
-def _many_over_one_spine() -> MigrationFabric:
+def _many_over_one_spine(n: int = 300) -> MigrationFabric:
     """The shape of benchmarks/migrations.py, small: every copy's rate depends on all others."""
     rng = np.random.default_rng(3)
-    n, hosts = 300, 30
+    hosts = n // 10
     ram = rng.choice([2 * GIB, 4 * GIB, 8 * GIB], size=n)
     links = Links(np.full(hosts, 1.25e9), np.zeros(hosts, dtype=np.int64), np.array([7.5e9]),
                   np.array([math.inf]))
@@ -255,3 +255,20 @@ def test_a_run_of_many_migrations_is_the_same_with_and_without_kernels(
     assert len(with_kernels) == 300
     assert sum(d.throttle > 0 for d in with_kernels) > 0  # auto-converge took part
     assert with_kernels == without  # every field of every record, to the last bit
+
+
+def test_a_run_through_the_interpreted_kernels_is_the_same_as_numpy(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernels' source as Python, whatever this machine built: rates moved, predictions left
+    pending, throttle steps taken in the kernel, all as the numpy version does them."""
+    with monkeypatch.context() as mp:
+        _numpy(mp)
+        expected = _many_over_one_spine(80).run_alone()
+    fabric = _many_over_one_spine(80)
+    fabric._kernel(INTERPRETED["rounds"])
+    with monkeypatch.context() as mp:
+        mp.setattr(kernels, "COMPILED", True)
+        mp.setattr(kernels, "max_min_rows", INTERPRETED["maxmin"].max_min_rows)
+        got = fabric.run_alone()
+    assert sum(d.throttle > 0 for d in got) > 0 and max(d.rounds for d in got) > 3
+    assert got == expected

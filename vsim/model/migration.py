@@ -593,7 +593,8 @@ class MigrationFabric(PrecopyRounds):
             done += self.fire(now)
             started = self.admit(now)
             # Only the VMs whose migration moved on can have a new throttle.
-            changed = np.concatenate([self.touched, np.array(started, dtype=np.int64)])
+            changed = (np.concatenate([self.touched, np.array(started, dtype=np.int64)])
+                       if started else self.touched)
             cpu[changed] = frac[changed] * (1.0 - self.throttle[changed])
         return done
 
