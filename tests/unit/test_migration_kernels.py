@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import vsim.model.kernels as kernels
 from vsim.model.migration import MigrationFabric, MigrationParams
 from vsim.model.network import Links, max_min_rates
-from vsim.model.precopy import Phase
+from vsim.model.precopy import Phase, RoundEnd
 
 GIB = 2.0**30
 MIB = 2.0**20
@@ -43,6 +43,8 @@ def _source(module: str) -> ModuleType:
 
 
 INTERPRETED = {"rounds": _source("rounds"), "maxmin": _source("maxmin")}
+# The builds of the rounds kernels to check: the source as Python, and the compiled one if built.
+ROUNDS_BUILDS = {"interpreted": INTERPRETED["rounds"], **({"compiled": kernels} if kernels.COMPILED else {})}
 
 
 def _numpy(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,16 +128,11 @@ def test_roll_kernel_matches_numpy(params: MigrationParams, commit: bool,
         with monkeypatch.context() as mp:
             _numpy(mp)
             expected = numpy_run._roll(ids, horizon, commit)
-        runs = {"interpreted": INTERPRETED["rounds"].roll}
-        if kernels.COMPILED:
-            runs["compiled"] = kernels.roll
-        for name, roll in runs.items():
+        for name, build in ROUNDS_BUILDS.items():
             run = copy.deepcopy(base)
             used = np.empty(ids.size)
             h = np.full(ids.size, horizon) if np.isscalar(horizon) else np.asarray(horizon)
-            roll(ids, h, commit, run.left, run.rate, run.round_elapsed, run.sent, run.round,
-                 run.high, run.round_bytes, run.dirty, run.wws, run.ram, run.throttle, used,
-                 run._kernel_params())
+            run._kernel(build).roll(ids, h, commit, used)
             assert used.tobytes() == expected.tobytes(), name
             for a in STATE_ARRAYS:
                 assert getattr(run, a).tobytes() == getattr(numpy_run, a).tobytes(), (name, a)
@@ -143,26 +140,38 @@ def test_roll_kernel_matches_numpy(params: MigrationParams, commit: bool,
 
 
 @pytest.mark.parametrize("params", PARAMS, ids=range(len(PARAMS)))
-def test_round_end_decisions_match_numpy(params: MigrationParams) -> None:
+def test_round_ends_are_decided_and_stepped_as_numpy_does(params: MigrationParams) -> None:
+    """At visible round ends the kernel makes numpy's decisions (_round_end); it takes the
+    throttle steps itself, as MigrationFabric.fire does, and leaves the rest to the fabric."""
     fabric = _random_state(params, 400, seed=11)
     rng = np.random.default_rng(5)
     # Half of them were stopped early by a continuous test: bytes of the round are left.
     fabric.left[:] = np.where(rng.random(400) < 0.5, 0.0, fabric.left)
     ids = np.sort(rng.choice(400, size=300, replace=False)).astype(np.int64)
-    expected = fabric._round_end(ids, fabric.round_elapsed[ids], fabric.sent[ids],
-                                 fabric.round[ids] + 1, fabric.high[ids], fabric.throttle[ids],
-                                 fabric.round_bytes[ids], fabric.left[ids])
-    runs = {"interpreted": INTERPRETED["rounds"].decide}
-    if kernels.COMPILED:
-        runs["compiled"] = kernels.decide
-    for name, decide in runs.items():
-        got = (np.empty(ids.size, dtype=np.int8), np.empty(ids.size), np.empty(ids.size, dtype=np.int64))
-        decide(ids, fabric.left, fabric.rate, fabric.round_elapsed, fabric.sent, fabric.round,
-               fabric.high, fabric.round_bytes, fabric.dirty, fabric.wws, fabric.ram,
-               fabric.throttle, *got, fabric._kernel_params())
-        for g, e in zip(got, expected, strict=True):
-            assert g.tobytes() == np.asarray(e, dtype=g.dtype).tobytes(), name
-    assert len(set(expected[0].tolist())) >= 2  # the draw reaches more than one decision
+    decision, nxt, high = fabric._round_end(
+        ids, fabric.round_elapsed[ids], fabric.sent[ids], fabric.round[ids] + 1, fabric.high[ids],
+        fabric.throttle[ids], fabric.round_bytes[ids], fabric.left[ids])
+    left_over = np.isin(decision, [RoundEnd.STOP, RoundEnd.NO_CONVERGENCE])
+    stepped = ids[~left_over]
+    before = fabric.throttle[stepped]
+    p = params
+    throttle = np.where(before == 0, p.throttle_initial,
+                        np.minimum(before + p.throttle_increment, p.throttle_max))
+    for name, build in ROUNDS_BUILDS.items():
+        run = copy.deepcopy(fabric)
+        rest, got, got_nxt = np.empty(300, dtype=np.int64), np.empty(300, dtype=np.int8), np.empty(300)
+        r = run._kernel(build).step_rounds(ids, rest, got, got_nxt)
+        assert rest[:r].tolist() == ids[left_over].tolist(), name
+        assert got[:r].tolist() == decision[left_over].tolist(), name
+        assert got_nxt[:r].tobytes() == nxt[left_over].tobytes(), name
+        assert run.high[ids].tobytes() == high.astype(np.int64).tobytes(), name
+        # The others: the throttle stepped and the next round begun with what was dirtied.
+        assert run.throttle[stepped].tobytes() == throttle.tobytes(), name
+        assert np.array_equal(run.round[stepped], fabric.round[stepped] + 1), name
+        assert run.left[stepped].tobytes() == nxt[~left_over].tobytes(), name
+        assert run.round_bytes[stepped].tobytes() == nxt[~left_over].tobytes(), name
+        assert np.all(run.round_elapsed[stepped] == 0.0), name
+    assert len(set(decision.tolist())) >= 2  # the draw reaches more than one decision
 
 
 @pytest.mark.parametrize("params", PARAMS[:3], ids=range(3))
@@ -177,10 +186,7 @@ def test_catching_up_matches_numpy(params: MigrationParams, monkeypatch: pytest.
         _numpy(mp)
         numpy_run._catch_up(ids, 10.0)
     assert not np.array_equal(numpy_run.left, base.left)  # something moved
-    builds = {"interpreted": INTERPRETED["rounds"]}
-    if kernels.COMPILED:
-        builds["compiled"] = kernels
-    for name, build in builds.items():
+    for name, build in ROUNDS_BUILDS.items():
         run = copy.deepcopy(base)
         run._kernel(build).catch_up(ids, 10.0)
         for a in (*STATE_ARRAYS, "anchor"):
@@ -204,10 +210,7 @@ def test_predictions_left_pending_are_the_ones_made_at_once(params: MigrationPar
         _numpy(mp)
         numpy_run.update(10.0, cpu, cap)
         expected_next = numpy_run.next_event_at()
-    builds = {"interpreted": INTERPRETED["rounds"]}
-    if kernels.COMPILED:
-        builds["compiled"] = kernels
-    for name, build in builds.items():
+    for name, build in ROUNDS_BUILDS.items():
         run = copy.deepcopy(base)
         k = run._kernel(build)
         with monkeypatch.context() as mp:

@@ -441,8 +441,7 @@ class MigrationFabric(PrecopyRounds):
         if kernels.COMPILED:  # the same, with throttle steps taken in the kernel
             out = np.empty(len(self._ids), dtype=np.int64)
             rest, decision, nxt = self._fire_buffers
-            n_due, r = self._kernel().fire(limit, now, p.throttle_initial, p.throttle_increment,
-                                           out, rest, decision, nxt)
+            n_due, r = self._kernel().fire(limit, now, out, rest, decision, nxt)
             due = out[:n_due]
             todo = rest[:r].tolist() if r else []
             decided = (dict(zip(todo, zip(decision[:r].tolist(), nxt[:r].tolist(), strict=True),

@@ -133,8 +133,6 @@ class PrecopyRounds:
     throttle: np.ndarray
     high: np.ndarray
     anchor: np.ndarray
-    _due_rows: np.ndarray  # next visible transitions, rows of VMs (see MigrationFabric)
-    _due_min: np.ndarray
 
     def _round_end(self, ids: np.ndarray, elapsed: np.ndarray, sent_total: np.ndarray,
                    rounds_done: np.ndarray, high: np.ndarray, throttle: np.ndarray,
@@ -302,8 +300,8 @@ class PrecopyRounds:
         return used
 
     def _kernel_params(self) -> tuple:
-        """The parameters of :func:`vsim.model.kernels.roll`, in its order (made once: ``p`` is
-        frozen)."""
+        """The parameters of :class:`vsim.model.kernels.Rounds`, in its order (made once: ``p``
+        is frozen)."""
         made = self.__dict__.get("_made_kernel_params")
         if made is not None and made[0] is self.p:
             return made[1]
@@ -324,9 +322,8 @@ class PrecopyRounds:
         made = self.__dict__.get("_made_kernel")
         if build is None and made is not None and made[0] is self.p:
             return made[1]
-        state = (build or kernels).FabricState(
-            self, self._kernel_params(), self._due_rows.reshape(-1), self._due_min,
-            self._due_rows.shape[1], IS_TIMER_U8, IS_FLAT_U8, PHASE_PRECOPY, PHASE_SETUP)
+        state = (build or kernels).FabricState(self, self._kernel_params(), IS_TIMER_U8,
+                                               IS_FLAT_U8, PHASE_PRECOPY, PHASE_SETUP)
         self._made_kernel = (self.p, state)
         return state
 

@@ -21,6 +21,6 @@ from vsim.compiled import use_compiled
 COMPILED = use_compiled(__name__, __file__, ("rounds", "maxmin"), "migration kernels")
 
 from vsim.model.kernels.maxmin import max_min, max_min_rows  # noqa: E402
-from vsim.model.kernels.rounds import FabricState, Rounds, decide, roll  # noqa: E402
+from vsim.model.kernels.rounds import FabricState, Rounds  # noqa: E402
 
-__all__ = ["COMPILED", "FabricState", "Rounds", "decide", "max_min", "max_min_rows", "roll"]
+__all__ = ["COMPILED", "FabricState", "Rounds", "max_min", "max_min_rows"]

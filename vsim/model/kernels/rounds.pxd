@@ -34,19 +34,16 @@ cdef class Rounds:
     cdef public double nxt
     cdef public long hi
 
-    @cython.locals(i=cython.Py_ssize_t)
-    cpdef void decide(self, const long[:] ids, signed char[:] decision_a, double[:] nxt_a,
-                      long[:] hi_a)
-
     @cython.locals(nxt=cython.double, early=cython.bint, decision=cython.int, hi=cython.long)
     cdef int decide_one(self, long vm) noexcept
 
 
 cdef class FabricState(Rounds):
-    cdef public double[:] anchor, dirty_max, seen_rate, due, due_min, pred_at
+    cdef public double[:] anchor, dirty_max, seen_rate, due, due_min
     cdef public unsigned char[:] phase, fresh, is_timer, is_flat, pending, mark, block_mark
     cdef public long[:] hit
     cdef public bint follows_cpu
+    cdef public double initial, increment
     cdef public long block
     cdef public int precopy, setup
 
@@ -61,8 +58,8 @@ cdef class FabricState(Rounds):
 
     @cython.locals(k=cython.Py_ssize_t, i=cython.Py_ssize_t, vm=cython.long,
                    decision=cython.int, nxt=cython.double, t=cython.double)
-    cpdef long step_rounds(self, const long[:] due, double initial, double increment,
-                           long[:] rest, signed char[:] decision_a, double[:] nxt_a)
+    cpdef long step_rounds(self, const long[:] due, long[:] rest, signed char[:] decision_a,
+                           double[:] nxt_a)
 
     @cython.locals(ph=cython.uchar)
     cdef double visible_in(self, long vm) noexcept
@@ -93,8 +90,8 @@ cdef class FabricState(Rounds):
     cpdef double next_due(self)
 
     @cython.locals(k=cython.Py_ssize_t, r=cython.Py_ssize_t, i=cython.Py_ssize_t)
-    cpdef tuple fire(self, double limit, double now, double initial, double increment,
-                     long[:] out, long[:] rest, signed char[:] decision_a, double[:] nxt_a)
+    cpdef tuple fire(self, double limit, double now, long[:] out, long[:] rest,
+                     signed char[:] decision_a, double[:] nxt_a)
 
     @cython.locals(k=cython.Py_ssize_t, b=cython.Py_ssize_t, vm=cython.long)
     cpdef long take_due(self, double limit, long[:] out)

@@ -191,20 +191,11 @@ class Rounds:
         for i in range(ids.shape[0]):
             used_a[i] = self.roll_one(ids[i], horizon[i], commit)
 
-    def decide(self, ids, decision_a, nxt_a, hi_a) -> None:
-        """The decisions at the visible round ends of ``ids``, as
-        :meth:`vsim.model.precopy.PrecopyRounds._round_end` makes them with ``left`` (bytes of
-        the round not sent, when a continuous test stopped it early): into ``decision_a``,
-        ``nxt_a`` (bytes dirtied meanwhile, or what the stop-and-copy sends) and ``hi_a`` (the
-        high-rate count)."""
-        for i in range(ids.shape[0]):
-            decision_a[i] = self.decide_one(ids[i])
-            nxt_a[i] = self.nxt
-            hi_a[i] = self.hi
-
     def decide_one(self, vm: int) -> int:
-        """:meth:`decide` for one VM: returns the decision, and leaves the bytes and the
-        high-rate count in ``nxt`` and ``hi``."""
+        """The decision at the visible round end of ``vm``, as
+        :meth:`vsim.model.precopy.PrecopyRounds._round_end` makes it with ``left`` (bytes of the
+        round not sent, when a continuous test stopped it early); leaves in ``nxt`` the bytes
+        dirtied meanwhile (or what the stop-and-copy sends) and in ``hi`` the high-rate count."""
         nxt = self.dirty[vm] * self.elapsed[vm]
         if nxt > self.wws[vm]:
             nxt = self.wws[vm]
@@ -227,20 +218,6 @@ class Rounds:
         return decision
 
 
-def roll(ids, horizon, commit: bool, left_a, rate_a, elapsed_a, sent_a, round_a, high_a,
-         rbytes_a, dirty_a, wws_a, ram_a, throttle_a, used_a, p) -> None:
-    """:meth:`Rounds.roll` over these arrays."""
-    Rounds(left_a, rate_a, elapsed_a, sent_a, round_a, high_a, rbytes_a, dirty_a, wws_a, ram_a,
-           throttle_a, p).roll(ids, horizon, commit, used_a)
-
-
-def decide(ids, left_a, rate_a, elapsed_a, sent_a, round_a, high_a, rbytes_a, dirty_a, wws_a,
-           ram_a, throttle_a, decision_a, nxt_a, hi_a, p) -> None:
-    """:meth:`Rounds.decide` over these arrays."""
-    Rounds(left_a, rate_a, elapsed_a, sent_a, round_a, high_a, rbytes_a, dirty_a, wws_a, ram_a,
-           throttle_a, p).decide(ids, decision_a, nxt_a, hi_a)
-
-
 class FabricState(Rounds):
     """What :class:`vsim.model.migration.MigrationFabric` does per instant, over its arrays:
     bringing migrations up to now, predicting their next visible transitions, and keeping those
@@ -254,21 +231,24 @@ class FabricState(Rounds):
     new prediction, so a prediction made late is the one that would have been made at once.
     When rates change at every start and end, most predictions are never needed."""
 
-    def __init__(self, fabric, p, due, due_min, block: int, is_timer, is_flat, precopy: int,
-                 setup: int) -> None:
+    def __init__(self, fabric, p, is_timer, is_flat, precopy: int, setup: int) -> None:
+        """``fabric``: whose arrays these are; ``p``: :meth:`Rounds`' parameters; the phase
+        tables and codes of :mod:`vsim.model.precopy` (which this module cannot import)."""
         f = fabric
         Rounds.__init__(self, f.left, f.rate, f.round_elapsed, f.sent, f.round, f.high,
                         f.round_bytes, f.dirty, f.wws, f.ram, f.throttle, p)
         self.anchor, self.phase, self.dirty_max = f.anchor, f.phase, f.dirty_max
         self.fresh, self.seen_rate = f._fresh.view(np.uint8), f._seen_rate
         self.follows_cpu = bool(f.p.dirty_follows_cpu)
-        self.due, self.due_min, self.block = due, due_min, block
+        self.initial, self.increment = f.p.throttle_initial, f.p.throttle_increment
+        self.due, self.due_min = f._due_rows.reshape(-1), f._due_min
+        self.block = f._due_rows.shape[1]
         self.is_timer, self.is_flat, self.precopy, self.setup = is_timer, is_flat, precopy, setup
-        self.pending = np.zeros(len(due), dtype=np.uint8)
-        self.pred_at = np.zeros(len(due))
-        self.mark = np.zeros(len(due), dtype=np.uint8)
-        self.block_mark = np.zeros(len(due_min), dtype=np.uint8)
-        self.hit = np.zeros(len(due_min), dtype=np.int64)
+        slots, blocks = f._due_rows.size, len(f._due_min)
+        self.pending = np.zeros(slots, dtype=np.uint8)
+        self.mark = np.zeros(slots, dtype=np.uint8)
+        self.block_mark = np.zeros(blocks, dtype=np.uint8)
+        self.hit = np.zeros(blocks, dtype=np.int64)
 
     # --- bringing up to date ----------------------------------------------------------------------
 
@@ -317,7 +297,7 @@ class FabricState(Rounds):
         self.least_of_marked(nb)
         return k
 
-    def step_rounds(self, due, initial: float, increment: float, rest, decision_a, nxt_a) -> int:
+    def step_rounds(self, due, rest, decision_a, nxt_a) -> int:
         """The visible transitions of ``due`` (brought up to now) that are round ends with a
         throttle step (auto-converge), taken here as
         :meth:`vsim.model.migration.MigrationFabric.fire` takes them: the throttle raised and the
@@ -335,7 +315,8 @@ class FabricState(Rounds):
                 self.high[vm] = self.hi
                 if decision != NO_CONVERGENCE and decision != STOP:
                     t = self.throttle[vm]
-                    self.throttle[vm] = initial if t == 0 else min(t + increment, self.tmax)
+                    self.throttle[vm] = (self.initial if t == 0
+                                         else min(t + self.increment, self.tmax))
                     self.rounds[vm] += 1
                     self.left[vm] = nxt
                     self.rbytes[vm] = nxt
@@ -371,8 +352,7 @@ class FabricState(Rounds):
             bound = self.bound(self.left[vm], rate)
             if bound > 0.0:
                 self.due[vm] = now + bound
-                self.pending[vm] = 1
-                self.pred_at[vm] = now
+                self.pending[vm] = 1  # predicted from its anchor, which is now
                 return
         self.due[vm] = now + self.visible_in(vm)
 
@@ -449,7 +429,7 @@ class FabricState(Rounds):
             for k in range(b * self.block, (b + 1) * self.block):
                 if self.pending[k] and self.due[k] <= limit:
                     self.pending[k] = 0
-                    self.due[k] = self.pred_at[k] + self.visible_in(k)
+                    self.due[k] = self.anchor[k] + self.visible_in(k)
                     made += 1
                     moved = True
             if moved:
@@ -472,15 +452,14 @@ class FabricState(Rounds):
             if self.resolve(t + max(EPS_S, 1e-13 * t)) == 0:
                 return t
 
-    def fire(self, limit: float, now: float, initial: float, increment: float, out, rest,
-             decision_a, nxt_a) -> tuple:
+    def fire(self, limit: float, now: float, out, rest, decision_a, nxt_a) -> tuple:
         """The transitions due by ``limit``: their VMs into ``out`` (:meth:`take_due`), brought
         up to ``now``, with throttle steps taken (:meth:`step_rounds`), and marked to be
         predicted again; returns how many are due and how many went into ``rest``."""
         k = self.take_due(limit, out)
         for i in range(k):
             self.catch_up_one(out[i], now)
-        r = self.step_rounds(out[:k], initial, increment, rest, decision_a, nxt_a)
+        r = self.step_rounds(out[:k], rest, decision_a, nxt_a)
         for i in range(k):
             self.fresh[out[i]] = 0
         return k, r
