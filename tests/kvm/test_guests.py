@@ -217,14 +217,17 @@ def test_the_memory_experiment_limits_a_guest_and_leaves_nothing_behind(image: G
         pytest.skip("this host's kernel has no zram for swap")
     swaps = _swaps()
     points = [MemoryPoint(r, "random", 64 * MIB, 256 * MIB, work=2000) for r in (0.8, 1.4)]
+    def timed_as_expected(fits: dict, tight: dict) -> bool:
+        return fits["slowdown"] < 1.25 and (tight["outcome"] != "ok" or (
+            tight["slowdown"] > 1.02 and tight["slowdown"] > fits["slowdown"]))
+
     with Workspace(image) as ws:
         fits, tight = measure_memory(ws, points, settle_s=3.0, duration_s=3.0)
-        if fits["slowdown"] >= 1.25:
-            # A guest under TCG runs at what the host's other load leaves it, and the two 3 s
-            # windows are compared: a window that the host's neighbours slowed is measured once
-            # more before the limit is blamed.
-            again = measure_memory(ws, points[:1], settle_s=3.0, duration_s=3.0)[0]
-            fits = min(fits, again, key=lambda row: row["slowdown"])
+        if not timed_as_expected(fits, tight):
+            # A guest under TCG runs at what the host's other load leaves it, and each slowdown
+            # compares two 3 s windows: when the host's neighbours slowed one of them, the
+            # experiment is run once more before the limit is blamed.
+            fits, tight = measure_memory(ws, points, settle_s=3.0, duration_s=3.0)
     # With room to spare nothing swaps: the guest is no slower than with no limit. (Its speed
     # with no limit is measured first, while QEMU may still be faulting back pages the cold
     # push-out swapped, so on a busy machine the limited run can even come out faster.)
