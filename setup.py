@@ -17,7 +17,7 @@ from setuptools.command.build_ext import build_ext
 
 PACKAGES = {
     Path("vsim/model/timeslice"): ("parts", "host", "common", "credit", "fair"),
-    Path("vsim/model/kernels"): ("rounds", "maxmin"),
+    Path("vsim/model/kernels"): ("rounds", "bottleneck", "maxmin"),
 }
 COMPILED = [str(package / f"{m}.py") for package, modules in PACKAGES.items() for m in modules]
 

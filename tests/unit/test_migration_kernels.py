@@ -25,26 +25,39 @@ from hypothesis import strategies as st
 import vsim.model.kernels as kernels
 from vsim.model.migration import MigrationFabric, MigrationParams
 from vsim.model.network import Links, max_min_rates
-from vsim.model.precopy import Phase, RoundEnd
+from vsim.model.precopy import IS_PAUSED, Phase, RoundEnd
 
 GIB = 2.0**30
 MIB = 2.0**20
 KERNELS = Path(kernels.__file__).parent
 
 
-def _source(module: str) -> ModuleType:
-    """The kernel module as Python, whether or not a compiled build is loaded."""
+def _source(module: str, **imports: ModuleType) -> ModuleType:
+    """The kernel module as Python, whether or not a compiled build is loaded; ``imports``: the
+    interpreted kernel modules it imports, by name."""
     spec = importlib.util.spec_from_file_location(f"_interpreted_{module}", KERNELS / f"{module}.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
+    names = {f"{kernels.__name__}.{name}": m for name, m in imports.items()}
+    saved = {name: sys.modules.get(name) for name in names}
+    sys.modules.update(names)
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        for name, was in saved.items():
+            if was is None:
+                del sys.modules[name]
+            else:
+                sys.modules[name] = was
     return mod
 
 
 INTERPRETED = {"rounds": _source("rounds"), "maxmin": _source("maxmin")}
-# The builds of the rounds kernels to check: the source as Python, and the compiled one if built.
-ROUNDS_BUILDS = {"interpreted": INTERPRETED["rounds"], **({"compiled": kernels} if kernels.COMPILED else {})}
+INTERPRETED["bottleneck"] = _source("bottleneck", rounds=INTERPRETED["rounds"])
+# The builds of the fabric's kernels to check: the source as Python, and the compiled one if built.
+ROUNDS_BUILDS = {"interpreted": INTERPRETED["bottleneck"],
+                 **({"compiled": kernels} if kernels.COMPILED else {})}
 
 
 def _numpy(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -228,15 +241,15 @@ def test_predictions_left_pending_are_the_ones_made_at_once(params: MigrationPar
 
 # --- a whole run ------------------------------------------------------------------------------------
 
-def _many_over_one_spine(n: int = 300) -> MigrationFabric:
+def _many_over_one_spine(n: int = 300, spine: float = 7.5e9, **params: object) -> MigrationFabric:
     """The shape of benchmarks/migrations.py, small: every copy's rate depends on all others."""
     rng = np.random.default_rng(3)
     hosts = n // 10
     ram = rng.choice([2 * GIB, 4 * GIB, 8 * GIB], size=n)
-    links = Links(np.full(hosts, 1.25e9), np.zeros(hosts, dtype=np.int64), np.array([7.5e9]),
+    links = Links(np.full(hosts, 1.25e9), np.zeros(hosts, dtype=np.int64), np.array([spine]),
                   np.array([math.inf]))
-    params = MigrationParams(max_bandwidth_bytes_s=GIB, on_no_convergence="auto-converge",
-                             max_per_host=8, dirty_follows_cpu=False)
+    params = MigrationParams(**{"max_bandwidth_bytes_s": GIB, "on_no_convergence": "auto-converge",
+                                "max_per_host": 8, "dirty_follows_cpu": False, **params})
     fabric = MigrationFabric(params, links, ram, rng.uniform(0, 400 * MIB, size=n),
                              ram * rng.uniform(0.05, 0.5, size=n), np.zeros(n),
                              np.zeros(n, dtype=np.int32))
@@ -268,10 +281,113 @@ def test_a_run_through_the_interpreted_kernels_is_the_same_as_numpy(
         _numpy(mp)
         expected = _many_over_one_spine(80).run_alone()
     fabric = _many_over_one_spine(80)
-    fabric._kernel(INTERPRETED["rounds"])
+    fabric._kernel(INTERPRETED["bottleneck"])
     with monkeypatch.context() as mp:
         mp.setattr(kernels, "COMPILED", True)
         mp.setattr(kernels, "max_min_rows", INTERPRETED["maxmin"].max_min_rows)
         got = fabric.run_alone()
     assert sum(d.throttle > 0 for d in got) > 0 and max(d.rounds for d in got) > 3
     assert got == expected
+
+
+# --- one link's byte clock ---------------------------------------------------------------------------
+
+def _through(build: ModuleType, fabric: MigrationFabric, mp: pytest.MonkeyPatch) -> object:
+    """Make ``fabric`` run on the kernels of ``build`` (the compiled package or the interpreted
+    bottleneck module); returns its kernel state."""
+    k = fabric._kernel(None if build is kernels else build)
+    mp.setattr(kernels, "COMPILED", True)
+    if build is not kernels:
+        mp.setattr(kernels, "max_min_rows", INTERPRETED["maxmin"].max_min_rows)
+    return k
+
+
+def _drive(fabric: MigrationFabric, seed: int, check_rates: bool = False) -> tuple[list, list[bool]]:
+    """What a simulation does to the fabric: CPU shares that change now and then (so do the dirty
+    rates), migrations cancelled midway, admissions as slots free up. Returns the records and,
+    per instant, whether the kernels kept the byte clock then; with ``check_rates``, every rate
+    is checked against max-min over all flows of the moment."""
+    rng = np.random.default_rng(seed)
+    n = len(fabric.ram)
+    share, capacity = np.ones(n), np.ones(n)
+    now, step, done, modes = 0.0, 0, [], []
+    fabric.admit(now)
+    while len(fabric.active):
+        fabric.update(now, share * (1.0 - fabric.throttle), capacity)
+        if check_rates and (flowing := fabric.flowing()).size:
+            p = fabric.p
+            caps = np.where(IS_PAUSED[fabric.phase[flowing]], p.switchover_bandwidth_bytes_s,
+                            p.max_bandwidth_bytes_s)
+            full = max_min_rates(fabric._paths(flowing), caps, fabric.links.capacity)
+            assert fabric.rate[flowing].tobytes() == full.tobytes()
+        modes.append(bool(kernels.COMPILED and fabric._kernel().shared))
+        now = fabric.next_event_at()
+        done += fabric.fire(now)
+        step += 1
+        if step % 25 == 0:
+            some = rng.choice(n, 10, replace=False)
+            share[some] = rng.uniform(0.2, 1.0, size=10)
+        if step == 200:
+            done += fabric.cancel(fabric.active[:5], now)
+        fabric.admit(now)
+    return done, modes
+
+
+@pytest.mark.parametrize("name", list(ROUNDS_BUILDS))
+def test_on_one_links_byte_clock_a_run_agrees_with_every_copy_caught_up(
+        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the spine holds every flow, the kernels move copies by the clock's advance and
+    predict only those near a round end; the records agree with numpy's, which brings every copy
+    up to date at each change, to rounding: the same rounds, decisions and throttles, times and
+    bytes within 1e-9."""
+    with monkeypatch.context() as mp:
+        _numpy(mp)
+        expected, _ = _drive(_many_over_one_spine(dirty_follows_cpu=True), seed=2)
+    fabric = _many_over_one_spine(dirty_follows_cpu=True)
+    fabric.share_from = 16
+    with monkeypatch.context() as mp:
+        k = _through(ROUNDS_BUILDS[name], fabric, mp)
+        got, modes = _drive(fabric, seed=2)
+    assert k.entered >= 1 and k.clock_moves > 100  # the clock took the changes of rate
+    assert sum(modes) > len(modes) // 2
+    assert sum(d.outcome == "abandoned" for d in got) == 5
+    by_vm = {d.vm: d for d in expected}
+    assert sorted(by_vm) == sorted(d.vm for d in got)
+    for d in got:
+        e = by_vm[d.vm]
+        assert (d.rounds, d.outcome, d.throttle) == (e.rounds, e.outcome, e.throttle)
+        assert d.began_s == pytest.approx(e.began_s, rel=1e-9)  # when another ended
+        assert d.ended_s == pytest.approx(e.ended_s, rel=1e-9)
+        assert d.bytes == pytest.approx(e.bytes, rel=1e-9)
+        assert d.downtime_s == pytest.approx(e.downtime_s, rel=1e-9, abs=1e-9)
+
+
+def test_the_clock_gives_way_when_another_link_binds_and_the_rates_stay_max_min(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spine of 15 GB/s holds 200 copies at first (75 MB/s each, under any NIC's share); as
+    they end its share grows past what the busiest NICs can give: the clock is left, every copy
+    on it brought up to date, and max-min runs in full. At every instant each rate is max-min
+    over all flows, to the last bit."""
+    for build in ROUNDS_BUILDS.values():
+        fabric = _many_over_one_spine(200, spine=15e9, max_per_host=math.inf)
+        fabric.share_from = 16
+        with monkeypatch.context() as mp:
+            k = _through(build, fabric, mp)
+            done, modes = _drive(fabric, seed=5, check_rates=True)
+        assert len(done) == 200
+        left = sum(a and not b for a, b in zip(modes, modes[1:], strict=False))
+        assert modes[1] and left >= 1 and k.entered >= 1
+
+
+def test_the_interpreted_and_compiled_clocks_agree_to_the_last_bit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    if not kernels.COMPILED:
+        pytest.skip("the migration kernels are not compiled here (the numpy versions run)")
+    runs = []
+    for build in (kernels, INTERPRETED["bottleneck"]):
+        fabric = _many_over_one_spine(dirty_follows_cpu=True)
+        fabric.share_from = 16
+        with monkeypatch.context() as mp:
+            _through(build, fabric, mp)
+            runs.append(_drive(fabric, seed=2))
+    assert runs[0] == runs[1]

@@ -43,11 +43,18 @@ from vsim.model.precopy import (
     phase_table,
 )
 
+PHASE_NONE, PHASE_WAITING = int(Phase.NONE), int(Phase.WAITING)  # ints: cheaper than members
+
 __all__ = ["IS_PAUSED", "Finished", "MigrationFabric", "MigrationParams", "Phase", "fabric_for"]
 
 # The next transitions are kept with the least of each block of this many VMs, so that finding
 # the next one, or those due now, reads one value per block and the few blocks that hold them.
 DUE_BLOCK = 64
+# Flows from which the compiled kernels keep a shared byte clock while one link holds them all
+# (vsim.model.kernels.bottleneck), instead of bringing every copy up to date at each change of
+# rate. It saves O(flows) per change; below a few hundred flows that is little, and every copy
+# is then caught up as the numpy build does it, so their results stay the same to the last bit.
+SHARE_FROM = 512
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,8 @@ class Finished:
 
 class MigrationFabric(PrecopyRounds):
     """All migrations of a datacenter, their phases, rounds and shared link rates."""
+
+    share_from = SHARE_FROM
 
     def __init__(self, params: MigrationParams, links: Links, ram_bytes: np.ndarray,
                  dirty_bytes_s: np.ndarray, wws_bytes: np.ndarray, net_bytes_s: np.ndarray,
@@ -125,12 +134,13 @@ class MigrationFabric(PrecopyRounds):
         self.waiting: list[int] = []
         self.group_limit: dict[int, float] = {}
         self.busy = np.zeros(links.n_hosts, dtype=np.int64)  # migrations in or out per host
-        self._ids = np.zeros(0, dtype=np.int64)
+        self._ids = self._no_ids = np.zeros(0, dtype=np.int64)
         self.touched = self._ids
         self.rate_changed = self._ids
         self.instants = 0  # calls of fire(): instants with a visible transition
         self._changed_flows = True
         self._recapped: list[int] = []  # flows whose cap changed at their pause, not yet priced
+        self._flow_moved: list[int] = []  # VMs whose flow started or ended since then
         # Each migration's state is kept as of its own anchor time and brought up to date only
         # when needed (its transition, or a change of its rate or dirty rate), so that an event
         # costs in proportion to the migrations it touches. ``due_at``: its next visible
@@ -144,7 +154,8 @@ class MigrationFabric(PrecopyRounds):
         self._seen_rate = np.zeros(n)
         self._maybe_stale: list[np.ndarray] = []
         # What the compiled fire() leaves for the Python one: VMs, decisions, bytes.
-        self._fire_buffers = (np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int8), np.empty(n))
+        self._fire_buffers = (np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64),
+                              np.empty(n, dtype=np.int8), np.empty(n))
 
     # --- what the simulation reads --------------------------------------------------------------
 
@@ -217,6 +228,7 @@ class MigrationFabric(PrecopyRounds):
             self.busy[:] = busy
             new = np.array(started, dtype=np.int64)
             rows = self._limited_paths(new)
+            self._count_moved_flows()
             self._path_rows[new] = rows
             self._path_width = max(self._path_width, int((rows >= 0).sum(axis=1).max()))
             self._fresh[new] = False  # predicted at the next update()
@@ -242,16 +254,31 @@ class MigrationFabric(PrecopyRounds):
 
     def refresh_rates(self, now: float) -> None:
         """Link rates of the flows as they are now, recomputed only when the flows changed."""
-        self.rate_changed = self._ids[:0]
+        self.rate_changed = self._no_ids
         if self._recapped:
             self._changed_flows |= self._cap_matters(self._recapped)
             self._recapped = []
         if self._changed_flows and kernels.COMPILED:  # the same, one flow at a time
             self._changed_flows = False
+            k = self._kernel()
             out = np.empty(len(self._ids), dtype=np.int64)
-            self.rate_changed = out[:self._kernel().move_rates(self._ids, self._new_rates(), now, out)]
+            moved = np.array(self._flow_moved, dtype=np.int64)
+            self._flow_moved = []
+            if k.shared:  # one link holds every flow: its share moves, unless that ends here
+                stale = np.empty(len(self._ids), dtype=np.int64)
+                n = (k.shared_rates(self._ids, moved, self._path_width, now, out, stale)
+                     if self._may_share() else -1)
+                if n >= 0:
+                    self.rate_changed = out[:n]
+                    if k.n_stale:
+                        self._maybe_stale.append(stale[:k.n_stale])
+                    return
+                k.leave(self._ids, now)
+            self.rate_changed = out[:k.move_rates(self._ids, self._new_rates(), now, out)]
             if self.rate_changed.size:
                 self._maybe_stale.append(self.rate_changed)
+            if len(self._ids) >= k.share_from and self._may_share():
+                k.try_share(self._ids, self._path_width, now)
         elif self._changed_flows:
             old = self._rates()
             self._changed_flows = False
@@ -273,8 +300,12 @@ class MigrationFabric(PrecopyRounds):
         every migration when an instant touched few."""
         self.refresh_rates(now)
         if kernels.COMPILED:  # the same, one migration at a time, predictions made when needed
-            ids = (self._ids if changed is None
-                   else np.concatenate([np.asarray(changed, dtype=np.int64), *self._maybe_stale]))
+            if changed is None:
+                ids = self._ids
+            else:
+                ids = np.asarray(changed, dtype=np.int64)
+                if self._maybe_stale:
+                    ids = np.concatenate([ids, *self._maybe_stale])
             self._maybe_stale = []
             self._kernel().refresh(ids, now, np.asarray(vm_cpu_hz, dtype=float),
                                    np.asarray(vm_capacity_hz, dtype=float))
@@ -312,9 +343,8 @@ class MigrationFabric(PrecopyRounds):
         old cap by a link stays held there under a cap no lower than its rate, and max-min rates
         are unique: the others' are what they were. Only a flow held by its cap is priced again."""
         p = self.p
-        rate = self.rate[vms]
-        return not bool(np.all((rate < p.max_bandwidth_bytes_s)
-                               & (rate <= p.switchover_bandwidth_bytes_s)))
+        return any(not (r < p.max_bandwidth_bytes_s and r <= p.switchover_bandwidth_bytes_s)
+                   for r in self.rate[vms].tolist())
 
     def _rates(self) -> np.ndarray:
         """Assign the rates; returns the old rates of those that changed (``rate_changed``)."""
@@ -414,6 +444,22 @@ class MigrationFabric(PrecopyRounds):
     def _flow_event(self, vm: int) -> None:
         """The flow of ``vm`` starts or ends: every rate may change."""
         self._changed_flows = True
+        self._flow_moved.append(vm)
+
+    def _may_share(self) -> bool:
+        """Whether the rates can be those of one link's share (the compiled kernels keep its
+        byte clock then: :mod:`vsim.model.kernels.bottleneck`): not with the VMs' own traffic
+        on the links, nor under the peers' model, which prices each flow alone."""
+        return self.p.model != "ram-over-bandwidth" and not self._senders.size
+
+    def _count_moved_flows(self) -> None:
+        """Count the flows that started or ended since the rates were last set, while their
+        rows of links are still theirs (a VM's row is rewritten when it migrates again)."""
+        if self._flow_moved and kernels.COMPILED:
+            k = self._kernel()
+            if k.shared:
+                k.count_flows(np.array(self._flow_moved, dtype=np.int64), self._path_width)
+                self._flow_moved = []
 
     # --- rounds -----------------------------------------------------------------------------------
 
@@ -436,30 +482,38 @@ class MigrationFabric(PrecopyRounds):
     def fire(self, now: float) -> list[Finished]:
         """Apply the transitions due now; returns the migrations that left the fabric."""
         limit = now + max(EPS_S, 1e-13 * now)
-        p = self.p
         self.instants += 1
         if kernels.COMPILED:  # the same, with throttle steps taken in the kernel
-            out = np.empty(len(self._ids), dtype=np.int64)
-            rest, decision, nxt = self._fire_buffers
-            n_due, r = self._kernel().fire(limit, now, out, rest, decision, nxt)
-            due = out[:n_due]
-            todo = rest[:r].tolist() if r else []
-            decided = (dict(zip(todo, zip(decision[:r].tolist(), nxt[:r].tolist(), strict=True),
-                                strict=True)) if r else {})
-        else:
-            rows = np.flatnonzero(self._due_min <= limit)
-            row, col = np.nonzero(self._due_rows[rows] <= limit)
-            due = rows[row] * DUE_BLOCK + col  # ascending, as only VMs under way have one
-            self._catch_up(due, now)
-            # The round-end decisions of all pre-copy migrations due now, at once.
-            pre = due[self.phase[due] == PHASE_PRECOPY]
-            decided = {}
-            if pre.size:
-                decision, nxt, high = self._decide(pre)
-                self.high[pre] = high
-                decided = dict(zip(pre.tolist(), zip(decision.tolist(), nxt.tolist(), strict=True),
-                                   strict=True))
-            todo = due.tolist()
+            n_due, r = self._kernel().fire(limit, now, *self._fire_buffers)
+            return self._fired(now, n_due, r)
+        rows = np.flatnonzero(self._due_min <= limit)
+        row, col = np.nonzero(self._due_rows[rows] <= limit)
+        due = rows[row] * DUE_BLOCK + col  # ascending, as only VMs under way have one
+        self._catch_up(due, now)
+        # The round-end decisions of all pre-copy migrations due now, at once.
+        pre = due[self.phase[due] == PHASE_PRECOPY]
+        decided = {}
+        if pre.size:
+            decision, nxt, high = self._decide(pre)
+            self.high[pre] = high
+            decided = dict(zip(pre.tolist(), zip(decision.tolist(), nxt.tolist(), strict=True),
+                               strict=True))
+        return self._apply(now, due, due.tolist(), decided)
+
+    def _fired(self, now: float, n_due: int, r: int) -> list[Finished]:
+        """:meth:`_apply` for what the kernels' fire() left in the buffers: ``n_due`` VMs due,
+        the first ``r`` of ``rest`` with a transition of their own to apply."""
+        out, rest, decision, nxt = self._fire_buffers
+        todo = rest[:r].tolist() if r else []
+        decided = (dict(zip(todo, zip(decision[:r].tolist(), nxt[:r].tolist(), strict=True),
+                            strict=True)) if r else {})
+        return self._apply(now, out[:n_due].copy(), todo, decided)
+
+    def _apply(self, now: float, due: np.ndarray, todo: list[int],
+               decided: dict[int, tuple[int, float]]) -> list[Finished]:
+        """The transitions of ``todo`` (among ``due``, brought up to now), with the round-end
+        decisions and bytes of those at one."""
+        p = self.p
         self.touched = due  # for the simulation: whose VMs and hosts changed
         finished: list[Finished] = []
         body = (1.0 - p.zero_page_frac) * p.wire_factor
@@ -469,9 +523,9 @@ class MigrationFabric(PrecopyRounds):
             if ph == PHASE_SETUP:
                 if self.is_post[vm]:
                     self.post_bytes[vm] = self.ram[vm] * body
-                    self._pause(vm, Phase.SWITCHOVER, device, now)
+                    self._pause(vm, PHASE_SWITCHOVER, device, now)
                 else:
-                    self.phase[vm] = Phase.PRECOPY
+                    self.phase[vm] = PHASE_PRECOPY
                     self.round[vm] = 0
                     self.left[vm] = self.round_bytes[vm] = self.ram[vm] * body
                     self.round_elapsed[vm] = 0.0
@@ -486,14 +540,14 @@ class MigrationFabric(PrecopyRounds):
                     if action == "postcopy":
                         self.is_post[vm] = True
                         self.post_bytes[vm] = n
-                        self._pause(vm, Phase.SWITCHOVER, device, now)
+                        self._pause(vm, PHASE_SWITCHOVER, device, now)
                         continue
                     self.forced[vm] = True
                     d = ROUND_STOP
                 if d == ROUND_STOP:
                     if self.round[vm] == 0:
                         self.first_copy[vm] = self.left[vm]
-                    self._pause(vm, Phase.STOPCOPY, n + device, now)
+                    self._pause(vm, PHASE_STOPCOPY, n + device, now)
                 else:  # throttle step, then the next round
                     t = self.throttle[vm]
                     self.throttle[vm] = p.throttle_initial if t == 0 else min(t + p.throttle_increment,
@@ -503,7 +557,7 @@ class MigrationFabric(PrecopyRounds):
                     self.round_elapsed[vm] = 0.0
             elif ph in (PHASE_STOPCOPY, PHASE_SWITCHOVER):
                 self.sent[vm] += self.left[vm]
-                self.phase[vm] = Phase.RESUME
+                self.phase[vm] = PHASE_RESUME
                 self.left[vm] = p.resume_s + self.first_copy[vm] / p.fresh_page_bytes_s
                 self.first_copy[vm] = 0.0
                 self._flow_event(vm)
@@ -511,7 +565,7 @@ class MigrationFabric(PrecopyRounds):
                 self.downtime[vm] += now - self.paused_since[vm]
                 self.paused_since[vm] = np.nan
                 if self.is_post[vm] and self.post_bytes[vm] > 0:
-                    self.phase[vm] = Phase.POSTCOPY
+                    self.phase[vm] = PHASE_POSTCOPY
                     self.left[vm] = self.post_bytes[vm]
                     self.post_bytes[vm] = 0.0
                     self._flow_event(vm)
@@ -526,7 +580,7 @@ class MigrationFabric(PrecopyRounds):
         return finished
 
 
-    def _pause(self, vm: int, phase: Phase, nbytes: float, now: float) -> None:
+    def _pause(self, vm: int, phase: int, nbytes: float, now: float) -> None:
         self.phase[vm] = phase
         self.left[vm] = nbytes
         self.paused_since[vm] = now
@@ -535,21 +589,22 @@ class MigrationFabric(PrecopyRounds):
 
     def _release(self, vm: int, now: float, outcome: str) -> Finished:
         s, d = int(self.source[vm]), int(self.dest[vm])
-        if self.phase[vm] != Phase.WAITING:
+        if self.phase[vm] != PHASE_WAITING:
             self.busy[s] -= 1
             self.busy[d] -= 1
-            self._ids = self._ids[self._ids != vm]
+            i = int(np.searchsorted(self._ids, vm))
+            self._ids = np.concatenate((self._ids[:i], self._ids[i + 1:]))
             if IS_FLOWING[self.phase[vm]]:
                 self._flow_event(vm)
         if not math.isnan(self.paused_since[vm]):
             self.downtime[vm] += now - self.paused_since[vm]
-        started = self.phase[vm] != Phase.WAITING
+        started = self.phase[vm] != PHASE_WAITING
         rec = Finished(vm, s, d, float(self.requested[vm]),
                        float(self.began[vm]) if started else now, now,
                        float(self.sent[vm]), int(self.round[vm]) + 1 if started else 0,
                        float(self.downtime[vm]), float(self.throttle[vm]), outcome,
                        bool(self.is_post[vm]), self.reason.pop(vm, ""), int(self.group[vm]))
-        self.phase[vm] = Phase.NONE
+        self.phase[vm] = PHASE_NONE
         if kernels.COMPILED:
             self._kernel().set_due(vm, math.inf)
         else:
@@ -577,7 +632,7 @@ class MigrationFabric(PrecopyRounds):
     def run_alone(self, now: float = 0.0, vm_cpu_frac: np.ndarray | None = None) -> list[Finished]:
         """Drive the requested migrations to their end with nothing else happening (the VMs'
         CPU activity constant): for tests, benchmarks and quick what-ifs."""
-        frac = np.ones(len(self.ram)) if vm_cpu_frac is None else vm_cpu_frac
+        frac = np.ones(len(self.ram)) if vm_cpu_frac is None else np.asarray(vm_cpu_frac, dtype=float)
         cpu = frac * (1.0 - self.throttle)
         capacity = np.ones(len(self.ram))
         done: list[Finished] = []
@@ -585,16 +640,31 @@ class MigrationFabric(PrecopyRounds):
         changed = None
         while len(self._ids):
             self.update(now, cpu, capacity, changed)
-            now = self.next_event_at()
+            if kernels.COMPILED:
+                # The instants whose transitions are all throttle steps are taken in the kernel,
+                # with what update() would do next, up to the first with another transition.
+                now, n_due, r, steps = self._kernel().steps_alone(frac, cpu, capacity,
+                                                                  *self._fire_buffers)
+                self.instants += steps
+            else:
+                now = self.next_event_at()
             if not math.isfinite(now):
                 raise RuntimeError("migrations can make no progress: a rate is zero, or a migration "
                                    "never converges and no cap stops it")
-            done += self.fire(now)
+            if kernels.COMPILED:
+                self.instants += 1
+                done += self._fired(now, n_due, r)
+            else:
+                done += self.fire(now)
             started = self.admit(now)
             # Only the VMs whose migration moved on can have a new throttle.
             changed = (np.concatenate([self.touched, np.array(started, dtype=np.int64)])
                        if started else self.touched)
-            cpu[changed] = frac[changed] * (1.0 - self.throttle[changed])
+            if changed.size > 8:
+                cpu[changed] = frac[changed] * (1.0 - self.throttle[changed])
+            else:  # the usual few: scalar work is cheaper than fancy indexing
+                for vm in changed.tolist():
+                    cpu[vm] = frac[vm] * (1.0 - self.throttle[vm])
         return done
 
     def check_invariants(self, migrating: np.ndarray) -> None:

@@ -133,6 +133,9 @@ class PrecopyRounds:
     throttle: np.ndarray
     high: np.ndarray
     anchor: np.ndarray
+    # Flows from which the compiled kernels keep one link's byte clock when that link holds them
+    # all (vsim.model.kernels.bottleneck); the fabric sets it.
+    share_from: int = 1 << 62
 
     def _round_end(self, ids: np.ndarray, elapsed: np.ndarray, sent_total: np.ndarray,
                    rounds_done: np.ndarray, high: np.ndarray, throttle: np.ndarray,
@@ -322,8 +325,9 @@ class PrecopyRounds:
         made = self.__dict__.get("_made_kernel")
         if build is None and made is not None and made[0] is self.p:
             return made[1]
-        state = (build or kernels).FabricState(self, self._kernel_params(), IS_TIMER_U8,
-                                               IS_FLAT_U8, PHASE_PRECOPY, PHASE_SETUP)
+        state = (build or kernels).BottleneckState(self, self._kernel_params(), IS_TIMER_U8,
+                                                   IS_FLAT_U8, PHASE_PRECOPY, PHASE_SETUP)
+        state.share_from = self.share_from
         self._made_kernel = (self.p, state)
         return state
 

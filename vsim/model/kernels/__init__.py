@@ -8,6 +8,9 @@ installing vsim compiles with Cython (see :mod:`vsim.compiled`):
   :class:`FabricState`, which does what :class:`vsim.model.migration.MigrationFabric` does per
   instant (catching migrations up to now, predicting their next visible transitions, keeping the
   next one per block of VMs, throttle steps) over the fabric's own arrays;
+- :mod:`~vsim.model.kernels.bottleneck`: :class:`BottleneckState`, the same while one link holds
+  every flow, with the copies far from a round end kept on that link's byte clock instead of
+  being caught up at every change of rate;
 - :mod:`~vsim.model.kernels.maxmin`: :func:`vsim.model.network.max_min_rates`.
 
 Compiled, they give the numpy versions' results to the last bit in a fraction of their time: one
@@ -18,9 +21,10 @@ temporaries. The fabric uses them when ``COMPILED``, and the numpy versions othe
 
 from vsim.compiled import use_compiled
 
-COMPILED = use_compiled(__name__, __file__, ("rounds", "maxmin"), "migration kernels")
+COMPILED = use_compiled(__name__, __file__, ("rounds", "bottleneck", "maxmin"), "migration kernels")
 
+from vsim.model.kernels.bottleneck import BottleneckState  # noqa: E402
 from vsim.model.kernels.maxmin import max_min, max_min_rows  # noqa: E402
 from vsim.model.kernels.rounds import FabricState, Rounds  # noqa: E402
 
-__all__ = ["COMPILED", "FabricState", "Rounds", "max_min", "max_min_rows"]
+__all__ = ["COMPILED", "BottleneckState", "FabricState", "Rounds", "max_min", "max_min_rows"]

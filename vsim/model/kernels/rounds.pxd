@@ -93,5 +93,10 @@ cdef class FabricState(Rounds):
     cpdef tuple fire(self, double limit, double now, long[:] out, long[:] rest,
                      signed char[:] decision_a, double[:] nxt_a)
 
+    @cython.locals(n=cython.long, t=cython.double, k=cython.Py_ssize_t, r=cython.Py_ssize_t,
+                   i=cython.Py_ssize_t, vm=cython.long)
+    cpdef tuple steps_alone(self, const double[:] frac, double[:] cpu, const double[:] cap,
+                            long[:] out, long[:] rest, signed char[:] decision_a, double[:] nxt_a)
+
     @cython.locals(k=cython.Py_ssize_t, b=cython.Py_ssize_t, vm=cython.long)
     cpdef long take_due(self, double limit, long[:] out)

@@ -464,6 +464,28 @@ class FabricState(Rounds):
             self.fresh[out[i]] = 0
         return k, r
 
+    def steps_alone(self, frac, cpu, cap, out, rest, decision_a, nxt_a) -> tuple:
+        """What :meth:`vsim.model.migration.MigrationFabric.run_alone` does, for the instants
+        whose visible transitions are all throttle steps: each is fired, the stepped VMs' CPU
+        set to ``frac`` of what the throttle leaves (into ``cpu``), and their dirty rates and
+        predictions refreshed, as update() would. Stops at the first instant with another
+        transition, fired as :meth:`fire` leaves it, or when none is left (inf, or NaN as
+        numpy's min gives it). Returns (its time, how many are due, how many in ``rest``, how
+        many instants were taken here)."""
+        n = 0
+        while True:
+            t = self.next_due()
+            if not t < INF:
+                return t, 0, 0, n
+            k, r = self.fire(t + max(EPS_S, 1e-13 * t), t, out, rest, decision_a, nxt_a)
+            if r > 0:
+                return t, k, r, n
+            for i in range(k):
+                vm = out[i]
+                cpu[vm] = frac[vm] * (1.0 - self.throttle[vm])
+            self.refresh(out[:k], t, cpu, cap)
+            n += 1
+
     def take_due(self, limit: float, out) -> int:
         """The VMs due by ``limit``, ascending, into ``out``; returns how many."""
         self.resolve(limit)
