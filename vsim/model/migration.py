@@ -266,8 +266,8 @@ class MigrationFabric(PrecopyRounds):
             self._flow_moved = []
             if k.shared:  # one link holds every flow: its share moves, unless that ends here
                 stale = np.empty(len(self._ids), dtype=np.int64)
-                n = (k.shared_rates(self._ids, moved, self._path_width, now, out, stale)
-                     if self._may_share() else -1)
+                k.count_flows(moved, self._path_width)
+                n = k.shared_rates(self._ids, now, out, stale) if self._may_share() else -1
                 if n >= 0:
                     self.rate_changed = out[:n]
                     if k.n_stale:
@@ -282,6 +282,7 @@ class MigrationFabric(PrecopyRounds):
         elif self._changed_flows:
             old = self._rates()
             self._changed_flows = False
+            self._flow_moved = []  # counted by the kernels only
             # What the flows whose rate changed sent so far, at their old rates; the others are
             # brought up to date when next touched, as their prediction still holds.
             moved = self.rate_changed
@@ -484,7 +485,7 @@ class MigrationFabric(PrecopyRounds):
         limit = now + max(EPS_S, 1e-13 * now)
         self.instants += 1
         if kernels.COMPILED:  # the same, with throttle steps taken in the kernel
-            n_due, r = self._kernel().fire(limit, now, *self._fire_buffers)
+            n_due, r = self._kernel().fire(limit, now)
             return self._fired(now, n_due, r)
         rows = np.flatnonzero(self._due_min <= limit)
         row, col = np.nonzero(self._due_rows[rows] <= limit)
@@ -516,11 +517,11 @@ class MigrationFabric(PrecopyRounds):
         p = self.p
         self.touched = due  # for the simulation: whose VMs and hosts changed
         finished: list[Finished] = []
-        body = (1.0 - p.zero_page_frac) * p.wire_factor
         device = p.device_state_bytes
         for vm in todo:
             ph = int(self.phase[vm])
             if ph == PHASE_SETUP:
+                body = (1.0 - p.zero_page_frac) * p.wire_factor  # RAM on the wire, less zero pages
                 if self.is_post[vm]:
                     self.post_bytes[vm] = self.ram[vm] * body
                     self._pause(vm, PHASE_SWITCHOVER, device, now)
@@ -643,8 +644,7 @@ class MigrationFabric(PrecopyRounds):
             if kernels.COMPILED:
                 # The instants whose transitions are all throttle steps are taken in the kernel,
                 # with what update() would do next, up to the first with another transition.
-                now, n_due, r, steps = self._kernel().steps_alone(frac, cpu, capacity,
-                                                                  *self._fire_buffers)
+                now, n_due, r, steps = self._kernel().steps_alone(frac, cpu, capacity)
                 self.instants += steps
             else:
                 now = self.next_event_at()

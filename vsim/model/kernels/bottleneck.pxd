@@ -48,6 +48,9 @@ cdef class BottleneckState(FabricState):
     @cython.locals(i=cython.Py_ssize_t)
     cpdef void count_flows(self, const long[:] vms, long width)
 
+    @cython.locals(i=cython.Py_ssize_t)
+    cpdef void uncount(self, const long[:] ids)
+
     @cython.locals(vm=cython.long, link=cython.long, first=cython.long, i=cython.Py_ssize_t,
                    k=cython.long, nb=cython.long)
     cpdef bint try_share(self, const long[:] ids, long width, double now)
@@ -56,8 +59,7 @@ cdef class BottleneckState(FabricState):
                    k=cython.long, m=cython.long, nb=cython.long, vm=cython.long,
                    new=cython.double, rate=cython.double[:], seen=cython.double[:],
                    key=cython.double[:], counted=cython.uchar[:])
-    cpdef long shared_rates(self, const long[:] ids, const long[:] moved, long width, double now,
-                            long[:] out, long[:] stale)
+    cpdef long shared_rates(self, const long[:] ids, double now, long[:] out, long[:] stale)
 
     @cython.locals(i=cython.Py_ssize_t, nb=cython.long, vm=cython.long, b=cython.Py_ssize_t)
     cpdef void leave(self, const long[:] ids, double now)

@@ -207,13 +207,16 @@ class BottleneckState(FabricState):
         for i in range(vms.shape[0]):
             self.count_flow(vms[i], width)
 
+    def uncount(self, ids) -> None:
+        for i in range(ids.shape[0]):
+            self.counted[ids[i]] = 0
+
     def try_share(self, ids, width: int, now: float) -> bool:
         """Enter the mode if max-min has just given every flow of ``ids`` (the migrations under
         way) one link's share; their copies far from a round end go on the clock."""
         if self.shared:
             return True
-        for vm in range(self.counted.shape[0]):
-            self.counted[vm] = 0
+        # Outside the mode no flow is counted (leave() and the failures here uncount them).
         for link in range(self.lcount.shape[0]):
             self.lcount[link] = 0
         self.n_flow = 0
@@ -222,20 +225,22 @@ class BottleneckState(FabricState):
             self.count_flow(ids[i], width)
             if first < 0 and self.counted[ids[i]]:
                 first = ids[i]
-        if self.n_flow < self.share_from or first < 0 or not self.rate[first] > 0.0:
-            return False
         self.link = -1
-        for k in range(width):
-            link = self.paths[first, k]
-            if (link >= 0 and self.lcount[link] == self.n_flow
-                    and self.capacity[link] / self.n_flow == self.rate[first]):
-                self.link = link
-                break
+        if self.n_flow >= self.share_from and first >= 0 and self.rate[first] > 0.0:
+            for k in range(width):
+                link = self.paths[first, k]
+                if (link >= 0 and self.lcount[link] == self.n_flow
+                        and self.capacity[link] / self.n_flow == self.rate[first]):
+                    self.link = link
+                    break
+        if self.link >= 0:
+            for i in range(ids.shape[0]):
+                if self.counted[ids[i]] and self.rate[ids[i]] != self.rate[first]:
+                    self.link = -1
+                    break
         if self.link < 0:
+            self.uncount(ids)
             return False
-        for i in range(ids.shape[0]):
-            if self.counted[ids[i]] and self.rate[ids[i]] != self.rate[first]:
-                return False
         self.shared = True
         self.entered += 1
         self.g_rate = self.rate[first]
@@ -252,14 +257,13 @@ class BottleneckState(FabricState):
         self.least_of_marked(nb)
         return True
 
-    def shared_rates(self, ids, moved, width: int, now: float, out, stale) -> int:
-        """The rates after the flows of ``moved`` started or ended, if the mode still holds:
-        every flow crosses the link, whose share is the tightest on every path and within every
-        cap. Returns how many of ``ids`` changed rate (into ``out``), and leaves in ``stale`` and
-        ``n_stale`` those not on the clock (brought up to ``now`` at their old rates and
-        predicted again, or left for :meth:`refresh` to predict as ``move_rates`` leaves them);
-        -1 if the mode no longer holds (nothing changed but the flow counts)."""
-        self.count_flows(moved, width)
+    def shared_rates(self, ids, now: float, out, stale) -> int:
+        """The rates of ``ids`` (the migrations under way) for the flows counted now, if the
+        mode still holds: every flow crosses the link, whose share is the tightest on every path
+        and within every cap. Returns how many changed rate (into ``out``), and leaves in
+        ``stale`` and ``n_stale`` those not on the clock (brought up to ``now`` at their old
+        rates and predicted again, or left for :meth:`refresh` to predict, as ``move_rates``
+        leaves them); -1, with nothing changed, if the mode no longer holds."""
         n = self.n_flow
         if n < self.share_from or n < 1 or self.lcount[self.link] != n:
             return -1
@@ -301,10 +305,13 @@ class BottleneckState(FabricState):
         return k
 
     def leave(self, ids, now: float) -> None:
-        """Leave the mode: every copy on the clock is brought up to ``now`` and predicted."""
+        """Leave the mode: every copy on the clock is brought up to ``now`` and predicted (the
+        flows of ``ids``, the migrations under way, are no longer counted: count the flows that
+        ended first)."""
         if not self.shared:
             return
         self.shared = False
+        self.uncount(ids)
         nb = 0
         for i in range(ids.shape[0]):
             vm = ids[i]

@@ -41,7 +41,9 @@ cdef class Rounds:
 cdef class FabricState(Rounds):
     cdef public double[:] anchor, dirty_max, seen_rate, due, due_min
     cdef public unsigned char[:] phase, fresh, is_timer, is_flat, pending, mark, block_mark
-    cdef public long[:] hit
+    cdef public long[:] hit, out, rest
+    cdef public signed char[:] decision_a
+    cdef public double[:] nxt_a
     cdef public bint follows_cpu
     cdef public double initial, increment
     cdef public long block
@@ -90,13 +92,11 @@ cdef class FabricState(Rounds):
     cpdef double next_due(self)
 
     @cython.locals(k=cython.Py_ssize_t, r=cython.Py_ssize_t, i=cython.Py_ssize_t)
-    cpdef tuple fire(self, double limit, double now, long[:] out, long[:] rest,
-                     signed char[:] decision_a, double[:] nxt_a)
+    cpdef tuple fire(self, double limit, double now)
 
     @cython.locals(n=cython.long, t=cython.double, k=cython.Py_ssize_t, r=cython.Py_ssize_t,
                    i=cython.Py_ssize_t, vm=cython.long)
-    cpdef tuple steps_alone(self, const double[:] frac, double[:] cpu, const double[:] cap,
-                            long[:] out, long[:] rest, signed char[:] decision_a, double[:] nxt_a)
+    cpdef tuple steps_alone(self, const double[:] frac, double[:] cpu, const double[:] cap)
 
     @cython.locals(k=cython.Py_ssize_t, b=cython.Py_ssize_t, vm=cython.long)
     cpdef long take_due(self, double limit, long[:] out)

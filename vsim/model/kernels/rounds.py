@@ -249,6 +249,8 @@ class FabricState(Rounds):
         self.mark = np.zeros(slots, dtype=np.uint8)
         self.block_mark = np.zeros(blocks, dtype=np.uint8)
         self.hit = np.zeros(blocks, dtype=np.int64)
+        # Where fire() leaves the VMs due and the transitions for the fabric to apply.
+        self.out, self.rest, self.decision_a, self.nxt_a = f._fire_buffers
 
     # --- bringing up to date ----------------------------------------------------------------------
 
@@ -452,19 +454,20 @@ class FabricState(Rounds):
             if self.resolve(t + max(EPS_S, 1e-13 * t)) == 0:
                 return t
 
-    def fire(self, limit: float, now: float, out, rest, decision_a, nxt_a) -> tuple:
+    def fire(self, limit: float, now: float) -> tuple:
         """The transitions due by ``limit``: their VMs into ``out`` (:meth:`take_due`), brought
         up to ``now``, with throttle steps taken (:meth:`step_rounds`), and marked to be
-        predicted again; returns how many are due and how many went into ``rest``."""
-        k = self.take_due(limit, out)
+        predicted again; returns how many are due and how many went into ``rest`` (with
+        ``decision_a`` and ``nxt_a``), the fabric's buffers."""
+        k = self.take_due(limit, self.out)
         for i in range(k):
-            self.catch_up_one(out[i], now)
-        r = self.step_rounds(out[:k], rest, decision_a, nxt_a)
+            self.catch_up_one(self.out[i], now)
+        r = self.step_rounds(self.out[:k], self.rest, self.decision_a, self.nxt_a)
         for i in range(k):
-            self.fresh[out[i]] = 0
+            self.fresh[self.out[i]] = 0
         return k, r
 
-    def steps_alone(self, frac, cpu, cap, out, rest, decision_a, nxt_a) -> tuple:
+    def steps_alone(self, frac, cpu, cap) -> tuple:
         """What :meth:`vsim.model.migration.MigrationFabric.run_alone` does, for the instants
         whose visible transitions are all throttle steps: each is fired, the stepped VMs' CPU
         set to ``frac`` of what the throttle leaves (into ``cpu``), and their dirty rates and
@@ -477,13 +480,13 @@ class FabricState(Rounds):
             t = self.next_due()
             if not t < INF:
                 return t, 0, 0, n
-            k, r = self.fire(t + max(EPS_S, 1e-13 * t), t, out, rest, decision_a, nxt_a)
+            k, r = self.fire(t + max(EPS_S, 1e-13 * t), t)
             if r > 0:
                 return t, k, r, n
             for i in range(k):
-                vm = out[i]
+                vm = self.out[i]
                 cpu[vm] = frac[vm] * (1.0 - self.throttle[vm])
-            self.refresh(out[:k], t, cpu, cap)
+            self.refresh(self.out[:k], t, cpu, cap)
             n += 1
 
     def take_due(self, limit: float, out) -> int:
