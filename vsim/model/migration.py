@@ -12,7 +12,10 @@ Every migration in flight is a row of arrays indexed by VM id (a VM has one migr
 kept up to date lazily, so that an instant costs in proportion to the migrations it touches. The
 per-instant work has two builds with the same results: array operations here, and scalar loops
 over the same arrays in :mod:`vsim.model.kernels` (compiled), which also leave the predictions of
-migrations whose rate changed pending behind a lower bound until they are needed.
+migrations whose rate changed pending behind a lower bound until they are needed. While one link
+holds every one of many flows, the kernels keep that link's byte clock instead of bringing every
+copy up to date at each change of rate (:mod:`vsim.model.kernels.bottleneck`); the results then
+agree with the array build's to rounding.
 """
 
 from __future__ import annotations

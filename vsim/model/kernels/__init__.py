@@ -15,8 +15,11 @@ installing vsim compiles with Cython (see :mod:`vsim.compiled`):
 
 Compiled, they give the numpy versions' results to the last bit in a fraction of their time: one
 pass over the migrations an instant touches instead of a dozen array operations with their
-temporaries. The fabric uses them when ``COMPILED``, and the numpy versions otherwise
-(interpreted, the scalar loops are slower still).
+temporaries. The exception is the byte clock of :mod:`~vsim.model.kernels.bottleneck`, kept only
+with many flows (``MigrationFabric.share_from``): a copy's bytes are then a difference of two
+clock readings rather than a sum of rate x time pieces, and the results agree to rounding. The
+fabric uses the kernels when ``COMPILED``, and the numpy versions otherwise (interpreted, the
+scalar loops are slower still).
 """
 
 from vsim.compiled import use_compiled

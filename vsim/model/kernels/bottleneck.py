@@ -216,27 +216,28 @@ class BottleneckState(FabricState):
         way) one link's share; their copies far from a round end go on the clock."""
         if self.shared:
             return True
-        # Outside the mode no flow is counted (leave() and the failures here uncount them).
+        first = -1  # every flow must have the rate of the first (a quick no, as a rule)
+        for i in range(ids.shape[0]):
+            vm = ids[i]
+            if self.is_flat[self.phase[vm]] or self.phase[vm] == self.precopy:
+                if first < 0:
+                    first = vm
+                elif self.rate[vm] != self.rate[first]:
+                    return False
+        if first < 0 or not self.rate[first] > 0.0:
+            return False
+        # Outside the mode no flow is counted (leave() and a failure here uncount them).
         for link in range(self.lcount.shape[0]):
             self.lcount[link] = 0
         self.n_flow = 0
-        first = -1
-        for i in range(ids.shape[0]):
-            self.count_flow(ids[i], width)
-            if first < 0 and self.counted[ids[i]]:
-                first = ids[i]
+        self.count_flows(ids, width)
         self.link = -1
-        if self.n_flow >= self.share_from and first >= 0 and self.rate[first] > 0.0:
+        if self.n_flow >= self.share_from:
             for k in range(width):
                 link = self.paths[first, k]
                 if (link >= 0 and self.lcount[link] == self.n_flow
                         and self.capacity[link] / self.n_flow == self.rate[first]):
                     self.link = link
-                    break
-        if self.link >= 0:
-            for i in range(ids.shape[0]):
-                if self.counted[ids[i]] and self.rate[ids[i]] != self.rate[first]:
-                    self.link = -1
                     break
         if self.link < 0:
             self.uncount(ids)
