@@ -35,9 +35,8 @@ cdef class BottleneckState(FabricState):
     @cython.locals(made=cython.long, b=cython.Py_ssize_t, vm=cython.long)
     cpdef long take_off(self, double klim)
 
-    @cython.locals(t=cython.double, x=cython.double, b=cython.Py_ssize_t, kmin=cython.double,
-                   ta=cython.double, klim=cython.double)
-    cpdef double next_due(self)
+    @cython.locals(kmin=cython.double, ta=cython.double, klim=cython.double)
+    cdef bint predicted_by(self, double t) noexcept
 
     cpdef long take_due(self, double limit, long[:] out)
 

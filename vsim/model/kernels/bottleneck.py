@@ -156,31 +156,22 @@ class BottleneckState(FabricState):
 
     # --- the next transitions -------------------------------------------------------------------
 
-    def next_due(self) -> float:
-        """:meth:`FabricState.next_due`, once no copy on the clock comes within its zone before
-        the instant it opens."""
-        while True:
-            t = INF
-            for b in range(self.due_min.shape[0]):
-                x = self.due_min[b]
-                if x != x:
-                    return x
-                if x < t:
-                    t = x
-            if self.shared:
-                kmin = self.least_key()
-                if kmin < INF:
-                    ta = self.t0 + (kmin - self.g_rate * self.zone_s - self.b0) / self.g_rate
-                    if ta <= t:
-                        if ta < self.t0:
-                            ta = self.t0
-                        klim = self.clock(ta + max(EPS_S, 1e-13 * ta)) + self.g_rate * self.zone_s
-                        self.take_off(klim if klim > kmin else kmin)
-                        continue
-            if not t < INF:
-                return t
-            if self.resolve(t + max(EPS_S, 1e-13 * t)) == 0:
-                return t
+    def predicted_by(self, t: float) -> bool:
+        """Take off the clock, and predict, the copies that come within their zone by ``t``
+        (the next due time): :meth:`FabricState.next_due` then looks again."""
+        if not self.shared:
+            return False
+        kmin = self.least_key()
+        if not kmin < INF:
+            return False
+        ta = self.t0 + (kmin - self.g_rate * self.zone_s - self.b0) / self.g_rate
+        if not ta <= t:
+            return False
+        if ta < self.t0:
+            ta = self.t0
+        klim = self.clock(ta + max(EPS_S, 1e-13 * ta)) + self.g_rate * self.zone_s
+        self.take_off(klim if klim > kmin else kmin)
+        return True
 
     def take_due(self, limit: float, out) -> int:
         if self.shared and self.least_key() < INF:

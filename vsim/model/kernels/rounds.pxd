@@ -88,8 +88,13 @@ cdef class FabricState(Rounds):
     @cython.locals(made=cython.long, b=cython.Py_ssize_t, k=cython.long, moved=cython.bint)
     cpdef long resolve(self, double limit)
 
-    @cython.locals(t=cython.double, x=cython.double, b=cython.Py_ssize_t)
+    @cython.locals(t=cython.double)
     cpdef double next_due(self)
+
+    @cython.locals(t=cython.double, x=cython.double, b=cython.Py_ssize_t)
+    cdef double least_due(self) noexcept
+
+    cdef bint predicted_by(self, double t) noexcept
 
     @cython.locals(k=cython.Py_ssize_t, r=cython.Py_ssize_t, i=cython.Py_ssize_t)
     cpdef tuple fire(self, double limit, double now)

@@ -442,17 +442,31 @@ class FabricState(Rounds):
         """When the next visible transition happens: the least due time, once no pending bound
         lies within the instant it opens."""
         while True:
-            t = INF
-            for b in range(self.due_min.shape[0]):
-                x = self.due_min[b]
-                if x != x:
-                    return x
-                if x < t:
-                    t = x
+            t = self.least_due()
+            if t != t:
+                return t
+            if self.predicted_by(t):
+                continue
             if not t < INF:
                 return t
             if self.resolve(t + max(EPS_S, 1e-13 * t)) == 0:
                 return t
+
+    def least_due(self) -> float:
+        """The least due time (NaN wins, as numpy's min)."""
+        t = INF
+        for b in range(self.due_min.shape[0]):
+            x = self.due_min[b]
+            if x != x:
+                return x
+            if x < t:
+                t = x
+        return t
+
+    def predicted_by(self, t: float) -> bool:
+        """Predict the migrations whose predictions are kept elsewhere than in ``due`` and could
+        come by ``t``; returns whether there were any (none here: see BottleneckState)."""
+        return False
 
     def fire(self, limit: float, now: float) -> tuple:
         """The transitions due by ``limit``: their VMs into ``out`` (:meth:`take_due`), brought
