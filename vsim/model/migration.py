@@ -140,7 +140,7 @@ class MigrationFabric(PrecopyRounds):
         self._ids = self._no_ids = np.zeros(0, dtype=np.int64)
         self.touched = self._ids
         self.rate_changed = self._ids
-        self.instants = 0  # calls of fire(): instants with a visible transition
+        self.instants = 0  # instants with a visible transition
         self._changed_flows = True
         self._recapped: list[int] = []  # flows whose cap changed at their pause, not yet priced
         self._flow_moved: list[int] = []  # VMs whose flow started or ended since then
@@ -231,7 +231,8 @@ class MigrationFabric(PrecopyRounds):
             self.busy[:] = busy
             new = np.array(started, dtype=np.int64)
             rows = self._limited_paths(new)
-            self._count_moved_flows()
+            if kernels.COMPILED:
+                self._count_moved_flows()
             self._path_rows[new] = rows
             self._path_width = max(self._path_width, int((rows >= 0).sum(axis=1).max()))
             self._fresh[new] = False  # predicted at the next update()
@@ -265,11 +266,9 @@ class MigrationFabric(PrecopyRounds):
             self._changed_flows = False
             k = self._kernel()
             out = np.empty(len(self._ids), dtype=np.int64)
-            moved = np.array(self._flow_moved, dtype=np.int64)
-            self._flow_moved = []
+            self._count_moved_flows()
             if k.shared:  # one link holds every flow: its share moves, unless that ends here
                 stale = np.empty(len(self._ids), dtype=np.int64)
-                k.count_flows(moved, self._path_width)
                 n = k.shared_rates(self._ids, now, out, stale) if self._may_share() else -1
                 if n >= 0:
                     self.rate_changed = out[:n]
@@ -458,12 +457,12 @@ class MigrationFabric(PrecopyRounds):
 
     def _count_moved_flows(self) -> None:
         """Count the flows that started or ended since the rates were last set, while their
-        rows of links are still theirs (a VM's row is rewritten when it migrates again)."""
-        if self._flow_moved and kernels.COMPILED:
-            k = self._kernel()
-            if k.shared:
-                k.count_flows(np.array(self._flow_moved, dtype=np.int64), self._path_width)
-                self._flow_moved = []
+        rows of links are still theirs (a VM's row is rewritten when it migrates again). Only
+        the kernels' byte clock keeps counts; outside it, they are taken anew when it starts."""
+        k = self._kernel()
+        if self._flow_moved and k.shared:
+            k.count_flows(np.array(self._flow_moved, dtype=np.int64), self._path_width)
+        self._flow_moved = []
 
     # --- rounds -----------------------------------------------------------------------------------
 
@@ -486,7 +485,6 @@ class MigrationFabric(PrecopyRounds):
     def fire(self, now: float) -> list[Finished]:
         """Apply the transitions due now; returns the migrations that left the fabric."""
         limit = now + max(EPS_S, 1e-13 * now)
-        self.instants += 1
         if kernels.COMPILED:  # the same, with throttle steps taken in the kernel
             n_due, r = self._kernel().fire(limit, now)
             return self._fired(now, n_due, r)
@@ -518,6 +516,7 @@ class MigrationFabric(PrecopyRounds):
         """The transitions of ``todo`` (among ``due``, brought up to now), with the round-end
         decisions and bytes of those at one."""
         p = self.p
+        self.instants += 1
         self.touched = due  # for the simulation: whose VMs and hosts changed
         finished: list[Finished] = []
         device = p.device_state_bytes
@@ -654,20 +653,12 @@ class MigrationFabric(PrecopyRounds):
             if not math.isfinite(now):
                 raise RuntimeError("migrations can make no progress: a rate is zero, or a migration "
                                    "never converges and no cap stops it")
-            if kernels.COMPILED:
-                self.instants += 1
-                done += self._fired(now, n_due, r)
-            else:
-                done += self.fire(now)
+            done += self._fired(now, n_due, r) if kernels.COMPILED else self.fire(now)
             started = self.admit(now)
             # Only the VMs whose migration moved on can have a new throttle.
             changed = (np.concatenate([self.touched, np.array(started, dtype=np.int64)])
                        if started else self.touched)
-            if changed.size > 8:
-                cpu[changed] = frac[changed] * (1.0 - self.throttle[changed])
-            else:  # the usual few: scalar work is cheaper than fancy indexing
-                for vm in changed.tolist():
-                    cpu[vm] = frac[vm] * (1.0 - self.throttle[vm])
+            cpu[changed] = frac[changed] * (1.0 - self.throttle[changed])
         return done
 
     def check_invariants(self, migrating: np.ndarray) -> None:
