@@ -223,10 +223,12 @@ def test_the_memory_experiment_limits_a_guest_and_leaves_nothing_behind(image: G
 
     with Workspace(image) as ws:
         fits, tight = measure_memory(ws, points, settle_s=3.0, duration_s=3.0)
-        if not timed_as_expected(fits, tight):
+        for _ in range(2):
+            if timed_as_expected(fits, tight):
+                break
             # A guest under TCG runs at what the host's other load leaves it, and each slowdown
             # compares two 3 s windows: when the host's neighbours slowed one of them, the
-            # experiment is run once more before the limit is blamed.
+            # experiment is run again (up to twice) before the limit is blamed.
             fits, tight = measure_memory(ws, points, settle_s=3.0, duration_s=3.0)
     # With room to spare nothing swaps: the guest is no slower than with no limit. (Its speed
     # with no limit is measured first, while QEMU may still be faulting back pages the cold
